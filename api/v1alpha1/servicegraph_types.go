@@ -1,0 +1,272 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// MTLSMode is the Istio mutual-TLS mode applied to the whole namespace.
+// +kubebuilder:validation:Enum=STRICT;PERMISSIVE
+type MTLSMode string
+
+const (
+	// MTLSStrict accepts only mutual-TLS traffic: every caller needs a sidecar and an identity.
+	MTLSStrict MTLSMode = "STRICT"
+	// MTLSPermissive accepts plain text and mutual TLS; meant for migrations only.
+	MTLSPermissive MTLSMode = "PERMISSIVE"
+)
+
+// Protocol is the protocol an edge's port speaks.
+// +kubebuilder:validation:Enum=TCP;UDP;SCTP;HTTP;GRPC
+type Protocol string
+
+const (
+	ProtocolTCP  Protocol = "TCP"
+	ProtocolUDP  Protocol = "UDP"
+	ProtocolSCTP Protocol = "SCTP"
+	// ProtocolHTTP is TCP at layer 4; Istio may additionally match HTTP paths and methods on it.
+	ProtocolHTTP Protocol = "HTTP"
+	// ProtocolGRPC is HTTP/2 at layer 7; Istio may match its paths (/package.Service/Method).
+	ProtocolGRPC Protocol = "GRPC"
+)
+
+// ServiceGraphSpec declares the services of a namespace and who may talk to whom.
+// Everything not declared is denied.
+// +kubebuilder:validation:XValidation:rule="(has(self.edges) && size(self.edges) > 0) || (has(self.connections) && size(self.connections) > 0)",message="a ServiceGraph needs at least one edge in spec.edges or spec.connections"
+type ServiceGraphSpec struct {
+	// services are the workloads the graph talks about, keyed by name. A service is a set of pods
+	// (its selector) running under one ServiceAccount (its Istio identity). Pods of the namespace that
+	// belong to no service get no allow rule: default-deny cuts them off.
+	// +required
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=2048
+	Services []Service `json:"services"`
+
+	// edges are the allowed connections in compact form, one string each:
+	// "FROM->[NAMESPACE/]TO:PORT[,PORT...][/PATH]" ("→" works as well as "->", and spaces may stand
+	// around the arrow). FROM and TO name services of spec.services. PORT is the destination pod's
+	// port, a number (1-65535) or a container port name. PATH, when given, is an HTTP path that the
+	// Istio AuthorizationPolicy enforces (exact, or a prefix ending in "*"); it implies the port speaks
+	// HTTP. Examples: "web->api:8080", "api -> database:5432/data", "api→payments/gateway:443".
+	// Use spec.connections for what the compact form cannot say.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16384
+	// +kubebuilder:validation:items:MaxLength=512
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])? *(->|→) *([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|[0-9]*[a-z]([-a-z0-9]*[a-z0-9])?)(,(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|[0-9]*[a-z]([-a-z0-9]*[a-z0-9])?))*(/[!-)+-~]*\*?)?$`
+	Edges []string `json:"edges,omitempty"`
+
+	// connections are allowed connections in structured form, for what the compact form of
+	// spec.edges cannot say: several paths, HTTP methods, or a protocol other than TCP. A connection
+	// and an edge that say the same thing compile to the same rules.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=4096
+	Connections []Connection `json:"connections,omitempty"`
+
+	// mtls is the Istio mutual-TLS mode of the namespace's PeerAuthentication: STRICT (the default
+	// when unset) or PERMISSIVE (plain text accepted too; for migrations).
+	// +optional
+	MTLS MTLSMode `json:"mtls,omitempty"`
+
+	// allowDNS adds a NetworkPolicy that lets every pod of the namespace reach kube-dns on UDP and
+	// TCP port 53. Default-deny egress would otherwise break name resolution. Defaults to true.
+	// Clusters running NodeLocal DNSCache need an extra egress rule to its link-local address
+	// (169.254.20.10 by default), written by hand.
+	// +optional
+	AllowDNS *bool `json:"allowDNS,omitempty"`
+}
+
+// Service is a workload of the graph: the pods its selector matches and the ServiceAccount they
+// run as.
+// +kubebuilder:validation:XValidation:rule="!has(self.selector) || !has(self.selector.matchExpressions) || size(self.selector.matchExpressions) == 0",message="selector.matchExpressions is not supported: Istio workload selectors take matchLabels only"
+// +kubebuilder:validation:XValidation:rule="!has(self.selector) || (has(self.selector.matchLabels) && size(self.selector.matchLabels) > 0)",message="selector.matchLabels must not be empty: an empty selector would match every pod"
+type Service struct {
+	// name identifies the service within the graph and in edges. A DNS label (lowercase letters,
+	// digits and '-', at most 63 characters).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+
+	// namespace is set for a peer that lives in another namespace. Edges name such a peer as
+	// "NAMESPACE/NAME". The other namespace's own graph must allow its side of the connection:
+	// this graph only writes rules into its own namespace. Defaults to the graph's namespace.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespace string `json:"namespace,omitempty"`
+
+	// selector selects the service's pods by label (matchLabels only). Defaults to {app: NAME}.
+	// +optional
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
+
+	// serviceAccount is the ServiceAccount the service's pods run as; its Istio identity is what the
+	// AuthorizationPolicies allow. Defaults to NAME.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	ServiceAccount string `json:"serviceAccount,omitempty"`
+}
+
+// Connection is an allowed connection in structured form.
+type Connection struct {
+	// from names the calling service, as in spec.services.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	From string `json:"from"`
+
+	// to names the called service, as "NAME" or "NAMESPACE/NAME".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=127
+	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	To string `json:"to"`
+
+	// ports are the destination pod's ports the caller may reach.
+	// +required
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
+	Ports []ConnectionPort `json:"ports"`
+
+	// paths restricts HTTP requests to these paths (exact "/a", prefix "/a/*" or suffix "*.css").
+	// Only for HTTP and GRPC ports: Istio never matches HTTP fields on plain TCP traffic.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=1024
+	// +kubebuilder:validation:items:Pattern=`^(\*[!-~]*|/[!-)+-~]*\*?)$`
+	Paths []string `json:"paths,omitempty"`
+
+	// methods restricts HTTP requests to these methods (GET, POST, ...). Only for HTTP and GRPC ports.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:Pattern=`^[A-Z]{1,16}$`
+	Methods []string `json:"methods,omitempty"`
+}
+
+// ConnectionPort is one destination port of a connection.
+type ConnectionPort struct {
+	// port is the destination pod's port: a number (1-65535) or a container port name. Istio
+	// AuthorizationPolicies take numbers only, so for a named port the Istio rule restricts the
+	// caller's identity (and path) but not the port; the NetworkPolicy still restricts the port.
+	// +required
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? (self >= 1 && self <= 65535) : (size(self) >= 1 && size(self) <= 15)",message="port must be a number from 1 to 65535 or a container port name of at most 15 characters"
+	Port intstr.IntOrString `json:"port"`
+
+	// protocol is what the port speaks: TCP (when unset), UDP, SCTP, HTTP or GRPC. HTTP and GRPC are
+	// TCP to the NetworkPolicy and let the AuthorizationPolicy match paths and methods. Istio does
+	// not intercept UDP and SCTP, so those edges get NetworkPolicy rules only.
+	// +optional
+	Protocol Protocol `json:"protocol,omitempty"`
+}
+
+// ObjectReference names a generated object.
+type ObjectReference struct {
+	// kind of the object: NetworkPolicy, PeerAuthentication or AuthorizationPolicy.
+	// +required
+	Kind string `json:"kind"`
+	// name of the object, in the graph's namespace.
+	// +required
+	Name string `json:"name"`
+}
+
+// ObjectCounts counts the generated objects by kind.
+type ObjectCounts struct {
+	// networkPolicies generated.
+	// +optional
+	NetworkPolicies int32 `json:"networkPolicies"`
+	// peerAuthentications generated.
+	// +optional
+	PeerAuthentications int32 `json:"peerAuthentications"`
+	// authorizationPolicies generated.
+	// +optional
+	AuthorizationPolicies int32 `json:"authorizationPolicies"`
+}
+
+// ServiceGraphStatus is what the operator observed and did.
+type ServiceGraphStatus struct {
+	// observedGeneration is the spec generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready (the summary), NetworkPoliciesReady, MTLSReady, AuthorizationReady, and
+	// Reconciling / Stalled while work is in progress or cannot progress without a spec change.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+
+	// services is the number of services in the last applied spec.
+	// +optional
+	Services int32 `json:"services,omitempty"`
+
+	// edges is the number of distinct edges in the last applied spec.
+	// +optional
+	Edges int32 `json:"edges,omitempty"`
+
+	// mtls is the mutual-TLS mode in force.
+	// +optional
+	MTLS MTLSMode `json:"mtls,omitempty"`
+
+	// objectCounts counts the generated objects by kind.
+	// +optional
+	ObjectCounts ObjectCounts `json:"objectCounts,omitzero"`
+
+	// generatedObjects lists the objects the operator applied for the last good spec.
+	// +optional
+	// +listType=atomic
+	GeneratedObjects []ObjectReference `json:"generatedObjects,omitempty"`
+}
+
+// ServiceGraph declares which services of a namespace may talk to which, and on what ports and
+// paths. The operator turns it into default-deny NetworkPolicies with exactly the allow rules the
+// edges need, a PeerAuthentication for mutual TLS, and ServiceAccount-scoped Istio
+// AuthorizationPolicies, and keeps them in sync. One ServiceGraph per namespace is active.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=sg;sgs,categories=servicegraph
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63",message="metadata.name must be at most 63 characters: it is used as a label value"
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Services",type=integer,JSONPath=`.status.services`
+// +kubebuilder:printcolumn:name="Edges",type=integer,JSONPath=`.status.edges`
+// +kubebuilder:printcolumn:name="mTLS",type=string,JSONPath=`.status.mtls`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type ServiceGraph struct {
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec declares the services and edges.
+	// +required
+	Spec ServiceGraphSpec `json:"spec"`
+
+	// status reports what the operator did.
+	// +optional
+	Status ServiceGraphStatus `json:"status,omitzero"`
+}
+
+// ServiceGraphList is a list of ServiceGraphs.
+// +kubebuilder:object:root=true
+type ServiceGraphList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ServiceGraph `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&ServiceGraph{}, &ServiceGraphList{})
+}
