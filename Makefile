@@ -98,7 +98,7 @@ run: install ## Run the manager against the cluster of the current kubeconfig.
 
 .PHONY: demo
 demo: envtest build ## Start a local control plane, run the operator on the sample graph, print the result.
-	go run ./hack/demo --manager $(BIN)/manager --kubectl $(KUBECTL) --assets $(ENVTEST_DIR)
+	go run ./hack/demo --manager $(BIN)/manager
 
 .PHONY: docker-build
 docker-build: ## Build the manager image (needs a container engine).

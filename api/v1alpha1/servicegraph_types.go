@@ -55,7 +55,7 @@ type ServiceGraphSpec struct {
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=16384
 	// +kubebuilder:validation:items:MaxLength=512
-	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])? *(->|→) *([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|[0-9]*[a-z]([-a-z0-9]*[a-z0-9])?)(,(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|[0-9]*[a-z]([-a-z0-9]*[a-z0-9])?))*(/[!-)+-~]*\*?)?$`
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])? *(->|→) *([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|([0-9][-0-9]*)?[a-z]([-a-z0-9]*[a-z0-9])?)(,(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|([0-9][-0-9]*)?[a-z]([-a-z0-9]*[a-z0-9])?))*(/[!-)+-~]*\*?)?$`
 	Edges []string `json:"edges,omitempty"`
 
 	// connections are allowed connections in structured form, for what the compact form of
@@ -159,7 +159,9 @@ type ConnectionPort struct {
 	// caller's identity (and path) but not the port; the NetworkPolicy still restricts the port.
 	// +required
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:XValidation:rule="type(self) == int ? (self >= 1 && self <= 65535) : (size(self) >= 1 && size(self) <= 15)",message="port must be a number from 1 to 65535 or a container port name of at most 15 characters"
+	// +kubebuilder:validation:XValidation:rule="type(self) == string || (self >= 1 && self <= 65535)",message="port must be a number from 1 to 65535 or a container port name"
+	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:Pattern=`^[0-9]*[a-z]([-a-z0-9]*[a-z0-9])?$`
 	Port intstr.IntOrString `json:"port"`
 
 	// protocol is what the port speaks: TCP (when unset), UDP, SCTP, HTTP or GRPC. HTTP and GRPC are

@@ -1,0 +1,31 @@
+package v1alpha1
+
+// Condition types of a ServiceGraph. Ready summarises the others; Reconciling and Stalled follow
+// the kstatus convention so kubectl wait, Argo CD and Flux read progress the same way.
+const (
+	ConditionReady                = "Ready"
+	ConditionNetworkPoliciesReady = "NetworkPoliciesReady"
+	ConditionMTLSReady            = "MTLSReady"
+	ConditionAuthorizationReady   = "AuthorizationReady"
+	ConditionReconciling          = "Reconciling"
+	ConditionStalled              = "Stalled"
+)
+
+// Condition reasons.
+const (
+	// ReasonReconciling: the operator has seen the spec and is working on it.
+	ReasonReconciling = "Reconciling"
+	// ReasonReconciled: every generated object is applied and matches the spec.
+	ReasonReconciled = "Reconciled"
+	// ReasonApplied: the objects of one kind are applied.
+	ReasonApplied = "Applied"
+	// ReasonInvalidSpec: the spec does not compile; the last good policies stay in force.
+	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonConflict: another ServiceGraph is active in the namespace, or a foreign object sits
+	// under a generated name; nothing of the other party's is touched.
+	ReasonConflict = "Conflict"
+	// ReasonIstioNotInstalled: the Istio security API is not served; only NetworkPolicies apply.
+	ReasonIstioNotInstalled = "IstioNotInstalled"
+	// ReasonApplyFailed: writing to the API server failed; the operator retries with backoff.
+	ReasonApplyFailed = "ApplyFailed"
+)

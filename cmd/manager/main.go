@@ -1,0 +1,74 @@
+// Command manager runs the servicegraph-operator controller manager.
+package main
+
+import (
+	"crypto/tls"
+	"flag"
+	"os"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/servicegraph/servicegraph-operator/controllers"
+)
+
+func main() {
+	var (
+		metricsAddr, probeAddr, leaderElectNS   string
+		secureMetrics, enableHTTP2, leaderElect bool
+		cfg                                     = controllers.DefaultConfig()
+	)
+	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint (:8443 for HTTPS, :8080 for HTTP); 0 disables it.")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
+	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, to authenticated and authorized clients only.")
+	flag.BoolVar(&enableHTTP2, "enable-http2", false, "Enable HTTP/2 for the metrics server (off by default: HTTP/2 Rapid Reset and Stream Cancellation CVEs).")
+	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so only one replica writes.")
+	flag.StringVar(&leaderElectNS, "leader-election-namespace", "", "Namespace of the leader election lease (default: the manager's own namespace).")
+	flag.StringVar(&cfg.Options.TrustDomain, "trust-domain", cfg.Options.TrustDomain, "Istio trust domain of the principals in AuthorizationPolicies.")
+	flag.StringVar(&cfg.Options.DNS.Namespace, "dns-namespace", cfg.Options.DNS.Namespace, "Namespace where kube-dns runs (pods labelled k8s-app=kube-dns).")
+	flag.StringVar(&cfg.Options.Istiod.Namespace, "istiod-namespace", cfg.Options.Istiod.Namespace, "Namespace where istiod runs (pods labelled app=istiod).")
+	flag.DurationVar(&cfg.RecheckInterval, "recheck-interval", cfg.RecheckInterval, "How often a graph waiting on Istio or on a conflicting object is looked at again.")
+	flag.IntVar(&cfg.Workers, "apply-workers", cfg.Workers, "Concurrent writes while applying one phase of a graph.")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := ctrl.Log.WithName("setup")
+
+	metricsOpts := metricsserver.Options{BindAddress: metricsAddr, SecureServing: secureMetrics}
+	if secureMetrics {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	if !enableHTTP2 {
+		metricsOpts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
+	}
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                  controllers.NewScheme(),
+		Cache:                   controllers.CacheOptions(),
+		Metrics:                 metricsOpts,
+		HealthProbeBindAddress:  probeAddr,
+		LeaderElection:          leaderElect,
+		LeaderElectionID:        "servicegraph-operator.policy.servicegraph.io",
+		LeaderElectionNamespace: leaderElectNS,
+	})
+	if err == nil {
+		err = controllers.Setup(mgr, cfg)
+	}
+	if err == nil {
+		err = mgr.AddHealthzCheck("healthz", healthz.Ping)
+	}
+	if err == nil {
+		err = mgr.AddReadyzCheck("readyz", healthz.Ping)
+	}
+	if err == nil {
+		log.Info("starting the manager")
+		err = mgr.Start(ctrl.SetupSignalHandler())
+	}
+	if err != nil {
+		log.Error(err, "manager failed")
+		os.Exit(1)
+	}
+}

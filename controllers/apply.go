@@ -1,0 +1,218 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+
+	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/compiler"
+	"github.com/servicegraph/servicegraph-operator/internal/render"
+)
+
+// applyResult is what happened to one desired object.
+type applyResult struct {
+	ref      v1alpha1.ObjectReference
+	written  bool
+	conflict string // why the object was left alone, if it was
+}
+
+// apply writes the desired objects phase by phase (allow rules, mutual TLS, default-deny), each
+// phase concurrently. A conflict stops the rollout after its phase: applying default-deny without
+// every allow rule in place would cut live traffic.
+func (r *ServiceGraphReconciler) apply(ctx context.Context, sg *v1alpha1.ServiceGraph, desired *compiler.Result) (written []v1alpha1.ObjectReference, conflicts []string, err error) {
+	for _, phase := range desired.Phases() {
+		results := make([]applyResult, len(phase))
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(max(r.Workers, 1))
+		for i, obj := range phase {
+			g.Go(func() (err error) {
+				results[i], err = r.applyOne(gctx, sg, obj)
+				return err
+			})
+		}
+		err := g.Wait()
+		for _, res := range results {
+			if res.written {
+				written = append(written, res.ref)
+			}
+			if res.conflict != "" {
+				conflicts = append(conflicts, res.conflict)
+			}
+		}
+		if err != nil || len(conflicts) > 0 {
+			return written, conflicts, err
+		}
+	}
+	return written, nil, nil
+}
+
+// applyOne server-side applies one object unless it is already as desired (no write at all) or
+// belongs to someone else (left alone, reported).
+func (r *ServiceGraphReconciler) applyOne(ctx context.Context, sg *v1alpha1.ServiceGraph, obj client.Object) (applyResult, error) {
+	res := applyResult{ref: refTo(obj)}
+	want, err := render.ToUnstructured(obj)
+	if err != nil {
+		return res, err
+	}
+	want.SetOwnerReferences([]metav1.OwnerReference{*metav1.NewControllerRef(sg, v1alpha1.GroupVersion.WithKind("ServiceGraph"))})
+
+	if res.conflict, err = r.meshWideConflict(ctx, sg, obj); res.conflict != "" || err != nil {
+		return res, err
+	}
+	have, err := r.current(ctx, obj)
+	if err != nil {
+		return res, err
+	}
+	if have != nil {
+		if !metav1.IsControlledBy(have, sg) {
+			res.conflict = fmt.Sprintf("%s/%s exists and is not managed by this ServiceGraph", res.ref.Kind, res.ref.Name)
+			return res, nil
+		}
+		haveU, err := render.ToUnstructured(have)
+		if err != nil {
+			return res, err
+		}
+		if upToDate(want, haveU) {
+			return res, nil
+		}
+	}
+
+	wantSpec := want.Object["spec"]
+	if err := r.Apply(ctx, client.ApplyConfigurationFromUnstructured(want), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		return res, fmt.Errorf("applying %s/%s: %w", res.ref.Kind, res.ref.Name, err)
+	}
+	res.written = true
+	if !specEqual(wantSpec, want.Object["spec"]) {
+		// Another field manager added fields that apply cannot remove; replace the spec outright.
+		want.Object["spec"] = wantSpec
+		if err := r.Update(ctx, want, client.FieldOwner(FieldOwner)); err != nil {
+			return res, fmt.Errorf("restoring %s/%s: %w", res.ref.Kind, res.ref.Name, err)
+		}
+	}
+	return res, nil
+}
+
+// meshWideConflict finds another namespace-wide PeerAuthentication in the way of the graph's own:
+// Istio gives no defined precedence between two of them, so the graph must not add a second.
+func (r *ServiceGraphReconciler) meshWideConflict(ctx context.Context, sg *v1alpha1.ServiceGraph, obj client.Object) (string, error) {
+	pa, ok := obj.(*securityv1.PeerAuthentication)
+	if !ok || pa.Spec.Selector != nil {
+		return "", nil
+	}
+	var list securityv1.PeerAuthenticationList
+	if err := r.APIReader.List(ctx, &list, client.InNamespace(pa.Namespace)); err != nil {
+		return "", err
+	}
+	for _, other := range list.Items {
+		if other.Spec.Selector == nil && !metav1.IsControlledBy(other, sg) {
+			return fmt.Sprintf("PeerAuthentication/%s is namespace-wide and not managed by this ServiceGraph", other.Name), nil
+		}
+	}
+	return "", nil
+}
+
+// current reads the live object named like obj: from the cache, which holds only objects labelled
+// as the operator's, else straight from the API server, where a foreign object may sit under the
+// same name. It returns nil when there is none.
+func (r *ServiceGraphReconciler) current(ctx context.Context, obj client.Object) (client.Object, error) {
+	gvk, err := apiutil.GVKForObject(obj, r.Scheme())
+	if err != nil {
+		return nil, err
+	}
+	fresh, err := r.Scheme().New(gvk)
+	if err != nil {
+		return nil, err
+	}
+	have := fresh.(client.Object)
+	key := client.ObjectKeyFromObject(obj)
+	err = r.Get(ctx, key, have)
+	if apierrors.IsNotFound(err) {
+		err = r.APIReader.Get(ctx, key, have)
+	}
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	have.GetObjectKind().SetGroupVersionKind(gvk) // reads drop the type; rendering needs it
+	return have, err
+}
+
+// upToDate tells whether the live object already carries the desired labels and spec.
+func upToDate(want, have *unstructured.Unstructured) bool {
+	haveLabels := have.GetLabels()
+	for k, v := range want.GetLabels() {
+		if haveLabels[k] != v {
+			return false
+		}
+	}
+	return specEqual(want.Object["spec"], have.Object["spec"])
+}
+
+// specEqual compares two specs, an absent spec being the same as an empty one (Istio's allow-nothing
+// AuthorizationPolicy has an empty spec).
+func specEqual(a, b any) bool {
+	empty := func(v any) bool { m, ok := v.(map[string]any); return v == nil || (ok && len(m) == 0) }
+	if empty(a) && empty(b) {
+		return true
+	}
+	return equality.Semantic.DeepEqual(a, b)
+}
+
+// prune deletes the objects this graph generated earlier that the compiler no longer returns.
+func (r *ServiceGraphReconciler) prune(ctx context.Context, sg *v1alpha1.ServiceGraph, desired *compiler.Result, istio bool) ([]v1alpha1.ObjectReference, error) {
+	keep := map[v1alpha1.ObjectReference]bool{}
+	for _, obj := range desired.Objects() {
+		keep[refTo(obj)] = true
+	}
+	var pruned []v1alpha1.ObjectReference
+	for _, list := range generatedLists(istio) {
+		if err := r.List(ctx, list, client.InNamespace(sg.Namespace), client.MatchingLabels{compiler.LabelGraph: sg.Name}); err != nil {
+			return pruned, err
+		}
+		gvk, err := apiutil.GVKForObject(list, r.Scheme())
+		if err != nil {
+			return pruned, err
+		}
+		items, err := meta.ExtractList(list)
+		if err != nil {
+			return pruned, err
+		}
+		for _, item := range items {
+			obj := item.(client.Object)
+			ref := v1alpha1.ObjectReference{Kind: strings.TrimSuffix(gvk.Kind, "List"), Name: obj.GetName()}
+			if keep[ref] || !metav1.IsControlledBy(obj, sg) {
+				continue
+			}
+			uid := obj.GetUID()
+			if err := r.Delete(ctx, obj, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
+				return pruned, fmt.Errorf("pruning %s/%s: %w", ref.Kind, ref.Name, err)
+			}
+			pruned = append(pruned, ref)
+		}
+	}
+	return pruned, nil
+}
+
+// generatedLists are the kinds the operator generates: the Istio ones only while Istio is served.
+func generatedLists(istio bool) []client.ObjectList {
+	lists := []client.ObjectList{&networkingv1.NetworkPolicyList{}}
+	if istio {
+		lists = append(lists, &securityv1.PeerAuthenticationList{}, &securityv1.AuthorizationPolicyList{})
+	}
+	return lists
+}
+
+func refTo(obj client.Object) v1alpha1.ObjectReference {
+	return v1alpha1.ObjectReference{Kind: obj.GetObjectKind().GroupVersionKind().Kind, Name: obj.GetName()}
+}

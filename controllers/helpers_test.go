@@ -1,0 +1,142 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync/atomic"
+
+	. "github.com/onsi/gomega"
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+
+	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/compiler"
+	"github.com/servicegraph/servicegraph-operator/internal/render"
+)
+
+var nsCounter atomic.Int32
+
+// newNamespace creates a fresh namespace for one spec.
+func newNamespace(ctx context.Context, c client.Client) string {
+	name := fmt.Sprintf("sg-test-%d", nsCounter.Add(1))
+	Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})).To(Succeed())
+	return name
+}
+
+// seedGraph is the seed scenario: web→api:8080, api→database:5432/data.
+func seedGraph(ns string) *v1alpha1.ServiceGraph {
+	return &v1alpha1.ServiceGraph{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns},
+		Spec: v1alpha1.ServiceGraphSpec{
+			Services: []v1alpha1.Service{{Name: "web"}, {Name: "api"}, {Name: "database"}},
+			Edges:    []string{"web→api:8080", "api→database:5432/data"},
+		},
+	}
+}
+
+// ref names a generated object as the status lists it.
+func ref(kind, name string) v1alpha1.ObjectReference {
+	return v1alpha1.ObjectReference{Kind: kind, Name: name}
+}
+
+// generated is every object in ns that carries the operator's graph label, keyed by kind/name.
+func generated(ctx context.Context, c client.Client, ns string) map[v1alpha1.ObjectReference]client.Object {
+	out := map[v1alpha1.ObjectReference]client.Object{}
+	var nps networkingv1.NetworkPolicyList
+	Expect(c.List(ctx, &nps, client.InNamespace(ns), client.HasLabels{compiler.LabelGraph})).To(Succeed())
+	for i := range nps.Items {
+		out[ref("NetworkPolicy", nps.Items[i].Name)] = &nps.Items[i]
+	}
+	var pas securityv1.PeerAuthenticationList
+	Expect(c.List(ctx, &pas, client.InNamespace(ns), client.HasLabels{compiler.LabelGraph})).To(Succeed())
+	for _, pa := range pas.Items {
+		out[ref("PeerAuthentication", pa.Name)] = pa
+	}
+	var aps securityv1.AuthorizationPolicyList
+	Expect(c.List(ctx, &aps, client.InNamespace(ns), client.HasLabels{compiler.LabelGraph})).To(Succeed())
+	for _, ap := range aps.Items {
+		out[ref("AuthorizationPolicy", ap.Name)] = ap
+	}
+	return out
+}
+
+// refs lists the keys of a generated-object map, sorted.
+func refs(objs map[v1alpha1.ObjectReference]client.Object) []v1alpha1.ObjectReference {
+	out := make([]v1alpha1.ObjectReference, 0, len(objs))
+	for r := range objs {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Kind+out[i].Name < out[j].Kind+out[j].Name })
+	return out
+}
+
+// compiled is what the compiler wants for sg with Istio on, keyed by kind/name.
+func compiled(sg *v1alpha1.ServiceGraph) map[v1alpha1.ObjectReference]client.Object {
+	res, err := compiler.Compile(sg, compiler.DefaultOptions())
+	Expect(err).NotTo(HaveOccurred())
+	out := map[v1alpha1.ObjectReference]client.Object{}
+	for _, obj := range res.Objects() {
+		out[ref(obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName())] = obj
+	}
+	return out
+}
+
+// specOf renders an object's spec the way the operator compares it.
+func specOf(obj client.Object) any {
+	gvk, err := apiutil.GVKForObject(obj, k8s.Scheme())
+	Expect(err).NotTo(HaveOccurred())
+	obj.GetObjectKind().SetGroupVersionKind(gvk)
+	u, err := render.ToUnstructured(obj)
+	Expect(err).NotTo(HaveOccurred())
+	return u.Object["spec"]
+}
+
+// snapshot records each generated object's resourceVersion, to prove nothing was written.
+func snapshot(ctx context.Context, c client.Client, ns string) map[v1alpha1.ObjectReference]string {
+	out := map[v1alpha1.ObjectReference]string{}
+	for r, obj := range generated(ctx, c, ns) {
+		out[r] = obj.GetResourceVersion()
+	}
+	return out
+}
+
+// getGraph reads a ServiceGraph fresh from the API server.
+func getGraph(ctx context.Context, c client.Client, ns, name string) *v1alpha1.ServiceGraph {
+	sg := &v1alpha1.ServiceGraph{}
+	Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, sg)).To(Succeed())
+	return sg
+}
+
+// condition returns a condition of the graph, or an empty one.
+func condition(sg *v1alpha1.ServiceGraph, t string) metav1.Condition {
+	if c := meta.FindStatusCondition(sg.Status.Conditions, t); c != nil {
+		return *c
+	}
+	return metav1.Condition{}
+}
+
+// readyAtCurrentGeneration is true once Ready=True describes the graph's current generation.
+func readyAtCurrentGeneration(sg *v1alpha1.ServiceGraph) bool {
+	c := condition(sg, v1alpha1.ConditionReady)
+	return sg.Status.ObservedGeneration == sg.Generation && c.Status == metav1.ConditionTrue && c.ObservedGeneration == sg.Generation
+}
+
+// eventReasons lists the reasons of the events regarding a graph.
+func eventReasons(ctx context.Context, c client.Client, ns, name string) []string {
+	var evs eventsv1.EventList
+	Expect(c.List(ctx, &evs, client.InNamespace(ns))).To(Succeed())
+	var out []string
+	for _, e := range evs.Items {
+		if e.Regarding.Name == name && e.Regarding.Kind == "ServiceGraph" {
+			out = append(out, e.Reason)
+		}
+	}
+	return out
+}

@@ -1,0 +1,69 @@
+package controllers_test
+
+import (
+	"context"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/controllers"
+	"github.com/servicegraph/servicegraph-operator/test/testenv"
+)
+
+// A cluster without Istio: its own control plane, since the suite's has Istio's CRDs installed.
+var _ = Describe("ServiceGraph reconciler without Istio", Ordered, func() {
+	var (
+		ctx    = context.Background()
+		noMesh *envtest.Environment
+		c      client.Client
+		stop   context.CancelFunc
+		done   chan struct{}
+	)
+	BeforeAll(func() {
+		var err error
+		noMesh, err = testenv.New(false)
+		Expect(err).NotTo(HaveOccurred())
+		cfg, err := noMesh.Start()
+		Expect(err).NotTo(HaveOccurred())
+		c, err = client.New(cfg, client.Options{Scheme: controllers.NewScheme()})
+		Expect(err).NotTo(HaveOccurred())
+		stop, done = startManager(cfg, &writeLog{})
+	})
+	AfterAll(func() {
+		stop()
+		<-done
+		Expect(noMesh.Stop()).To(Succeed())
+	})
+
+	It("applies the NetworkPolicies, says IstioNotInstalled, and converges once Istio's CRDs appear", func() {
+		ns := newNamespace(ctx, c)
+		Expect(c.Create(ctx, seedGraph(ns))).To(Succeed())
+		var sg *v1alpha1.ServiceGraph
+		Eventually(func() string {
+			sg = getGraph(ctx, c, ns, "shop")
+			return condition(sg, v1alpha1.ConditionMTLSReady).Reason
+		}, timeout, poll).Should(Equal(v1alpha1.ReasonIstioNotInstalled))
+		Expect(condition(sg, v1alpha1.ConditionAuthorizationReady).Reason).To(Equal(v1alpha1.ReasonIstioNotInstalled))
+		Expect(condition(sg, v1alpha1.ConditionReady).Status).To(Equal(metav1.ConditionFalse), "STRICT mTLS is asked for")
+		Expect(condition(sg, v1alpha1.ConditionReady).Reason).To(Equal(v1alpha1.ReasonIstioNotInstalled))
+		Expect(condition(sg, v1alpha1.ConditionNetworkPoliciesReady).Status).To(Equal(metav1.ConditionTrue))
+		Expect(condition(sg, v1alpha1.ConditionReconciling).Status).To(Equal(metav1.ConditionTrue))
+		Expect(sg.Status.ObjectCounts.NetworkPolicies).To(BeEquivalentTo(5), "no istiod egress rule without Istio")
+
+		istio, err := testenv.IstioCRDs()
+		Expect(err).NotTo(HaveOccurred())
+		_, err = envtest.InstallCRDs(noMesh.Config, envtest.CRDInstallOptions{Paths: []string{istio}})
+		Expect(err).NotTo(HaveOccurred())
+
+		// No restart: the operator notices the API on its next look and starts watching it.
+		Eventually(func() bool { return readyAtCurrentGeneration(getGraph(ctx, c, ns, "shop")) }, 60*time.Second, poll).Should(BeTrue())
+		sg = getGraph(ctx, c, ns, "shop")
+		Expect(sg.Status.ObjectCounts).To(Equal(v1alpha1.ObjectCounts{NetworkPolicies: 6, PeerAuthentications: 1, AuthorizationPolicies: 3}))
+		Expect(refs(generated(ctx, c, ns))).To(Equal(refs(compiled(sg))))
+	})
+})

@@ -1,0 +1,185 @@
+// Package controllers holds the ServiceGraph reconciler. It is thin on purpose: the policy logic
+// lives in internal/compiler; this package reads, applies, prunes and reports.
+package controllers
+
+import (
+	"context"
+	"time"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/compiler"
+)
+
+// FieldOwner is the server-side apply field manager of every generated object.
+const FieldOwner = "servicegraph-operator"
+
+// ServiceGraphReconciler compiles ServiceGraphs and keeps the generated policies in sync.
+type ServiceGraphReconciler struct {
+	client.Client
+	// APIReader reads around the cache, which holds only the operator's own objects: it finds
+	// foreign objects that sit under a generated name.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Istio     *IstioDetector
+	// Options are the cluster facts for the compiler; Istio is decided per reconcile.
+	Options compiler.Options
+	// RecheckInterval is how often a graph waiting on something outside its spec (Istio not
+	// installed, a foreign object in the way) is looked at again.
+	RecheckInterval time.Duration
+	// Workers bounds the concurrent applies within one phase.
+	Workers int
+}
+
+// +kubebuilder:rbac:groups=policy.servicegraph.io,resources=servicegraphs,verbs=get;list;watch
+// +kubebuilder:rbac:groups=policy.servicegraph.io,resources=servicegraphs/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=security.istio.io,resources=peerauthentications;authorizationpolicies,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile brings one ServiceGraph's generated policies to the compiled desired state and
+// reports the outcome in its status.
+func (r *ServiceGraphReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var sg v1alpha1.ServiceGraph
+	if err := r.Get(ctx, req.NamespacedName, &sg); err != nil {
+		if apierrors.IsNotFound(err) {
+			forget(req.Namespace, req.Name)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !sg.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil // owner references let the garbage collector remove the policies
+	}
+	if err := r.markReconciling(ctx, &sg); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	out := r.converge(ctx, &sg)
+	r.record(&sg, out)
+	if err := r.writeStatus(ctx, &sg, out); err != nil {
+		return ctrl.Result{}, err
+	}
+	return r.result(out)
+}
+
+// converge compiles the graph and applies and prunes its objects, unless the graph is not the
+// active one of its namespace or its spec does not compile: then nothing generated is touched.
+func (r *ServiceGraphReconciler) converge(ctx context.Context, sg *v1alpha1.ServiceGraph) outcome {
+	var out outcome
+	active, err := r.activeGraph(ctx, sg)
+	if err != nil {
+		out.err = err
+		return out
+	}
+	if active != sg.Name {
+		out.activeGraph = active
+		return out
+	}
+	if out.istio, err = r.Istio.Installed(); err != nil {
+		out.err = err
+		return out
+	}
+	opts := r.Options
+	opts.Istio = out.istio
+	out.desired, out.compileErr = compiler.Compile(sg, opts)
+	if out.compileErr != nil {
+		return out
+	}
+	out.drift = isSettled(sg)
+	if out.applied, out.conflicts, err = r.apply(ctx, sg, out.desired); err != nil {
+		out.err = err
+		return out
+	}
+	out.pruned, out.err = r.prune(ctx, sg, out.desired, out.istio)
+	return out
+}
+
+// result turns the outcome into what the work queue should do next.
+func (r *ServiceGraphReconciler) result(out outcome) (ctrl.Result, error) {
+	switch {
+	case out.err != nil:
+		return ctrl.Result{}, out.err
+	case out.compileErr != nil:
+		// Retrying cannot fix a spec; the next spec change triggers a new reconcile.
+		return ctrl.Result{}, reconcile.TerminalError(out.compileErr)
+	case len(out.conflicts) > 0, out.desired != nil && !out.istio:
+		return ctrl.Result{RequeueAfter: r.RecheckInterval}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+// activeGraph names the ServiceGraph of sg's namespace that owns the namespace's policies: the
+// oldest, then the first by name. Only one may, or two graphs would fight over default-deny.
+func (r *ServiceGraphReconciler) activeGraph(ctx context.Context, sg *v1alpha1.ServiceGraph) (string, error) {
+	var list v1alpha1.ServiceGraphList
+	if err := r.List(ctx, &list, client.InNamespace(sg.Namespace)); err != nil {
+		return "", err
+	}
+	active := sg
+	for i := range list.Items {
+		other := &list.Items[i]
+		if !other.DeletionTimestamp.IsZero() {
+			continue
+		}
+		if other.CreationTimestamp.Before(&active.CreationTimestamp) ||
+			(other.CreationTimestamp.Equal(&active.CreationTimestamp) && other.Name < active.Name) {
+			active = other
+		}
+	}
+	return active.Name, nil
+}
+
+// SetupWithManager watches ServiceGraphs and the objects generated from them. The generated Istio
+// objects are watched once the Istio API is served (see IstioDetector).
+func (r *ServiceGraphReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	c, err := ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.ServiceGraph{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Owns(&networkingv1.NetworkPolicy{}).
+		// Creating or deleting a graph can change which graph of the namespace is active.
+		Watches(&v1alpha1.ServiceGraph{}, handler.EnqueueRequestsFromMapFunc(r.siblings),
+			builder.WithPredicates(predicate.Funcs{
+				UpdateFunc: func(event.UpdateEvent) bool { return false },
+			})).
+		Named("servicegraph").
+		Build(r)
+	if err != nil {
+		return err
+	}
+	r.Istio.attach(c)
+	return nil
+}
+
+// siblings enqueues the other ServiceGraphs of a namespace.
+func (r *ServiceGraphReconciler) siblings(ctx context.Context, obj client.Object) []reconcile.Request {
+	var list v1alpha1.ServiceGraphList
+	if err := r.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
+		logf.FromContext(ctx).Error(err, "listing ServiceGraphs", "namespace", obj.GetNamespace())
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, sg := range list.Items {
+		if sg.Name != obj.GetName() {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&sg)})
+		}
+	}
+	return reqs
+}
+
+// isSettled tells whether the graph's current generation was already applied successfully; a
+// write to a generated object is then a drift correction.
+func isSettled(sg *v1alpha1.ServiceGraph) bool {
+	return sg.Status.ObservedGeneration == sg.Generation &&
+		meta.IsStatusConditionTrue(sg.Status.Conditions, v1alpha1.ConditionReady)
+}

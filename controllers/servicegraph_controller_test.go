@@ -1,0 +1,354 @@
+package controllers_test
+
+import (
+	"context"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/compiler"
+)
+
+const (
+	timeout = 30 * time.Second
+	poll    = 100 * time.Millisecond
+)
+
+var _ = Describe("ServiceGraph reconciler", func() {
+	var (
+		ctx context.Context
+		ns  string
+	)
+	BeforeEach(func() {
+		ctx = context.Background()
+		ns = newNamespace(ctx, k8s)
+	})
+
+	// waitReady waits until the graph is Ready at its current generation and returns it.
+	waitReady := func(name string) *v1alpha1.ServiceGraph {
+		var sg *v1alpha1.ServiceGraph
+		Eventually(func() bool {
+			sg = getGraph(ctx, k8s, ns, name)
+			return readyAtCurrentGeneration(sg)
+		}, timeout, poll).Should(BeTrue(), "graph %s/%s never became Ready", ns, name)
+		return sg
+	}
+	// waitReason waits until Ready has the given reason at the current generation.
+	waitReason := func(name, reason string) *v1alpha1.ServiceGraph {
+		var sg *v1alpha1.ServiceGraph
+		Eventually(func() string {
+			sg = getGraph(ctx, k8s, ns, name)
+			c := condition(sg, v1alpha1.ConditionReady)
+			if c.ObservedGeneration != sg.Generation {
+				return ""
+			}
+			return c.Reason
+		}, timeout, poll).Should(Equal(reason))
+		return sg
+	}
+	// waitConverged waits until the live generated objects are exactly the compiled ones.
+	waitConverged := func(sg *v1alpha1.ServiceGraph) {
+		want := compiled(sg)
+		Eventually(func(g Gomega) {
+			have := generated(ctx, k8s, ns)
+			g.Expect(refs(have)).To(Equal(refs(want)))
+			for r, obj := range want {
+				g.Expect(specOf(have[r])).To(Equal(specOf(obj)), "spec of %v", r)
+			}
+		}, timeout, poll).Should(Succeed())
+	}
+
+	It("serves the CRDs the operator needs: ServiceGraph, NetworkPolicy and Istio's security kinds", func() {
+		np := &networkingv1.NetworkPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: "wiring", Namespace: ns},
+			Spec:       networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}},
+		}
+		Expect(k8s.Create(ctx, np)).To(Succeed())
+		pa := &securityv1.PeerAuthentication{ObjectMeta: metav1.ObjectMeta{Name: "wiring", Namespace: ns}}
+		pa.Spec.Selector = nil
+		Expect(k8s.Create(ctx, pa)).To(Succeed())
+		ap := &securityv1.AuthorizationPolicy{ObjectMeta: metav1.ObjectMeta{Name: "wiring", Namespace: ns}}
+		Expect(k8s.Create(ctx, ap)).To(Succeed())
+		var sgs v1alpha1.ServiceGraphList
+		Expect(k8s.List(ctx, &sgs, client.InNamespace(ns))).To(Succeed())
+	})
+
+	It("applies the seed scenario: exact objects, owner references, labels and status", func() {
+		sg := seedGraph(ns)
+		sg.Labels = map[string]string{"app.kubernetes.io/instance": "shop-prod"}
+		sg.Annotations = map[string]string{"argocd.argoproj.io/tracking-id": "shop:policy.servicegraph.io/ServiceGraph:shop/shop"}
+		Expect(k8s.Create(ctx, sg)).To(Succeed())
+		live := waitReady("shop")
+		waitConverged(sg)
+
+		have := generated(ctx, k8s, ns)
+		Expect(refs(have)).To(ConsistOf(
+			ref("NetworkPolicy", "shop-default-deny"), ref("NetworkPolicy", "shop-allow-dns"),
+			ref("NetworkPolicy", "shop-allow-istiod"), ref("NetworkPolicy", "shop-svc-web"),
+			ref("NetworkPolicy", "shop-svc-api"), ref("NetworkPolicy", "shop-svc-database"),
+			ref("PeerAuthentication", "shop"), ref("AuthorizationPolicy", "shop-deny-all"),
+			ref("AuthorizationPolicy", "shop-svc-api"), ref("AuthorizationPolicy", "shop-svc-database"),
+		))
+		for r, obj := range have {
+			Expect(obj.GetOwnerReferences()).To(ConsistOf(metav1.OwnerReference{
+				APIVersion: v1alpha1.GroupVersion.String(), Kind: "ServiceGraph", Name: "shop", UID: live.UID,
+				Controller: new(true), BlockOwnerDeletion: new(true),
+			}), "owner of %v", r)
+			Expect(obj.GetLabels()).To(HaveKeyWithValue(compiler.LabelGraph, "shop"), "labels of %v", r)
+			Expect(obj.GetLabels()).To(HaveKeyWithValue(compiler.LabelManagedBy, compiler.ManagedByValue))
+			Expect(obj.GetLabels()).NotTo(HaveKey("app.kubernetes.io/instance"), "graph labels must not be copied")
+			Expect(obj.GetAnnotations()).NotTo(HaveKey("argocd.argoproj.io/tracking-id"))
+		}
+
+		api := have[ref("NetworkPolicy", "shop-svc-api")].(*networkingv1.NetworkPolicy)
+		Expect(api.Spec.PodSelector.MatchLabels).To(Equal(map[string]string{"app": "api"}))
+		Expect(api.Spec.Ingress).To(HaveLen(1))
+		Expect(api.Spec.Ingress[0].From).To(ConsistOf(networkingv1.NetworkPolicyPeer{
+			PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}}))
+		Expect(api.Spec.Ingress[0].Ports).To(HaveLen(1))
+		Expect(*api.Spec.Ingress[0].Ports[0].Port).To(Equal(intstr.FromInt32(8080)))
+		Expect(api.Spec.Egress).To(HaveLen(1))
+		Expect(*api.Spec.Egress[0].Ports[0].Port).To(Equal(intstr.FromInt32(5432)))
+
+		db := have[ref("AuthorizationPolicy", "shop-svc-database")].(*securityv1.AuthorizationPolicy)
+		Expect(db.Spec.Selector.MatchLabels).To(Equal(map[string]string{"app": "database"}))
+		Expect(db.Spec.Rules).To(HaveLen(1))
+		Expect(db.Spec.Rules[0].From[0].Source.Principals).To(Equal([]string{"cluster.local/ns/" + ns + "/sa/api"}))
+		Expect(db.Spec.Rules[0].To[0].Operation.Ports).To(Equal([]string{"5432"}))
+		Expect(db.Spec.Rules[0].To[0].Operation.Paths).To(Equal([]string{"/data"}))
+		deny := have[ref("AuthorizationPolicy", "shop-deny-all")].(*securityv1.AuthorizationPolicy)
+		Expect(deny.Spec.Rules).To(BeEmpty())
+		Expect(deny.Spec.Selector).To(BeNil())
+		pa := have[ref("PeerAuthentication", "shop")].(*securityv1.PeerAuthentication)
+		Expect(pa.Spec.Mtls.Mode.String()).To(Equal("STRICT"))
+
+		Expect(live.Status.ObservedGeneration).To(Equal(live.Generation))
+		Expect(live.Status.Services).To(BeEquivalentTo(3))
+		Expect(live.Status.Edges).To(BeEquivalentTo(2))
+		Expect(live.Status.MTLS).To(Equal(v1alpha1.MTLSStrict))
+		Expect(live.Status.ObjectCounts).To(Equal(v1alpha1.ObjectCounts{NetworkPolicies: 6, PeerAuthentications: 1, AuthorizationPolicies: 3}))
+		Expect(live.Status.GeneratedObjects).To(ConsistOf(refs(have)))
+		for _, t := range []string{v1alpha1.ConditionReady, v1alpha1.ConditionNetworkPoliciesReady, v1alpha1.ConditionMTLSReady, v1alpha1.ConditionAuthorizationReady} {
+			c := condition(live, t)
+			Expect(c.Status).To(Equal(metav1.ConditionTrue), t)
+			Expect(c.ObservedGeneration).To(Equal(live.Generation), t)
+		}
+		Expect(condition(live, v1alpha1.ConditionReady).Reason).To(Equal(v1alpha1.ReasonReconciled))
+		Expect(condition(live, v1alpha1.ConditionReconciling).Type).To(BeEmpty())
+		Expect(condition(live, v1alpha1.ConditionStalled).Type).To(BeEmpty())
+		Eventually(func() []string { return eventReasons(ctx, k8s, ns, "shop") }, timeout, poll).Should(ContainElement("Applied"))
+	})
+
+	It("applies allow rules first, mutual TLS next and default-deny last", func() {
+		mark := writes.mark()
+		Expect(k8s.Create(ctx, seedGraph(ns))).To(Succeed())
+		waitReady("shop")
+		var order []string
+		for _, w := range writes.since(mark, ns) {
+			if w.Resource() != "servicegraphs/status" {
+				order = append(order, w.Resource()+"/"+w.Name())
+			}
+		}
+		Expect(order).To(HaveLen(10))
+		position := map[string]int{}
+		for i, o := range order {
+			position[o] = i
+		}
+		lastAllow := max(position["networkpolicies/shop-svc-web"], position["networkpolicies/shop-svc-api"],
+			position["networkpolicies/shop-svc-database"], position["networkpolicies/shop-allow-dns"],
+			position["networkpolicies/shop-allow-istiod"], position["authorizationpolicies/shop-svc-api"],
+			position["authorizationpolicies/shop-svc-database"])
+		Expect(position["peerauthentications/shop"]).To(BeNumerically(">", lastAllow))
+		Expect(position["networkpolicies/shop-default-deny"]).To(BeNumerically(">", position["peerauthentications/shop"]))
+		Expect(position["authorizationpolicies/shop-deny-all"]).To(BeNumerically(">", position["peerauthentications/shop"]))
+	})
+
+	It("restores a generated object edited or deleted by hand, and records the correction", func() {
+		sg := seedGraph(ns)
+		Expect(k8s.Create(ctx, sg)).To(Succeed())
+		waitReady("shop")
+		waitConverged(sg)
+
+		var np networkingv1.NetworkPolicy
+		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop-svc-api"}, &np)).To(Succeed())
+		np.Spec.Ingress[0].Ports[0].Port = new(intstr.FromInt32(9999))
+		np.Spec.Egress = nil
+		Expect(k8s.Update(ctx, &np)).To(Succeed())
+		waitConverged(sg)
+
+		Expect(k8s.Delete(ctx, &securityv1.AuthorizationPolicy{ObjectMeta: metav1.ObjectMeta{Name: "shop-svc-database", Namespace: ns}})).To(Succeed())
+		Expect(k8s.Delete(ctx, &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "shop-default-deny", Namespace: ns}})).To(Succeed())
+		waitConverged(sg)
+		Eventually(func() []string { return eventReasons(ctx, k8s, ns, "shop") }, timeout, poll).Should(ContainElement("DriftCorrected"))
+	})
+
+	It("prunes what an edge or a service removal leaves stale, updating the rest in place", func() {
+		sg := seedGraph(ns)
+		Expect(k8s.Create(ctx, sg)).To(Succeed())
+		waitReady("shop")
+		waitConverged(sg)
+		denyUID := generated(ctx, k8s, ns)[ref("NetworkPolicy", "shop-default-deny")].GetUID()
+
+		live := getGraph(ctx, k8s, ns, "shop")
+		live.Spec.Edges = []string{"web→api:8080"}
+		Expect(k8s.Update(ctx, live)).To(Succeed())
+		waitReady("shop")
+		waitConverged(live)
+		have := generated(ctx, k8s, ns)
+		Expect(have).NotTo(HaveKey(ref("NetworkPolicy", "shop-svc-database")))
+		Expect(have).NotTo(HaveKey(ref("AuthorizationPolicy", "shop-svc-database")))
+		Expect(have[ref("NetworkPolicy", "shop-default-deny")].GetUID()).To(Equal(denyUID), "default-deny is updated in place, never recreated")
+
+		live = getGraph(ctx, k8s, ns, "shop")
+		live.Spec.Services = []v1alpha1.Service{{Name: "web"}, {Name: "api"}}
+		Expect(k8s.Update(ctx, live)).To(Succeed())
+		waitReady("shop")
+		waitConverged(live)
+		Expect(getGraph(ctx, k8s, ns, "shop").Status.Services).To(BeEquivalentTo(2))
+		Eventually(func() []string { return eventReasons(ctx, k8s, ns, "shop") }, timeout, poll).Should(ContainElement("Pruned"))
+	})
+
+	It("issues no write at all when nothing changed, across forced resyncs", func() {
+		sg := seedGraph(ns)
+		Expect(k8s.Create(ctx, sg)).To(Succeed())
+		waitReady("shop")
+		waitConverged(sg)
+		Consistently(func() int { return len(writes.since(writes.mark(), ns)) }, time.Second, poll).Should(BeZero())
+		mark := writes.mark()
+		before := snapshot(ctx, k8s, ns)
+
+		// Each annotation change on an owned object is an event that makes the operator reconcile.
+		for i, name := range []string{"shop-svc-web", "shop-svc-api", "shop-default-deny"} {
+			var np networkingv1.NetworkPolicy
+			Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &np)).To(Succeed())
+			np.Annotations = map[string]string{"resync": string(rune('a' + i))}
+			Expect(k8s.Update(ctx, &np)).To(Succeed())
+		}
+		// A new manager resyncs everything from scratch.
+		restartManager()
+		Consistently(func() []write { return writes.since(mark, ns) }, 3*time.Second, poll).Should(BeEmpty())
+		after := snapshot(ctx, k8s, ns)
+		for r := range after {
+			if r.Kind == "NetworkPolicy" && (r.Name == "shop-svc-web" || r.Name == "shop-svc-api" || r.Name == "shop-default-deny") {
+				continue // our own annotation edits moved these
+			}
+			Expect(after[r]).To(Equal(before[r]), "resourceVersion of %v", r)
+		}
+	})
+
+	It("keeps the last good policies untouched when the spec becomes invalid, and converges once fixed", func() {
+		sg := seedGraph(ns)
+		Expect(k8s.Create(ctx, sg)).To(Succeed())
+		waitReady("shop")
+		waitConverged(sg)
+		good := snapshot(ctx, k8s, ns)
+
+		live := getGraph(ctx, k8s, ns, "shop")
+		live.Spec.Edges = []string{"web→api:8080", "web→ghost:80", "api→api:9090", "api→database:5432/data"}
+		Expect(k8s.Update(ctx, live)).To(Succeed())
+		bad := waitReason("shop", v1alpha1.ReasonInvalidSpec)
+		Expect(condition(bad, v1alpha1.ConditionReady).Status).To(Equal(metav1.ConditionFalse))
+		Expect(condition(bad, v1alpha1.ConditionStalled).Status).To(Equal(metav1.ConditionTrue))
+		Expect(condition(bad, v1alpha1.ConditionReconciling).Type).To(BeEmpty())
+		msg := condition(bad, v1alpha1.ConditionReady).Message
+		Expect(msg).To(ContainSubstring("web→ghost:80"))
+		Expect(msg).To(ContainSubstring("api→api:9090"))
+		Expect(bad.Status.ObservedGeneration).To(Equal(bad.Generation))
+		Eventually(func() []string { return eventReasons(ctx, k8s, ns, "shop") }, timeout, poll).Should(ContainElement("InvalidSpec"))
+		Consistently(func() map[v1alpha1.ObjectReference]string { return snapshot(ctx, k8s, ns) }, 2*time.Second, poll).Should(Equal(good))
+
+		live = getGraph(ctx, k8s, ns, "shop")
+		live.Spec.Edges = []string{"web→api:8080", "api→database:5432/data", "web→database:5432"}
+		Expect(k8s.Update(ctx, live)).To(Succeed())
+		waitReady("shop")
+		waitConverged(live)
+		Expect(condition(getGraph(ctx, k8s, ns, "shop"), v1alpha1.ConditionStalled).Type).To(BeEmpty())
+	})
+
+	It("lets only the oldest graph of a namespace generate policies, and hands over when it goes", func() {
+		Expect(k8s.Create(ctx, seedGraph(ns))).To(Succeed())
+		waitReady("shop")
+		second := seedGraph(ns)
+		second.Name = "shop-two"
+		second.Spec.Edges = []string{"web→database:5432"}
+		Expect(k8s.Create(ctx, second)).To(Succeed())
+		loser := waitReason("shop-two", v1alpha1.ReasonConflict)
+		Expect(condition(loser, v1alpha1.ConditionReady).Message).To(ContainSubstring(`"shop"`))
+		Expect(condition(loser, v1alpha1.ConditionStalled).Status).To(Equal(metav1.ConditionTrue))
+		for r, obj := range generated(ctx, k8s, ns) {
+			Expect(obj.GetLabels()[compiler.LabelGraph]).To(Equal("shop"), "%v", r)
+		}
+
+		// With no garbage collector in envtest, remove the first graph's objects by hand as it would.
+		Expect(k8s.Delete(ctx, getGraph(ctx, k8s, ns, "shop"))).To(Succeed())
+		for _, obj := range generated(ctx, k8s, ns) {
+			Expect(client.IgnoreNotFound(k8s.Delete(ctx, obj))).To(Succeed())
+		}
+		waitReady("shop-two")
+		waitConverged(second)
+	})
+
+	It("leaves a foreign object under a generated name alone and reports the conflict", func() {
+		foreign := &networkingv1.NetworkPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: "shop-svc-api", Namespace: ns},
+			Spec:       networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}},
+		}
+		Expect(k8s.Create(ctx, foreign)).To(Succeed())
+		Expect(k8s.Create(ctx, seedGraph(ns))).To(Succeed())
+		sg := waitReason("shop", v1alpha1.ReasonConflict)
+		Expect(condition(sg, v1alpha1.ConditionNetworkPoliciesReady).Message).To(ContainSubstring("NetworkPolicy/shop-svc-api"))
+		Expect(condition(sg, v1alpha1.ConditionStalled).Status).To(Equal(metav1.ConditionTrue))
+		var still networkingv1.NetworkPolicy
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(foreign), &still)).To(Succeed())
+		Expect(still.ResourceVersion).To(Equal(foreign.ResourceVersion))
+		Expect(still.OwnerReferences).To(BeEmpty())
+		// Default-deny waits: applying it without every allow rule would cut live traffic.
+		Expect(generated(ctx, k8s, ns)).NotTo(HaveKey(ref("NetworkPolicy", "shop-default-deny")))
+
+		Expect(k8s.Delete(ctx, foreign)).To(Succeed())
+		waitReady("shop")
+		waitConverged(seedGraph(ns))
+	})
+
+	It("reports a namespace-wide PeerAuthentication owned by someone else as a conflict", func() {
+		foreign := &securityv1.PeerAuthentication{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns}}
+		Expect(k8s.Create(ctx, foreign)).To(Succeed())
+		Expect(k8s.Create(ctx, seedGraph(ns))).To(Succeed())
+		sg := waitReason("shop", v1alpha1.ReasonConflict)
+		Expect(condition(sg, v1alpha1.ConditionMTLSReady).Reason).To(Equal(v1alpha1.ReasonConflict))
+		Expect(condition(sg, v1alpha1.ConditionMTLSReady).Message).To(ContainSubstring("PeerAuthentication/default"))
+		var pas securityv1.PeerAuthenticationList
+		Expect(k8s.List(ctx, &pas, client.InNamespace(ns))).To(Succeed())
+		Expect(pas.Items).To(HaveLen(1))
+	})
+
+	It("rejects invalid ServiceGraphs at admission with a readable message", func() {
+		cases := map[string]func(*v1alpha1.ServiceGraph){
+			"spec.mtls": func(sg *v1alpha1.ServiceGraph) { sg.Spec.MTLS = "DISABLE" },
+			"spec.edges[0]": func(sg *v1alpha1.ServiceGraph) {
+				sg.Spec.Edges = []string{"web→api:0"}
+			},
+			"spec.connections[0].ports[0].port": func(sg *v1alpha1.ServiceGraph) {
+				sg.Spec.Connections = []v1alpha1.Connection{{From: "web", To: "api", Ports: []v1alpha1.ConnectionPort{{Port: intstr.FromInt32(0)}}}}
+			},
+			"spec.services[3]": func(sg *v1alpha1.ServiceGraph) {
+				sg.Spec.Services = append(sg.Spec.Services, v1alpha1.Service{Name: "web"})
+			},
+		}
+		for field, mutate := range cases {
+			sg := seedGraph(ns)
+			mutate(sg)
+			err := k8s.Create(ctx, sg)
+			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%s: %v", field, err)
+			Expect(err.Error()).To(ContainSubstring(field))
+		}
+	})
+})

@@ -1,0 +1,186 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/compiler"
+)
+
+// outcome is what one reconcile found and did; the status, the events and the metrics are all
+// derived from it.
+type outcome struct {
+	// activeGraph is set when another graph is the active one of the namespace.
+	activeGraph string
+	istio       bool
+	desired     *compiler.Result
+	compileErr  error
+	// drift is true when the generation was already applied, so any write corrects drift.
+	drift     bool
+	applied   []v1alpha1.ObjectReference
+	pruned    []v1alpha1.ObjectReference
+	conflicts []string
+	// err is a transient failure (API server, network): retried with backoff.
+	err error
+}
+
+// markReconciling records that a new generation is being worked on before any policy is touched,
+// so no tool mistakes a fresh or changed object for a finished one.
+func (r *ServiceGraphReconciler) markReconciling(ctx context.Context, sg *v1alpha1.ServiceGraph) error {
+	if sg.Status.ObservedGeneration == sg.Generation && meta.FindStatusCondition(sg.Status.Conditions, v1alpha1.ConditionReady) != nil {
+		return nil
+	}
+	patch := client.MergeFrom(sg.DeepCopy())
+	msg := fmt.Sprintf("Reconciling generation %d", sg.Generation)
+	if meta.FindStatusCondition(sg.Status.Conditions, v1alpha1.ConditionReady) == nil {
+		setCondition(sg, v1alpha1.ConditionReady, metav1.ConditionUnknown, v1alpha1.ReasonReconciling, msg)
+	}
+	setCondition(sg, v1alpha1.ConditionReconciling, metav1.ConditionTrue, v1alpha1.ReasonReconciling, msg)
+	return r.Status().Patch(ctx, sg, patch)
+}
+
+// writeStatus writes the status the outcome calls for, and nothing when it is already there.
+func (r *ServiceGraphReconciler) writeStatus(ctx context.Context, sg *v1alpha1.ServiceGraph, out outcome) error {
+	next := sg.DeepCopy()
+	computeStatus(next, out)
+	if equality.Semantic.DeepEqual(next.Status, sg.Status) {
+		return nil
+	}
+	return r.Status().Patch(ctx, next, client.MergeFrom(sg))
+}
+
+// computeStatus sets sg.Status from the outcome of a reconcile. Messages carry no volatile text
+// (times, random names): a changing message would make every reconcile write.
+func computeStatus(sg *v1alpha1.ServiceGraph, out outcome) {
+	sg.Status.ObservedGeneration = sg.Generation
+	switch {
+	case out.activeGraph != "":
+		stall(sg, v1alpha1.ReasonConflict, fmt.Sprintf(
+			"ServiceGraph %q is the active graph of namespace %s (only one graph per namespace generates policies); this graph generates nothing",
+			out.activeGraph, sg.Namespace))
+	case out.compileErr != nil:
+		stall(sg, v1alpha1.ReasonInvalidSpec,
+			"The spec is invalid; the policies of the last valid spec stay in force: "+out.compileErr.Error())
+	case out.err != nil:
+		retrying(sg, out.err)
+	default:
+		converged(sg, out)
+	}
+}
+
+// stall reports a graph that cannot progress without a change to its spec or its namespace.
+func stall(sg *v1alpha1.ServiceGraph, reason, msg string) {
+	for _, t := range []string{v1alpha1.ConditionReady, v1alpha1.ConditionNetworkPoliciesReady, v1alpha1.ConditionMTLSReady, v1alpha1.ConditionAuthorizationReady} {
+		setCondition(sg, t, metav1.ConditionFalse, reason, msg)
+	}
+	setCondition(sg, v1alpha1.ConditionStalled, metav1.ConditionTrue, reason, msg)
+	meta.RemoveStatusCondition(&sg.Status.Conditions, v1alpha1.ConditionReconciling)
+}
+
+// retrying reports a transient failure. A Ready graph stays Ready (its policies are still in
+// force), so one failed request does not flap Ready.
+func retrying(sg *v1alpha1.ServiceGraph, err error) {
+	msg := "Retrying after an error: " + err.Error()
+	if !meta.IsStatusConditionTrue(sg.Status.Conditions, v1alpha1.ConditionReady) {
+		setCondition(sg, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, msg)
+	}
+	setCondition(sg, v1alpha1.ConditionReconciling, metav1.ConditionTrue, v1alpha1.ReasonApplyFailed, msg)
+	meta.RemoveStatusCondition(&sg.Status.Conditions, v1alpha1.ConditionStalled)
+}
+
+// converged reports a graph whose spec compiled and whose objects were applied, except for any
+// conflicts and what needs Istio when Istio is not installed.
+func converged(sg *v1alpha1.ServiceGraph, out outcome) {
+	d := out.desired
+	byKind := map[string][]string{}
+	for _, c := range out.conflicts {
+		kind, _, _ := strings.Cut(c, "/")
+		byKind[kind] = append(byKind[kind], c)
+	}
+	counts := countKinds(d)
+	kindCondition(sg, v1alpha1.ConditionNetworkPoliciesReady, byKind["NetworkPolicy"], true,
+		fmt.Sprintf("%d NetworkPolicies applied, default-deny included", counts.NetworkPolicies))
+	kindCondition(sg, v1alpha1.ConditionMTLSReady, byKind["PeerAuthentication"], out.istio,
+		fmt.Sprintf("PeerAuthentication applied with mode %s", d.MTLSMode))
+	kindCondition(sg, v1alpha1.ConditionAuthorizationReady, byKind["AuthorizationPolicy"], out.istio,
+		fmt.Sprintf("%d AuthorizationPolicies applied, allow-nothing included", counts.AuthorizationPolicies))
+
+	sg.Status.Services = int32(d.Services)
+	sg.Status.Edges = int32(d.Edges)
+	sg.Status.MTLS = d.MTLSMode
+	switch {
+	case len(out.conflicts) > 0:
+		msg := "Objects in the way (delete or rename them, or give them to this graph): " + strings.Join(out.conflicts, "; ")
+		setCondition(sg, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonConflict, msg)
+		setCondition(sg, v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonConflict, msg)
+		meta.RemoveStatusCondition(&sg.Status.Conditions, v1alpha1.ConditionReconciling)
+		return
+	case !out.istio && d.MTLSMode == v1alpha1.MTLSStrict:
+		msg := "NetworkPolicies applied; waiting for Istio (security.istio.io/v1) to be installed to enforce STRICT mutual TLS and authorization"
+		setCondition(sg, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonIstioNotInstalled, msg)
+		setCondition(sg, v1alpha1.ConditionReconciling, metav1.ConditionTrue, v1alpha1.ReasonIstioNotInstalled, msg)
+	default:
+		msg := fmt.Sprintf("%d objects applied for %d services and %d edges", len(d.Objects()), d.Services, d.Edges)
+		if !out.istio {
+			msg += "; Istio is not installed, so mutual TLS and authorization policies are not enforced"
+		}
+		setCondition(sg, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReconciled, msg)
+		meta.RemoveStatusCondition(&sg.Status.Conditions, v1alpha1.ConditionReconciling)
+	}
+	meta.RemoveStatusCondition(&sg.Status.Conditions, v1alpha1.ConditionStalled)
+	sg.Status.ObjectCounts = counts
+	sg.Status.GeneratedObjects = nil
+	for _, obj := range d.Objects() {
+		sg.Status.GeneratedObjects = append(sg.Status.GeneratedObjects, refTo(obj))
+	}
+}
+
+// kindCondition sets the condition of one kind of generated object.
+func kindCondition(sg *v1alpha1.ServiceGraph, condType string, conflicts []string, istioServed bool, appliedMsg string) {
+	switch {
+	case len(conflicts) > 0:
+		setCondition(sg, condType, metav1.ConditionFalse, v1alpha1.ReasonConflict, strings.Join(conflicts, "; "))
+	case !istioServed:
+		setCondition(sg, condType, metav1.ConditionFalse, v1alpha1.ReasonIstioNotInstalled,
+			"Istio's security.istio.io/v1 API is not served in this cluster")
+	default:
+		setCondition(sg, condType, metav1.ConditionTrue, v1alpha1.ReasonApplied, appliedMsg)
+	}
+}
+
+func countKinds(d *compiler.Result) v1alpha1.ObjectCounts {
+	var c v1alpha1.ObjectCounts
+	for _, obj := range d.Objects() {
+		switch refTo(obj).Kind {
+		case "NetworkPolicy":
+			c.NetworkPolicies++
+		case "PeerAuthentication":
+			c.PeerAuthentications++
+		case "AuthorizationPolicy":
+			c.AuthorizationPolicies++
+		}
+	}
+	return c
+}
+
+func setCondition(sg *v1alpha1.ServiceGraph, condType string, status metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(&sg.Status.Conditions, metav1.Condition{
+		Type: condType, Status: status, Reason: reason, Message: truncate(msg), ObservedGeneration: sg.Generation,
+	})
+}
+
+// truncate keeps a message within the API's 32768-character limit on condition messages.
+func truncate(msg string) string {
+	const limit = 32768
+	if len(msg) <= limit {
+		return msg
+	}
+	return strings.ToValidUTF8(msg[:limit-len(" …")], "") + " …"
+}

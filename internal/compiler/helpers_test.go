@@ -1,0 +1,57 @@
+package compiler
+
+import (
+	"os"
+	"testing"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/render"
+)
+
+// readGraph reads one ServiceGraph from a YAML file, rejecting unknown fields.
+func readGraph(t testing.TB, path string) *v1alpha1.ServiceGraph {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg := &v1alpha1.ServiceGraph{}
+	if err := yaml.UnmarshalStrict(data, sg); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return sg
+}
+
+// mustCompile compiles a graph that must be valid.
+func mustCompile(t testing.TB, sg *v1alpha1.ServiceGraph, opts Options) *Result {
+	t.Helper()
+	res, err := Compile(sg, opts)
+	if err != nil {
+		t.Fatalf("Compile: %v", err)
+	}
+	return res
+}
+
+// mustYAML renders objects that must render.
+func mustYAML(t testing.TB, objs []client.Object) string {
+	t.Helper()
+	out, err := render.YAML(objs)
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	return string(out)
+}
+
+// edges builds a graph in namespace shop from compact edges and service names.
+func newGraph(name string, services []string, edges ...string) *v1alpha1.ServiceGraph {
+	sg := &v1alpha1.ServiceGraph{}
+	sg.Name, sg.Namespace = name, "shop"
+	for _, s := range services {
+		sg.Spec.Services = append(sg.Spec.Services, v1alpha1.Service{Name: s})
+	}
+	sg.Spec.Edges = edges
+	return sg
+}

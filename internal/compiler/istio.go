@@ -1,0 +1,130 @@
+package compiler
+
+import (
+	"maps"
+	"slices"
+	"strconv"
+
+	securityv1beta1 "istio.io/api/security/v1beta1"
+	typev1beta1 "istio.io/api/type/v1beta1"
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/servicegraph/servicegraph-operator/internal/graph"
+)
+
+func (c *compilation) istioMeta(name, service string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name, Namespace: c.g.Namespace, Labels: c.labels(service)}
+}
+
+var istioAPIVersion = securityv1.SchemeGroupVersion.String()
+
+func istioType(kind string) metav1.TypeMeta {
+	return metav1.TypeMeta{APIVersion: istioAPIVersion, Kind: kind}
+}
+
+// peerAuthentication sets the namespace-wide mutual-TLS mode (no selector).
+func (c *compilation) peerAuthentication() *securityv1.PeerAuthentication {
+	pa := &securityv1.PeerAuthentication{
+		TypeMeta:   istioType("PeerAuthentication"),
+		ObjectMeta: c.istioMeta(c.g.Name, ""),
+	}
+	mode := securityv1beta1.PeerAuthentication_MutualTLS_Mode_value[string(c.g.MTLS)]
+	pa.Spec.Mtls = &securityv1beta1.PeerAuthentication_MutualTLS{Mode: securityv1beta1.PeerAuthentication_MutualTLS_Mode(mode)}
+	return pa
+}
+
+// denyAll is Istio's allow-nothing policy: an empty spec selects every workload of the namespace
+// and, having no rule, matches no request.
+func (c *compilation) denyAll() *securityv1.AuthorizationPolicy {
+	return &securityv1.AuthorizationPolicy{
+		TypeMeta:   istioType("AuthorizationPolicy"),
+		ObjectMeta: c.istioMeta(graphObjectName(c.g.Name, suffixDenyAll), ""),
+	}
+}
+
+// serviceAuthorizationPolicy allows every caller of a local service in one ALLOW policy (once an
+// ALLOW policy selects a workload, whatever it does not match is denied, so callers must not be
+// split across objects that apply one by one). It returns nil when no edge into the service has a
+// port Istio intercepts: Istio does not see UDP or SCTP.
+func (c *compilation) serviceAuthorizationPolicy(sp *servicePolicy) *securityv1.AuthorizationPolicy {
+	var rules run[*securityv1beta1.Rule]
+	var all []*securityv1beta1.Rule
+	for _, e := range sp.ingress {
+		if r := c.authorizationRule(e.Edge); r != nil && rules.first(e.From, r, sameOperation) {
+			all = append(all, r)
+		}
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	ap := &securityv1.AuthorizationPolicy{
+		TypeMeta:   istioType("AuthorizationPolicy"),
+		ObjectMeta: c.istioMeta(serviceObjectName(c.g.Name, sp.svc.Name), sp.svc.Name),
+	}
+	ap.Spec.Selector = &typev1beta1.WorkloadSelector{MatchLabels: maps.Clone(sp.svc.Labels)}
+	ap.Spec.Action = securityv1beta1.AuthorizationPolicy_ALLOW
+	ap.Spec.Rules = all
+	return ap
+}
+
+// authorizationRule allows the edge's caller by identity, on the edge's ports, paths and methods.
+// AuthorizationPolicy ports are numbers only: when an edge has a named port the rule leaves ports
+// out and restricts by identity (and path) alone, and the NetworkPolicy still restricts the port.
+// nil when the edge has no port Istio intercepts.
+func (c *compilation) authorizationRule(e *graph.Edge) *securityv1beta1.Rule {
+	var ports []string
+	named := false
+	for _, p := range e.Ports {
+		switch {
+		case !p.Meshed():
+		case p.Named():
+			named = true
+		default:
+			ports = append(ports, strconv.Itoa(int(p.Port.IntVal)))
+		}
+	}
+	if !named && len(ports) == 0 {
+		return nil
+	}
+	if named {
+		ports = nil
+	}
+	rule := &securityv1beta1.Rule{From: c.source(e.From)}
+	if len(ports) > 0 || len(e.Paths) > 0 || len(e.Methods) > 0 {
+		rule.To = []*securityv1beta1.Rule_To{{Operation: &securityv1beta1.Operation{
+			Ports:   ports,
+			Paths:   slices.Clone(e.Paths),
+			Methods: slices.Clone(e.Methods),
+		}}}
+	}
+	return rule
+}
+
+// sameOperation reports whether two rules of one caller allow the same operations: edges that
+// differ only in ports Istio does not see give one rule.
+func sameOperation(a, b *securityv1beta1.Rule) bool {
+	if len(a.To) != len(b.To) {
+		return false
+	}
+	for i := range a.To {
+		x, y := a.To[i].Operation, b.To[i].Operation
+		if !slices.Equal(x.Ports, y.Ports) || !slices.Equal(x.Paths, y.Paths) || !slices.Equal(x.Methods, y.Methods) {
+			return false
+		}
+	}
+	return true
+}
+
+// source is a rule's from: the caller's principal, "<trustDomain>/ns/<namespace>/sa/<account>".
+// One per service, shared by its rules.
+func (c *compilation) source(name string) []*securityv1beta1.Rule_From {
+	if f, ok := c.sources[name]; ok {
+		return f
+	}
+	svc := c.service(name)
+	principal := c.opts.TrustDomain + "/ns/" + svc.Namespace + "/sa/" + svc.ServiceAccount
+	f := []*securityv1beta1.Rule_From{{Source: &securityv1beta1.Source{Principals: []string{principal}}}}
+	c.sources[name] = f
+	return f
+}

@@ -1,0 +1,161 @@
+package compiler
+
+import (
+	"maps"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/servicegraph/servicegraph-operator/internal/graph"
+)
+
+// namespaceLabel is set by Kubernetes on every namespace to its name; it is how a NetworkPolicy
+// selects a peer's namespace.
+const namespaceLabel = "kubernetes.io/metadata.name"
+
+// policyTypes returns a fresh slice: objects share no memory, so a caller may mutate one.
+func policyTypes(ingress, egress bool) []networkingv1.PolicyType {
+	var t []networkingv1.PolicyType
+	if ingress {
+		t = append(t, networkingv1.PolicyTypeIngress)
+	}
+	if egress {
+		t = append(t, networkingv1.PolicyTypeEgress)
+	}
+	return t
+}
+
+var networkPolicyType = metav1.TypeMeta{APIVersion: networkingv1.SchemeGroupVersion.String(), Kind: "NetworkPolicy"}
+
+func (c *compilation) networkPolicy(name, service string) *networkingv1.NetworkPolicy {
+	return &networkingv1.NetworkPolicy{
+		TypeMeta: networkPolicyType,
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      name,
+			Namespace: c.g.Namespace,
+			Labels:    c.labels(service),
+		},
+	}
+}
+
+// defaultDeny selects every pod of the namespace for both directions with no rule: whatever no
+// other policy allows is denied.
+func (c *compilation) defaultDeny() *networkingv1.NetworkPolicy {
+	np := c.networkPolicy(graphObjectName(c.g.Name, suffixDefaultDeny), "")
+	np.Spec.PolicyTypes = policyTypes(true, true)
+	return np
+}
+
+// allowDNS keeps name resolution working under default-deny egress.
+func (c *compilation) allowDNS() *networkingv1.NetworkPolicy {
+	return c.egressToAll(suffixAllowDNS, c.opts.DNS,
+		port(corev1.ProtocolUDP, intstr.FromInt32(53)), port(corev1.ProtocolTCP, intstr.FromInt32(53)))
+}
+
+// allowIstiod keeps sidecars connected to istiod (xDS on 15012, the webhook port 15017) under
+// default-deny egress.
+func (c *compilation) allowIstiod() *networkingv1.NetworkPolicy {
+	return c.egressToAll(suffixAllowIstiod, c.opts.Istiod,
+		port(corev1.ProtocolTCP, intstr.FromInt32(15012)), port(corev1.ProtocolTCP, intstr.FromInt32(15017)))
+}
+
+// egressToAll lets every pod of the namespace reach the selected pods on the given ports.
+func (c *compilation) egressToAll(suffix string, to PeerSelector, ports ...networkingv1.NetworkPolicyPort) *networkingv1.NetworkPolicy {
+	np := c.networkPolicy(graphObjectName(c.g.Name, suffix), "")
+	np.Spec.PolicyTypes = policyTypes(false, true)
+	np.Spec.Egress = []networkingv1.NetworkPolicyEgressRule{{
+		To:    []networkingv1.NetworkPolicyPeer{namespacedPeer(to.Namespace, to.Labels)},
+		Ports: ports,
+	}}
+	return np
+}
+
+// serviceNetworkPolicy selects a local service's pods and allows exactly its edges: ingress from
+// each caller, egress to each callee. policyTypes lists only the directions that have rules; the
+// default-deny policy closes the other. Edges that differ only above layer 4 (paths, methods,
+// HTTP or TCP) give one rule.
+func (c *compilation) serviceNetworkPolicy(sp *servicePolicy) *networkingv1.NetworkPolicy {
+	np := c.networkPolicy(serviceObjectName(c.g.Name, sp.svc.Name), sp.svc.Name)
+	np.Spec.PodSelector = *selector(sp.svc.Labels)
+	var in run[*edge]
+	for _, e := range sp.ingress {
+		if in.first(e.From, e, sameL4) {
+			np.Spec.Ingress = append(np.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{From: c.peer(e.From), Ports: e.ports})
+		}
+	}
+	var out run[*edge]
+	for _, e := range sp.egress {
+		if out.first(e.To, e, sameL4) {
+			np.Spec.Egress = append(np.Spec.Egress, networkingv1.NetworkPolicyEgressRule{To: c.peer(e.To), Ports: e.ports})
+		}
+	}
+	np.Spec.PolicyTypes = policyTypes(len(np.Spec.Ingress) > 0, len(np.Spec.Egress) > 0)
+	return np
+}
+
+// sameL4 reports whether two edges have the same NetworkPolicy ports.
+func sameL4(a, b *edge) bool {
+	return slices.EqualFunc(a.Ports, b.Ports, func(p, q graph.Port) bool { return p.Port == q.Port && p.L4() == q.L4() })
+}
+
+// networkPolicyPorts are an edge's ports for its NetworkPolicy rules. Named ports stay names:
+// Kubernetes resolves them per destination pod.
+func (c *compilation) networkPolicyPorts(e *graph.Edge) []networkingv1.NetworkPolicyPort {
+	ports := make([]networkingv1.NetworkPolicyPort, len(e.Ports))
+	for i, p := range e.Ports {
+		ports[i] = networkingv1.NetworkPolicyPort{Protocol: c.protocol(p.L4()), Port: c.portValue(p.Port)}
+	}
+	return ports
+}
+
+func (c *compilation) protocol(p corev1.Protocol) *corev1.Protocol {
+	v, ok := c.protocols[p]
+	if !ok {
+		v = &p
+		c.protocols[p] = v
+	}
+	return v
+}
+
+func (c *compilation) portValue(p intstr.IntOrString) *intstr.IntOrString {
+	v, ok := c.portValues[p]
+	if !ok {
+		v = &p
+		c.portValues[p] = v
+	}
+	return v
+}
+
+// peer selects a service's pods as a rule's only peer.
+func (c *compilation) peer(name string) []networkingv1.NetworkPolicyPeer {
+	if p, ok := c.peers[name]; ok {
+		return p
+	}
+	svc := c.service(name)
+	p := networkingv1.NetworkPolicyPeer{PodSelector: selector(svc.Labels)}
+	if !c.g.Local(svc) {
+		p = namespacedPeer(svc.Namespace, svc.Labels)
+	}
+	c.peers[name] = []networkingv1.NetworkPolicyPeer{p}
+	return c.peers[name]
+}
+
+// namespacedPeer selects pods by label in a namespace given by name.
+func namespacedPeer(namespace string, labels map[string]string) networkingv1.NetworkPolicyPeer {
+	return networkingv1.NetworkPolicyPeer{
+		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{namespaceLabel: namespace}},
+		PodSelector:       selector(labels),
+	}
+}
+
+// selector copies the labels so that objects share no memory.
+func selector(labels map[string]string) *metav1.LabelSelector {
+	return &metav1.LabelSelector{MatchLabels: maps.Clone(labels)}
+}
+
+func port(protocol corev1.Protocol, p intstr.IntOrString) networkingv1.NetworkPolicyPort {
+	return networkingv1.NetworkPolicyPort{Protocol: &protocol, Port: &p}
+}

@@ -1,0 +1,216 @@
+package graph
+
+import (
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+)
+
+func serviceGraph(services []v1alpha1.Service, edges []string, conns ...v1alpha1.Connection) *v1alpha1.ServiceGraph {
+	sg := &v1alpha1.ServiceGraph{}
+	sg.Name, sg.Namespace = "shop", "shop"
+	sg.Spec.Services, sg.Spec.Edges, sg.Spec.Connections = services, edges, conns
+	return sg
+}
+
+func svcs(names ...string) []v1alpha1.Service {
+	out := make([]v1alpha1.Service, len(names))
+	for i, n := range names {
+		out[i] = v1alpha1.Service{Name: n}
+	}
+	return out
+}
+
+func connPort(p intstr.IntOrString, proto v1alpha1.Protocol) v1alpha1.ConnectionPort {
+	return v1alpha1.ConnectionPort{Port: p, Protocol: proto}
+}
+
+func mustBuild(t *testing.T, sg *v1alpha1.ServiceGraph) *Graph {
+	t.Helper()
+	g, err := Build(sg)
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	return g
+}
+
+var cmpGraph = cmpopts.IgnoreUnexported(Graph{})
+
+func TestBuildAppliesDefaults(t *testing.T) {
+	services := append(svcs("web"),
+		v1alpha1.Service{Name: "api", ServiceAccount: "api-sa",
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": "api"}}},
+		v1alpha1.Service{Name: "gateway", Namespace: "payments"})
+	g := mustBuild(t, serviceGraph(services, []string{"web->api:8080/v1/*", "api->payments/gateway:443,https"}))
+	want := &Graph{
+		Name: "shop", Namespace: "shop", MTLS: v1alpha1.MTLSStrict, AllowDNS: true,
+		Services: []Service{
+			{Name: "api", Namespace: "shop", Labels: map[string]string{"app.kubernetes.io/name": "api"}, ServiceAccount: "api-sa"},
+			{Name: "gateway", Namespace: "payments", Labels: map[string]string{"app": "gateway"}, ServiceAccount: "gateway"},
+			{Name: "web", Namespace: "shop", Labels: map[string]string{"app": "web"}, ServiceAccount: "web"},
+		},
+		Edges: []Edge{
+			{From: "api", ToNamespace: "payments", To: "gateway", Ports: []Port{
+				{Port: intstr.FromInt32(443), Protocol: v1alpha1.ProtocolTCP},
+				{Port: intstr.FromString("https"), Protocol: v1alpha1.ProtocolTCP},
+			}},
+			{From: "web", ToNamespace: "shop", To: "api", Paths: []string{"/v1/*"}, Ports: []Port{
+				{Port: intstr.FromInt32(8080), Protocol: v1alpha1.ProtocolHTTP},
+			}},
+		},
+	}
+	if diff := cmp.Diff(want, g, cmpGraph); diff != "" {
+		t.Errorf("Build (-want +got):\n%s", diff)
+	}
+	if s, ok := g.Service("gateway"); !ok || g.Local(s) {
+		t.Errorf("Service(gateway) = %v, %v; want a non-local service", s, ok)
+	}
+}
+
+func TestBuildSpecFields(t *testing.T) {
+	sg := serviceGraph(svcs("a", "b"), []string{"a->b:1"})
+	sg.Spec.MTLS = v1alpha1.MTLSPermissive
+	sg.Spec.AllowDNS = new(bool)
+	g := mustBuild(t, sg)
+	if g.MTLS != v1alpha1.MTLSPermissive || g.AllowDNS {
+		t.Errorf("MTLS %q AllowDNS %v, want PERMISSIVE false", g.MTLS, g.AllowDNS)
+	}
+}
+
+// A connection and a compact edge that say the same thing are the same edge, whatever the order of
+// their ports, and writing both is a duplicate.
+func TestConnectionsNormaliseLikeEdges(t *testing.T) {
+	compact := "web -> shop/api:http,8080/a"
+	conn := v1alpha1.Connection{From: "web", To: "api", Paths: []string{"/a"}, Ports: []v1alpha1.ConnectionPort{
+		connPort(intstr.FromString("http"), ""), connPort(intstr.FromString("8080"), v1alpha1.ProtocolHTTP),
+	}}
+	fromEdge := mustBuild(t, serviceGraph(svcs("web", "api"), []string{compact}))
+	fromConn := mustBuild(t, serviceGraph(svcs("web", "api"), nil, conn))
+	if diff := cmp.Diff(fromEdge, fromConn, cmpGraph); diff != "" {
+		t.Errorf("edge and connection differ (-edge +connection):\n%s", diff)
+	}
+	_, err := Build(serviceGraph(svcs("web", "api"), []string{compact}, conn))
+	want := `connection "web->api:http,8080/a": duplicates edge "web -> shop/api:http,8080/a"`
+	if err == nil || err.Error() != want {
+		t.Errorf("Build with both: %v, want %s", err, want)
+	}
+}
+
+func TestBuildReportsEveryProblem(t *testing.T) {
+	services := append(svcs("web", "api", "database", "api", "Bad"),
+		v1alpha1.Service{Name: "gateway", Namespace: "payments"},
+		v1alpha1.Service{Name: "frontend", Namespace: "storefront"},
+		v1alpha1.Service{Name: "exprs", Selector: &metav1.LabelSelector{
+			MatchLabels:      map[string]string{"app": "exprs"},
+			MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tier", Operator: metav1.LabelSelectorOpExists}},
+		}},
+		v1alpha1.Service{Name: "empty", Selector: &metav1.LabelSelector{}},
+		v1alpha1.Service{Name: "badlabel", Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"a b": "c"}}},
+		v1alpha1.Service{Name: "badsa", ServiceAccount: "Admin"},
+	)
+	edges := []string{
+		"web->api:8080",
+		"web->apx:8080",
+		"wbe->apx:8080",
+		"web->payments/api:8080",
+		"web->web:80",
+		"frontend->gateway:443",
+		"web -> api:8080",
+		"web->api:0",
+		"web->api:8080,8080",
+		strings.Repeat("a", 500) + "->api:8080000000",
+	}
+	conns := []v1alpha1.Connection{
+		{From: "web", To: "api", Ports: []v1alpha1.ConnectionPort{connPort(intstr.FromInt32(8080), "")}},
+		{From: "web", To: "api", Paths: []string{"/x"}, Ports: []v1alpha1.ConnectionPort{connPort(intstr.FromInt32(53), v1alpha1.ProtocolUDP)}},
+		{From: "web", To: "database", Methods: []string{"GET"}, Ports: []v1alpha1.ConnectionPort{connPort(intstr.FromInt32(5432), v1alpha1.ProtocolTCP)}},
+		{From: "web", To: "database", Ports: []v1alpha1.ConnectionPort{connPort(intstr.FromInt32(0), "")}},
+		{From: "web", To: "database", Ports: []v1alpha1.ConnectionPort{connPort(intstr.FromString("http--x"), "")}},
+		{From: "web", To: "database", Paths: []string{"nope"}, Methods: []string{"get"}, Ports: []v1alpha1.ConnectionPort{connPort(intstr.FromInt32(80), "QUIC")}},
+		{From: "web", To: "/database"},
+	}
+	_, err := Build(serviceGraph(services, edges, conns...))
+	want := ErrorList{
+		{Item: `service "api"`, Message: "declared more than once"},
+		{Item: `service "Bad"`, Message: `name may contain only lowercase letters, digits and "-"`},
+		{Item: `service "exprs"`, Message: "selector.matchExpressions is not supported: Istio workload selectors take matchLabels only"},
+		{Item: `service "empty"`, Message: "selector.matchLabels must not be empty: an empty selector would match every pod"},
+		{Item: `service "badlabel"`, Message: `selector.matchLabels "a b": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')`},
+		{Item: `service "badsa"`, Message: `serviceAccount "Admin": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')`},
+		{Item: `edge "web->apx:8080"`, Edge: "web->apx:8080", Message: `service "apx" is not declared in spec.services`},
+		{Item: `edge "wbe->apx:8080"`, Edge: "wbe->apx:8080", Message: `service "wbe" is not declared in spec.services`},
+		{Item: `edge "wbe->apx:8080"`, Edge: "wbe->apx:8080", Message: `service "apx" is not declared in spec.services`},
+		{Item: `edge "web->payments/api:8080"`, Edge: "web->payments/api:8080", Message: `service "api" is declared in namespace "shop", not "payments"`},
+		{Item: `edge "web->web:80"`, Edge: "web->web:80", Message: "an edge cannot go from a service to itself"},
+		{Item: `edge "frontend->gateway:443"`, Edge: "frontend->gateway:443", Message: `both ends are in other namespaces ("storefront" and "payments"): a graph only writes rules for its own namespace "shop"`},
+		{Item: `edge "web -> api:8080"`, Edge: "web -> api:8080", Message: `duplicates edge "web->api:8080"`},
+		{Item: `edge "web->api:0"`, Edge: "web->api:0", Message: "column 10: port must be 1-65535"},
+		{Item: `edge "web->api:8080,8080"`, Edge: "web->api:8080,8080", Message: "port 8080 is listed more than once"},
+		{Item: source{"edge", edges[9]}.item(), Edge: edges[9], Message: "an edge must be at most 512 characters"},
+		{Item: `connection "web->api:8080"`, Edge: "web->api:8080", Message: `duplicates edge "web->api:8080"`},
+		{Item: `connection "web->api:53(UDP) [/x]"`, Edge: "web->api:53(UDP) [/x]", Message: "paths and methods need an HTTP or GRPC port, but port 53 is UDP"},
+		{Item: `connection "web->database:5432(TCP) [GET]"`, Edge: "web->database:5432(TCP) [GET]", Message: "paths and methods need an HTTP or GRPC port, but port 5432 is TCP"},
+		{Item: `connection "web->database:0"`, Edge: "web->database:0", Message: "port 0: port must be 1-65535"},
+		{Item: `connection "web->database:http--x"`, Edge: "web->database:http--x", Message: `port "http--x": port name must not contain "--"`},
+		{Item: `connection "web->database:80(QUIC) [get nope]"`, Edge: "web->database:80(QUIC) [get nope]", Message: `port 80: protocol "QUIC" must be TCP, UDP, SCTP, HTTP or GRPC`},
+		{Item: `connection "web->database:80(QUIC) [get nope]"`, Edge: "web->database:80(QUIC) [get nope]", Message: `path "nope" must start with "/" (exact or prefix match) or "*" (suffix match)`},
+		{Item: `connection "web->database:80(QUIC) [get nope]"`, Edge: "web->database:80(QUIC) [get nope]", Message: `method "get" must be 1-16 uppercase letters`},
+		{Item: `connection "web->database:"`, Edge: "web->database:", Message: "namespace of to must not be empty"},
+		{Item: `connection "web->database:"`, Edge: "web->database:", Message: "ports must not be empty"},
+	}
+	if diff := cmp.Diff(want, err); diff != "" {
+		t.Errorf("Build errors (-want +got):\n%s", diff)
+	}
+}
+
+func TestBuildGraphErrors(t *testing.T) {
+	sg := serviceGraph(nil, nil)
+	sg.Name, sg.Namespace, sg.Spec.MTLS = strings.Repeat("g", 64), "", "OFF"
+	_, err := Build(sg)
+	want := "metadata.name: must be at most 63 characters: it is used as a label value; " +
+		"metadata.namespace: namespace must not be empty; " +
+		`spec.mtls: "OFF" must be STRICT or PERMISSIVE; ` +
+		"spec: a ServiceGraph needs at least one edge in spec.edges or spec.connections"
+	if err == nil || err.Error() != want {
+		t.Errorf("Build:\n got: %v\nwant: %s", err, want)
+	}
+}
+
+// The order of services and edges in the spec never shows in the graph.
+func TestBuildIgnoresSpecOrder(t *testing.T) {
+	services := svcs("a", "b", "c", "d", "e")
+	edges := []string{"a->b:1", "b->c:2,1", "c->d:http/x", "d->e:3", "a->e:4", "e->a:5"}
+	want := mustBuild(t, serviceGraph(services, edges))
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 20 {
+		rng.Shuffle(len(services), func(i, j int) { services[i], services[j] = services[j], services[i] })
+		rng.Shuffle(len(edges), func(i, j int) { edges[i], edges[j] = edges[j], edges[i] })
+		if diff := cmp.Diff(want, mustBuild(t, serviceGraph(services, edges)), cmpGraph); diff != "" {
+			t.Fatalf("shuffled spec builds another graph (-want +got):\n%s", diff)
+		}
+	}
+}
+
+func TestEdgeString(t *testing.T) {
+	tests := []struct {
+		e    Edge
+		want string
+	}{
+		{Edge{From: "a", To: "b", Ports: ports(num(1), name("http"))}, "a->b:1,http"},
+		{Edge{From: "a", ToNamespace: "ns", To: "b", Ports: []Port{{Port: intstr.FromInt32(1), Protocol: v1alpha1.ProtocolHTTP}}, Paths: []string{"/x"}}, "a->ns/b:1/x"},
+		{Edge{From: "a", To: "b", Ports: []Port{{Port: intstr.FromInt32(53), Protocol: v1alpha1.ProtocolUDP}}}, "a->b:53(UDP)"},
+		{Edge{From: "a", To: "b", Ports: ports(num(1)), Methods: []string{"GET"}, Paths: []string{"/a", "/b"}}, "a->b:1 [GET /a,/b]"},
+	}
+	for _, tc := range tests {
+		if got := tc.e.String(); got != tc.want {
+			t.Errorf("String() = %q, want %q", got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,70 @@
+// Package testenv starts the project's test control plane: a real kube-apiserver and etcd (built by
+// `make envtest`) with the ServiceGraph CRD and, optionally, Istio's CRDs from the istio.io/api module.
+package testenv
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// KubernetesVersion is the version of the control plane `make envtest` builds.
+const KubernetesVersion = "1.37.2"
+
+// Root is the repository's top directory.
+func Root() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// AssetsDir is where kube-apiserver, etcd and kubectl are: KUBEBUILDER_ASSETS when set (the
+// Makefile sets it), else the folder `make envtest` builds into.
+func AssetsDir() string {
+	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
+		return dir
+	}
+	return filepath.Join(Root(), "bin", "k8s", KubernetesVersion+"-"+runtime.GOOS+"-"+runtime.GOARCH)
+}
+
+// Kubectl is the kubectl built at the API server's version.
+func Kubectl() string { return filepath.Join(AssetsDir(), "kubectl") }
+
+// ProjectCRDs is the folder of the generated ServiceGraph CRD.
+func ProjectCRDs() string { return filepath.Join(Root(), "config", "crd", "bases") }
+
+// IstioCRDs is Istio's own CRD file, shipped in the istio.io/api module the project depends on, so
+// the tests validate against exactly the schema (and CEL rules) a real mesh has.
+func IstioCRDs() (string, error) {
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "istio.io/api")
+	cmd.Dir = Root()
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("locating the istio.io/api module: %w", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "kubernetes", "customresourcedefinitions.gen.yaml"), nil
+}
+
+// New describes a control plane with the project's CRDs, plus Istio's when withIstio is set.
+func New(withIstio bool) (*envtest.Environment, error) {
+	paths := []string{ProjectCRDs()}
+	if withIstio {
+		istio, err := IstioCRDs()
+		if err != nil {
+			return nil, err
+		}
+		paths = append(paths, istio)
+	}
+	if _, err := os.Stat(filepath.Join(AssetsDir(), "kube-apiserver")); err != nil {
+		return nil, fmt.Errorf("no test control plane in %s: run `make envtest` first", AssetsDir())
+	}
+	return &envtest.Environment{
+		BinaryAssetsDirectory: AssetsDir(),
+		CRDDirectoryPaths:     paths,
+		ErrorIfCRDPathMissing: true,
+	}, nil
+}
