@@ -12,8 +12,8 @@ import (
 	. "github.com/onsi/gomega"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -25,12 +25,12 @@ import (
 
 // The suite runs against a real kube-apiserver and etcd with the ServiceGraph CRD and Istio's CRDs.
 var (
-	env       *envtest.Environment
-	cfg       *rest.Config
-	k8s       client.Client // the test's own client, not the manager's
-	writes    = &writeLog{}
-	stopMgr   context.CancelFunc
-	mgrDone   chan struct{}
+	env     *envtest.Environment
+	cfg     *rest.Config
+	k8s     client.Client // the test's own client, not the manager's
+	writes  = &writeLog{}
+	stopMgr context.CancelFunc
+	mgrDone chan struct{}
 )
 
 func TestControllers(t *testing.T) {
