@@ -68,6 +68,11 @@ verify-generated: generate manifests ## Fail if the generated code or manifests 
 .PHONY: test
 test: envtest lint verify-generated ## Run every test: unit, golden, fuzz seeds, envtest and e2e.
 	go test ./... -count=1 -timeout 25m
+	go test ./internal/graph -run '^$$' -fuzz FuzzParseEdge -fuzztime 5s
+
+.PHONY: fuzz
+fuzz: ## Fuzz the edge parser for a minute.
+	go test ./internal/graph -run '^$$' -fuzz FuzzParseEdge -fuzztime 60s
 
 .PHONY: envtest
 envtest: $(ENVTEST_BINARIES) ## Build the test control plane (kube-apiserver, etcd, kubectl) once.
@@ -91,6 +96,7 @@ $(CONTROLLER_GEN):
 .PHONY: build
 build: ## Build the manager and the servicegraph CLI into bin/.
 	go build -o $(BIN)/manager ./cmd/manager
+	go build -o $(BIN)/servicegraph ./cmd/servicegraph
 
 .PHONY: run
 run: install ## Run the manager against the cluster of the current kubeconfig.

@@ -145,6 +145,8 @@ var _ = Describe("ServiceGraph reconciler", func() {
 		Expect(condition(live, v1alpha1.ConditionReconciling).Type).To(BeEmpty())
 		Expect(condition(live, v1alpha1.ConditionStalled).Type).To(BeEmpty())
 		Eventually(func() []string { return eventReasons(ctx, k8s, ns, "shop") }, timeout, poll).Should(ContainElement("Applied"))
+		Expect(metricValue("servicegraph_edges", map[string]string{"namespace": ns, "name": "shop"})).To(Equal(2.0))
+		Expect(metricValue("servicegraph_generated_objects", map[string]string{"namespace": ns, "name": "shop", "kind": "NetworkPolicy"})).To(Equal(6.0))
 	})
 
 	It("applies allow rules first, mutual TLS next and default-deny last", func() {
@@ -188,6 +190,7 @@ var _ = Describe("ServiceGraph reconciler", func() {
 		Expect(k8s.Delete(ctx, &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "shop-default-deny", Namespace: ns}})).To(Succeed())
 		waitConverged(sg)
 		Eventually(func() []string { return eventReasons(ctx, k8s, ns, "shop") }, timeout, poll).Should(ContainElement("DriftCorrected"))
+		Expect(metricValue("servicegraph_drift_corrections_total", map[string]string{"kind": "NetworkPolicy"})).To(BeNumerically(">=", 2))
 	})
 
 	It("prunes what an edge or a service removal leaves stale, updating the rest in place", func() {

@@ -92,10 +92,11 @@ func (c *compilation) authorizationRule(e *graph.Edge) *securityv1beta1.Rule {
 	}
 	rule := &securityv1beta1.Rule{From: c.source(e.From)}
 	if len(ports) > 0 || len(e.Paths) > 0 || len(e.Methods) > 0 {
+		// The graph is this compilation's own copy, so its slices can be handed out.
 		rule.To = []*securityv1beta1.Rule_To{{Operation: &securityv1beta1.Operation{
 			Ports:   ports,
-			Paths:   slices.Clone(e.Paths),
-			Methods: slices.Clone(e.Methods),
+			Paths:   e.Paths,
+			Methods: e.Methods,
 		}}}
 	}
 	return rule

@@ -80,6 +80,8 @@ func (c *compilation) egressToAll(suffix string, to PeerSelector, ports ...netwo
 func (c *compilation) serviceNetworkPolicy(sp *servicePolicy) *networkingv1.NetworkPolicy {
 	np := c.networkPolicy(serviceObjectName(c.g.Name, sp.svc.Name), sp.svc.Name)
 	np.Spec.PodSelector = *selector(sp.svc.Labels)
+	np.Spec.Ingress = make([]networkingv1.NetworkPolicyIngressRule, 0, len(sp.ingress))
+	np.Spec.Egress = make([]networkingv1.NetworkPolicyEgressRule, 0, len(sp.egress))
 	var in run[*edge]
 	for _, e := range sp.ingress {
 		if in.first(e.From, e, sameL4) {
@@ -93,6 +95,12 @@ func (c *compilation) serviceNetworkPolicy(sp *servicePolicy) *networkingv1.Netw
 		}
 	}
 	np.Spec.PolicyTypes = policyTypes(len(np.Spec.Ingress) > 0, len(np.Spec.Egress) > 0)
+	if len(np.Spec.Ingress) == 0 {
+		np.Spec.Ingress = nil // an empty list would print as "ingress: []"
+	}
+	if len(np.Spec.Egress) == 0 {
+		np.Spec.Egress = nil
+	}
 	return np
 }
 
@@ -111,10 +119,12 @@ func (c *compilation) networkPolicyPorts(e *graph.Edge) []networkingv1.NetworkPo
 	return ports
 }
 
+// protocol and portValue share the pointers that NetworkPolicyPort wants; allocating on a miss only.
 func (c *compilation) protocol(p corev1.Protocol) *corev1.Protocol {
 	v, ok := c.protocols[p]
 	if !ok {
-		v = &p
+		v = new(corev1.Protocol)
+		*v = p
 		c.protocols[p] = v
 	}
 	return v
@@ -123,7 +133,8 @@ func (c *compilation) protocol(p corev1.Protocol) *corev1.Protocol {
 func (c *compilation) portValue(p intstr.IntOrString) *intstr.IntOrString {
 	v, ok := c.portValues[p]
 	if !ok {
-		v = &p
+		v = new(intstr.IntOrString)
+		*v = p
 		c.portValues[p] = v
 	}
 	return v

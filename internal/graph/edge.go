@@ -132,18 +132,32 @@ func (e *Edge) String() string {
 // key identifies an edge up to the order of its ports, paths and methods: two edges with the same
 // key are duplicates. The edge must be normalised (sorted, namespace and protocols resolved).
 func (e *Edge) key() string {
-	var b strings.Builder
-	b.WriteString(e.From)
-	b.WriteByte(' ')
-	b.WriteString(e.ToNamespace)
-	b.WriteByte('/')
-	b.WriteString(e.To)
+	b := make([]byte, 0, 64)
+	b = append(b, e.From...)
+	b = append(b, ' ')
+	b = append(b, e.ToNamespace...)
+	b = append(b, '/')
+	b = append(b, e.To...)
 	for _, p := range e.Ports {
-		b.WriteString(" " + p.Port.String() + "/" + string(p.Protocol))
+		b = append(b, ' ')
+		if p.Named() {
+			b = append(b, p.Port.StrVal...)
+		} else {
+			b = strconv.AppendInt(b, int64(p.Port.IntVal), 10)
+		}
+		b = append(b, '/')
+		b = append(b, p.Protocol...)
 	}
-	// NUL cannot occur in a path (printable ASCII), so the key is unambiguous.
-	b.WriteString("\x00" + strings.Join(e.Methods, ",") + "\x00" + strings.Join(e.Paths, "\x00"))
-	return b.String()
+	// NUL cannot occur in a name, port, method or path, so the key is unambiguous.
+	for _, m := range e.Methods {
+		b = append(b, 0, 'm')
+		b = append(b, m...)
+	}
+	for _, p := range e.Paths {
+		b = append(b, 0, 'p')
+		b = append(b, p...)
+	}
+	return string(b)
 }
 
 // portLess orders numbers before names, then by protocol.

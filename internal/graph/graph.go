@@ -27,8 +27,8 @@ type Graph struct {
 	AllowDNS bool
 	// Services are sorted by name.
 	Services []Service
-	// Edges are distinct and sorted; each one's ports, paths and methods are sorted, its
-	// ToNamespace and port protocols filled in.
+	// Edges are distinct and sorted by caller, then callee, then ports, methods and paths; each
+	// one's ports, paths and methods are sorted, its ToNamespace and port protocols filled in.
 	Edges []Edge
 
 	index map[string]int // service name → position in Services
@@ -355,7 +355,11 @@ func (b *builder) sort() {
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortFunc(order, func(x, y int) int { return strings.Compare(b.keys[x], b.keys[y]) })
+	// By caller, then callee: the compiler relies on a service's edges to one peer being adjacent.
+	slices.SortFunc(order, func(x, y int) int {
+		ex, ey := &g.Edges[x], &g.Edges[y]
+		return cmp.Or(strings.Compare(ex.From, ey.From), strings.Compare(ex.To, ey.To), strings.Compare(b.keys[x], b.keys[y]))
+	})
 	edges := make([]Edge, len(order))
 	for i, j := range order {
 		edges[i] = g.Edges[j]

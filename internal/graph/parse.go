@@ -108,12 +108,18 @@ func (p *parser) peek() rune {
 	if p.pos >= len(p.src) {
 		return eof
 	}
+	if c := p.src[p.pos]; c < utf8.RuneSelf {
+		return rune(c)
+	}
 	r, _ := utf8.DecodeRuneInString(p.src[p.pos:])
 	return r
 }
 
 func (p *parser) advance() {
-	_, n := utf8.DecodeRuneInString(p.src[p.pos:])
+	n := 1
+	if p.src[p.pos] >= utf8.RuneSelf {
+		_, n = utf8.DecodeRuneInString(p.src[p.pos:])
+	}
 	p.pos += n
 	p.col++
 }
