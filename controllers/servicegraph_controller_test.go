@@ -149,6 +149,42 @@ var _ = Describe("ServiceGraph reconciler", func() {
 		Expect(metricValue("servicegraph_generated_objects", map[string]string{"namespace": ns, "name": "shop", "kind": "NetworkPolicy"})).To(Equal(6.0))
 	})
 
+	It("writes Ready=Unknown on the first visit, then Ready=True with observedGeneration on every condition", func() {
+		wc, err := client.NewWithWatch(cfg, client.Options{Scheme: k8s.Scheme()})
+		Expect(err).NotTo(HaveOccurred())
+		w, err := wc.Watch(ctx, &v1alpha1.ServiceGraphList{}, client.InNamespace(ns))
+		Expect(err).NotTo(HaveOccurred())
+		defer w.Stop()
+		Expect(k8s.Create(ctx, seedGraph(ns))).To(Succeed())
+
+		var seen []v1alpha1.ServiceGraphStatus
+		Eventually(func() bool {
+			for {
+				select {
+				case ev := <-w.ResultChan():
+					sg := ev.Object.(*v1alpha1.ServiceGraph)
+					seen = append(seen, sg.Status)
+					if readyAtCurrentGeneration(sg) {
+						return true
+					}
+				default:
+					return false
+				}
+			}
+		}, timeout, poll).Should(BeTrue())
+		Expect(len(seen)).To(BeNumerically(">=", 3), "created, reconciling, ready")
+		Expect(seen[0].Conditions).To(BeEmpty(), "as created")
+		first := &v1alpha1.ServiceGraph{Status: seen[1]}
+		Expect(condition(first, v1alpha1.ConditionReady).Status).To(Equal(metav1.ConditionUnknown))
+		Expect(condition(first, v1alpha1.ConditionReady).Reason).To(Equal(v1alpha1.ReasonReconciling))
+		Expect(condition(first, v1alpha1.ConditionReconciling).Status).To(Equal(metav1.ConditionTrue))
+		last := &v1alpha1.ServiceGraph{Status: seen[len(seen)-1]}
+		for _, c := range last.Status.Conditions {
+			Expect(c.ObservedGeneration).To(BeEquivalentTo(1), c.Type)
+		}
+		Expect(last.Status.ObservedGeneration).To(BeEquivalentTo(1))
+	})
+
 	It("applies allow rules first, mutual TLS next and default-deny last", func() {
 		mark := writes.mark()
 		Expect(k8s.Create(ctx, seedGraph(ns))).To(Succeed())

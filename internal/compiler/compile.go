@@ -26,9 +26,9 @@ import (
 
 // Compile validates the graph as a whole and returns the objects that enforce it, or a
 // graph.ErrorList naming every offending edge. Objects carry no ownerReferences: the reconciler
-// adds them. They share no memory with the graph, but objects of one Result may share label
-// selectors (a service's pod labels appear in many rules): DeepCopy an object before changing
-// its spec.
+// adds them. They share no memory with the input, but objects of one Result share the parts that
+// many rules repeat (a service's label selector, an edge's ports, a caller's principal): DeepCopy
+// an object before changing its spec.
 func Compile(sg *v1alpha1.ServiceGraph, opts Options) (*Result, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err

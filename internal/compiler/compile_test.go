@@ -394,3 +394,33 @@ func TestCompileDeterministic(t *testing.T) {
 		})
 	}
 }
+
+// Edges that differ only above layer 4 share a NetworkPolicy rule; edges that differ only in ports
+// Istio does not see share an AuthorizationPolicy rule.
+func TestCompileMergesEquivalentRules(t *testing.T) {
+	sg := newGraph("shop", []string{"web", "api"}, "web->api:8080/a", "web->api:8080/b", "web->api:8080", "web->api:9090")
+	sg.Spec.Connections = []v1alpha1.Connection{{From: "web", To: "api", Ports: []v1alpha1.ConnectionPort{
+		{Port: intstr.FromInt32(9090)}, {Port: intstr.FromInt32(53), Protocol: v1alpha1.ProtocolUDP},
+	}}}
+	all := mustCompile(t, sg, DefaultOptions()).Objects()
+	var ingress []string
+	for _, r := range find[*networkingv1.NetworkPolicy](t, all, "shop-svc-api").Spec.Ingress {
+		var ports []string
+		for _, p := range r.Ports {
+			ports = append(ports, fmt.Sprintf("%s/%s", p.Port, *p.Protocol))
+		}
+		ingress = append(ingress, strings.Join(ports, ","))
+	}
+	// Rules follow the edges' order: by ports, numerically.
+	if want := []string{"53/UDP,9090/TCP", "8080/TCP", "9090/TCP"}; !slices.Equal(ingress, want) {
+		t.Errorf("NetworkPolicy ingress rules %v, want %v", ingress, want)
+	}
+	var rules []string
+	for _, r := range find[*securityv1.AuthorizationPolicy](t, all, "shop-svc-api").Spec.Rules {
+		op := r.To[0].Operation
+		rules = append(rules, strings.Join(op.Ports, ",")+" "+strings.Join(op.Paths, ","))
+	}
+	if want := []string{"9090 ", "8080 /a", "8080 /b", "8080 "}; !slices.Equal(rules, want) {
+		t.Errorf("AuthorizationPolicy rules %q, want %q", rules, want)
+	}
+}

@@ -48,14 +48,14 @@ func (c *compilation) denyAll() *securityv1.AuthorizationPolicy {
 // split across objects that apply one by one). It returns nil when no edge into the service has a
 // port Istio intercepts: Istio does not see UDP or SCTP.
 func (c *compilation) serviceAuthorizationPolicy(sp *servicePolicy) *securityv1.AuthorizationPolicy {
-	var rules run[*securityv1beta1.Rule]
-	var all []*securityv1beta1.Rule
+	var rules []*securityv1beta1.Rule
+	var dedup run[*securityv1beta1.Rule]
 	for _, e := range sp.ingress {
-		if r := c.authorizationRule(e.Edge); r != nil && rules.first(e.From, r, sameOperation) {
-			all = append(all, r)
+		if r := c.authorizationRule(e.Edge); r != nil && dedup.first(e.From, r, sameOperation) {
+			rules = append(rules, r)
 		}
 	}
-	if len(all) == 0 {
+	if len(rules) == 0 {
 		return nil
 	}
 	ap := &securityv1.AuthorizationPolicy{
@@ -63,8 +63,9 @@ func (c *compilation) serviceAuthorizationPolicy(sp *servicePolicy) *securityv1.
 		ObjectMeta: c.istioMeta(serviceObjectName(c.g.Name, sp.svc.Name), sp.svc.Name),
 	}
 	ap.Spec.Selector = &typev1beta1.WorkloadSelector{MatchLabels: maps.Clone(sp.svc.Labels)}
+	// ALLOW is the action's zero value: the printed object leaves it out, and Istio reads it so.
 	ap.Spec.Action = securityv1beta1.AuthorizationPolicy_ALLOW
-	ap.Spec.Rules = all
+	ap.Spec.Rules = rules
 	return ap
 }
 

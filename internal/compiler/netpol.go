@@ -16,7 +16,7 @@ import (
 // selects a peer's namespace.
 const namespaceLabel = "kubernetes.io/metadata.name"
 
-// policyTypes returns a fresh slice: objects share no memory, so a caller may mutate one.
+// policyTypes lists the directions a policy governs.
 func policyTypes(ingress, egress bool) []networkingv1.PolicyType {
 	var t []networkingv1.PolicyType
 	if ingress {

@@ -142,8 +142,9 @@ func (e *Edge) key() string {
 		b = append(b, ' ')
 		if p.Named() {
 			b = append(b, p.Port.StrVal...)
-		} else {
-			b = strconv.AppendInt(b, int64(p.Port.IntVal), 10)
+		} else { // zero-padded so that keys sort numerically; a name has a letter, a number none
+			n := p.Port.IntVal
+			b = append(b, byte('0'+n/10000), byte('0'+n/1000%10), byte('0'+n/100%10), byte('0'+n/10%10), byte('0'+n%10))
 		}
 		b = append(b, '/')
 		b = append(b, p.Protocol...)
