@@ -13,6 +13,9 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -164,4 +167,13 @@ func metricValue(name string, labels map[string]string) float64 {
 		}
 	}
 	return -1
+}
+
+// kstatusOf computes the status kstatus (kpt, Flux, cli-utils) sees for a live graph.
+func kstatusOf(sg *v1alpha1.ServiceGraph) kstatus.Status {
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(sg)
+	Expect(err).NotTo(HaveOccurred())
+	res, err := kstatus.Compute(&unstructured.Unstructured{Object: obj})
+	Expect(err).NotTo(HaveOccurred())
+	return res.Status
 }

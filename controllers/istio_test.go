@@ -7,6 +7,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -53,6 +54,7 @@ var _ = Describe("ServiceGraph reconciler without Istio", Ordered, func() {
 		Expect(condition(sg, v1alpha1.ConditionReady).Reason).To(Equal(v1alpha1.ReasonIstioNotInstalled))
 		Expect(condition(sg, v1alpha1.ConditionNetworkPoliciesReady).Status).To(Equal(metav1.ConditionTrue))
 		Expect(condition(sg, v1alpha1.ConditionReconciling).Status).To(Equal(metav1.ConditionTrue))
+		Expect(kstatusOf(sg)).To(Equal(kstatus.InProgressStatus))
 		Expect(sg.Status.ObjectCounts.NetworkPolicies).To(BeEquivalentTo(5), "no istiod egress rule without Istio")
 
 		istio, err := testenv.IstioCRDs()

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
@@ -174,6 +175,7 @@ var _ = Describe("ServiceGraph reconciler", func() {
 		}, timeout, poll).Should(BeTrue())
 		Expect(len(seen)).To(BeNumerically(">=", 3), "created, reconciling, ready")
 		Expect(seen[0].Conditions).To(BeEmpty(), "as created")
+		Expect(kstatusOf(&v1alpha1.ServiceGraph{ObjectMeta: metav1.ObjectMeta{Generation: 1}, Status: seen[1]})).To(Equal(kstatus.InProgressStatus))
 		first := &v1alpha1.ServiceGraph{Status: seen[1]}
 		Expect(condition(first, v1alpha1.ConditionReady).Status).To(Equal(metav1.ConditionUnknown))
 		Expect(condition(first, v1alpha1.ConditionReady).Reason).To(Equal(v1alpha1.ReasonReconciling))
@@ -183,6 +185,7 @@ var _ = Describe("ServiceGraph reconciler", func() {
 			Expect(c.ObservedGeneration).To(BeEquivalentTo(1), c.Type)
 		}
 		Expect(last.Status.ObservedGeneration).To(BeEquivalentTo(1))
+		Expect(kstatusOf(getGraph(ctx, k8s, ns, "shop"))).To(Equal(kstatus.CurrentStatus))
 	})
 
 	It("applies allow rules first, mutual TLS next and default-deny last", func() {
@@ -301,6 +304,7 @@ var _ = Describe("ServiceGraph reconciler", func() {
 		Expect(msg).To(ContainSubstring("web→ghost:80"))
 		Expect(msg).To(ContainSubstring("api→api:9090"))
 		Expect(bad.Status.ObservedGeneration).To(Equal(bad.Generation))
+		Expect(kstatusOf(bad)).To(Equal(kstatus.FailedStatus))
 		Eventually(func() []string { return eventReasons(ctx, k8s, ns, "shop") }, timeout, poll).Should(ContainElement("InvalidSpec"))
 		Consistently(func() map[v1alpha1.ObjectReference]string { return snapshot(ctx, k8s, ns) }, 2*time.Second, poll).Should(Equal(good))
 
@@ -322,6 +326,7 @@ var _ = Describe("ServiceGraph reconciler", func() {
 		loser := waitReason("shop-two", v1alpha1.ReasonConflict)
 		Expect(condition(loser, v1alpha1.ConditionReady).Message).To(ContainSubstring(`"shop"`))
 		Expect(condition(loser, v1alpha1.ConditionStalled).Status).To(Equal(metav1.ConditionTrue))
+		Expect(kstatusOf(loser)).To(Equal(kstatus.FailedStatus))
 		for r, obj := range generated(ctx, k8s, ns) {
 			Expect(obj.GetLabels()[compiler.LabelGraph]).To(Equal("shop"), "%v", r)
 		}
