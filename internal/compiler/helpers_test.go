@@ -45,7 +45,7 @@ func mustYAML(t testing.TB, objs []client.Object) string {
 	return string(out)
 }
 
-// edges builds a graph in namespace shop from compact edges and service names.
+// newGraph builds a graph in namespace shop from service names and compact edges.
 func newGraph(name string, services []string, edges ...string) *v1alpha1.ServiceGraph {
 	sg := &v1alpha1.ServiceGraph{}
 	sg.Name, sg.Namespace = name, "shop"
