@@ -1,8 +1,10 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"golang.org/x/sync/errgroup"
@@ -28,11 +30,11 @@ type applyResult struct {
 	conflict string // why the object was left alone, if it was
 }
 
-// apply writes the desired objects phase by phase (allow rules, mutual TLS, default-deny), each
-// phase concurrently. A conflict stops the rollout after its phase: applying default-deny without
+// apply writes the desired objects phase by phase (for a rollout: allow rules, mutual TLS,
+// default-deny), each phase concurrently. A conflict stops the rollout after its phase: applying default-deny without
 // every allow rule in place would cut live traffic.
-func (r *ServiceGraphReconciler) apply(ctx context.Context, sg *v1alpha1.ServiceGraph, desired *compiler.Result) (written []v1alpha1.ObjectReference, conflicts []string, err error) {
-	for _, phase := range desired.Phases() {
+func (r *ServiceGraphReconciler) apply(ctx context.Context, sg *v1alpha1.ServiceGraph, phases [][]client.Object) (written []v1alpha1.ObjectReference, conflicts []string, err error) {
+	for _, phase := range phases {
 		results := make([]applyResult, len(phase))
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(max(r.Workers, 1))
@@ -148,15 +150,27 @@ func (r *ServiceGraphReconciler) current(ctx context.Context, obj client.Object)
 	return have, err
 }
 
-// upToDate tells whether the live object already carries the desired labels and spec.
+// upToDate tells whether the live object already carries the desired labels, annotations and
+// spec, and none of the annotations the compiler manages but no longer wants.
 func upToDate(want, have *unstructured.Unstructured) bool {
-	haveLabels := have.GetLabels()
-	for k, v := range want.GetLabels() {
-		if haveLabels[k] != v {
+	if !subset(want.GetLabels(), have.GetLabels()) || !subset(want.GetAnnotations(), have.GetAnnotations()) {
+		return false
+	}
+	for _, key := range compiler.ManagedAnnotations {
+		if _, wanted := want.GetAnnotations()[key]; !wanted && have.GetAnnotations()[key] != "" {
 			return false
 		}
 	}
 	return specEqual(want.Object["spec"], have.Object["spec"])
+}
+
+func subset(small, big map[string]string) bool {
+	for k, v := range small {
+		if big[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 // specEqual compares two specs, an absent spec being the same as an empty one (Istio's allow-nothing
@@ -169,39 +183,56 @@ func specEqual(a, b any) bool {
 	return equality.Semantic.DeepEqual(a, b)
 }
 
-// prune deletes the objects this graph generated earlier that the compiler no longer returns.
-func (r *ServiceGraphReconciler) prune(ctx context.Context, sg *v1alpha1.ServiceGraph, desired *compiler.Result, istio bool) ([]v1alpha1.ObjectReference, error) {
+// prune deletes the objects this graph generated earlier that the compiler no longer returns, the
+// ones in first before the others.
+func (r *ServiceGraphReconciler) prune(ctx context.Context, sg *v1alpha1.ServiceGraph, desired *compiler.Result, istio bool, first map[v1alpha1.ObjectReference]bool) ([]v1alpha1.ObjectReference, error) {
 	keep := map[v1alpha1.ObjectReference]bool{}
 	for _, obj := range desired.Objects() {
 		keep[refTo(obj)] = true
 	}
-	var pruned []v1alpha1.ObjectReference
+	var stale []staleObject
 	for _, list := range generatedLists(istio) {
 		if err := r.List(ctx, list, client.InNamespace(sg.Namespace), client.MatchingLabels{compiler.LabelGraph: sg.Name}); err != nil {
-			return pruned, err
+			return nil, err
 		}
 		gvk, err := apiutil.GVKForObject(list, r.Scheme())
 		if err != nil {
-			return pruned, err
+			return nil, err
 		}
 		items, err := meta.ExtractList(list)
 		if err != nil {
-			return pruned, err
+			return nil, err
 		}
 		for _, item := range items {
 			obj := item.(client.Object)
 			ref := v1alpha1.ObjectReference{Kind: strings.TrimSuffix(gvk.Kind, "List"), Name: obj.GetName()}
-			if keep[ref] || !metav1.IsControlledBy(obj, sg) {
-				continue
+			if !keep[ref] && metav1.IsControlledBy(obj, sg) {
+				stale = append(stale, staleObject{ref, obj})
 			}
-			uid := obj.GetUID()
-			if err := r.Delete(ctx, obj, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
-				return pruned, fmt.Errorf("pruning %s/%s: %w", ref.Kind, ref.Name, err)
-			}
-			pruned = append(pruned, ref)
 		}
 	}
+	slices.SortStableFunc(stale, func(a, b staleObject) int { return cmp.Compare(rank(first, a.ref), rank(first, b.ref)) })
+	var pruned []v1alpha1.ObjectReference
+	for _, s := range stale {
+		uid := s.obj.GetUID()
+		if err := r.Delete(ctx, s.obj, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
+			return pruned, fmt.Errorf("pruning %s/%s: %w", s.ref.Kind, s.ref.Name, err)
+		}
+		pruned = append(pruned, s.ref)
+	}
 	return pruned, nil
+}
+
+type staleObject struct {
+	ref v1alpha1.ObjectReference
+	obj client.Object
+}
+
+func rank(first map[v1alpha1.ObjectReference]bool, ref v1alpha1.ObjectReference) int {
+	if first[ref] {
+		return 0
+	}
+	return 1
 }
 
 // generatedLists are the kinds the operator generates: the Istio ones only while Istio is served.

@@ -20,6 +20,8 @@ const (
 	EventInvalidSpec    = "InvalidSpec"
 	EventConflict       = "Conflict"
 	EventApplyFailed    = "ApplyFailed"
+	EventUnmeshed       = "UnmeshedWorkloads"
+	EventEnforcement    = "EnforcementChanged"
 )
 
 var (
@@ -80,6 +82,13 @@ func (r *ServiceGraphReconciler) record(sg *v1alpha1.ServiceGraph, out outcome) 
 	if out.err != nil {
 		warn(EventApplyFailed, "Apply", out.err.Error())
 	}
+	if mtls := meta.FindStatusCondition(sg.Status.Conditions, v1alpha1.ConditionMTLSReady); out.desired != nil && len(out.unmeshed) > 0 &&
+		(mtls == nil || mtls.Reason != v1alpha1.ReasonUnmeshedWorkloads) {
+		warn(EventUnmeshed, "Preflight", unmeshedMessage(out.unmeshed, sg.Spec.MTLSPreflight != v1alpha1.MTLSPreflightWarn, out.desired.MTLSMode))
+	}
+	if out.desired != nil && out.err == nil && sg.Status.Enforcement != "" && sg.Status.Enforcement != out.desired.Enforcement {
+		normal(EventEnforcement, "Apply", enforcementNote[out.desired.Enforcement])
+	}
 	if len(out.applied) > 0 {
 		if out.drift {
 			for _, ref := range out.applied {
@@ -101,6 +110,11 @@ func (r *ServiceGraphReconciler) record(sg *v1alpha1.ServiceGraph, out outcome) 
 		objectsGauge.WithLabelValues(sg.Namespace, sg.Name, "PeerAuthentication").Set(float64(counts.PeerAuthentications))
 		objectsGauge.WithLabelValues(sg.Namespace, sg.Name, "AuthorizationPolicy").Set(float64(counts.AuthorizationPolicies))
 	}
+}
+
+var enforcementNote = map[v1alpha1.Enforcement]string{
+	v1alpha1.EnforcementEnforce: "Switched to Enforce: allow rules applied first, then STRICT mutual TLS, then default-deny",
+	v1alpha1.EnforcementAudit:   "Switched to Audit: default-deny removed first, then mutual TLS relaxed to PERMISSIVE, then AuthorizationPolicies set to dry-run",
 }
 
 // forget drops the metrics of a deleted graph.

@@ -4,8 +4,10 @@ package controllers
 
 import (
 	"context"
+	"slices"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -48,6 +50,7 @@ type ServiceGraphReconciler struct {
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=security.istio.io,resources=peerauthentications;authorizationpolicies,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 
 // Reconcile brings one ServiceGraph's generated policies to the compiled desired state and
 // reports the outcome in its status.
@@ -76,34 +79,72 @@ func (r *ServiceGraphReconciler) Reconcile(ctx context.Context, req ctrl.Request
 
 // converge compiles the graph and applies and prunes its objects, unless the graph is not the
 // active one of its namespace or its spec does not compile: then nothing generated is touched.
-func (r *ServiceGraphReconciler) converge(ctx context.Context, sg *v1alpha1.ServiceGraph) outcome {
-	var out outcome
+func (r *ServiceGraphReconciler) converge(ctx context.Context, sg *v1alpha1.ServiceGraph) (out outcome) {
 	active, err := r.activeGraph(ctx, sg)
-	if err != nil {
-		out.err = err
-		return out
-	}
-	if active != sg.Name {
-		out.activeGraph = active
+	if err != nil || active != sg.Name {
+		out.activeGraph, out.err = active, err
 		return out
 	}
 	if out.istio, err = r.Istio.Installed(); err != nil {
 		out.err = err
 		return out
 	}
-	opts := r.Options
-	opts.Istio = out.istio
-	out.desired, out.compileErr = compiler.Compile(sg, opts)
-	if out.compileErr != nil {
-		return out
-	}
-	out.drift = isSettled(sg)
-	if out.applied, out.conflicts, err = r.apply(ctx, sg, out.desired); err != nil {
+	pods, err := r.podsOf(ctx, sg.Namespace)
+	if err != nil {
 		out.err = err
 		return out
 	}
-	out.pruned, out.err = r.prune(ctx, sg, out.desired, out.istio)
+	effective := sg
+	if out.istio && wantsStrictEnforced(sg) {
+		if out.unmeshed, err = r.unmeshed(ctx, pods); err == nil {
+			effective, err = r.effectiveMTLS(ctx, sg, out.unmeshed)
+		}
+		if err != nil {
+			out.err = err
+			return out
+		}
+	}
+	opts := r.Options
+	opts.Istio = out.istio
+	if out.desired, out.compileErr = compiler.Compile(effective, opts); out.compileErr != nil {
+		return out
+	}
+	out.coverage = coverage(out.desired.Graph, pods)
+	out.drift = isSettled(sg)
+	if out.desired.Enforcement == v1alpha1.EnforcementAudit {
+		out.err = r.rollBack(ctx, sg, effective, opts, &out)
+		return out
+	}
+	if out.applied, out.conflicts, err = r.apply(ctx, sg, out.desired.Phases()); err != nil || len(out.conflicts) > 0 {
+		out.err = err
+		return out
+	}
+	out.pruned, out.err = r.prune(ctx, sg, out.desired, out.istio, nil)
 	return out
+}
+
+// rollBack converges a graph in Audit mode. Going to Audit loosens every policy, so it runs in the
+// reverse order of a rollout: default-deny goes first, then mutual TLS relaxes, then the
+// AuthorizationPolicies turn dry-run. It also records what Enforce would apply (the plan).
+func (r *ServiceGraphReconciler) rollBack(ctx context.Context, sg, effective *v1alpha1.ServiceGraph, opts compiler.Options, out *outcome) error {
+	enforce := effective.DeepCopy()
+	enforce.Spec.Enforcement = v1alpha1.EnforcementEnforce
+	plan, err := compiler.Compile(enforce, opts)
+	if err != nil {
+		return err
+	}
+	out.plan = plan
+	denies := map[v1alpha1.ObjectReference]bool{}
+	for _, obj := range plan.Deny {
+		denies[refTo(obj)] = true
+	}
+	if out.pruned, err = r.prune(ctx, sg, out.desired, out.istio, denies); err != nil {
+		return err
+	}
+	phases := out.desired.Phases()
+	slices.Reverse(phases)
+	out.applied, out.conflicts, err = r.apply(ctx, sg, phases)
+	return err
 }
 
 // result turns the outcome into what the work queue should do next.
@@ -114,7 +155,7 @@ func (r *ServiceGraphReconciler) result(out outcome) (ctrl.Result, error) {
 	case out.compileErr != nil:
 		// Retrying cannot fix a spec; the next spec change triggers a new reconcile.
 		return ctrl.Result{}, reconcile.TerminalError(out.compileErr)
-	case len(out.conflicts) > 0, out.desired != nil && !out.istio:
+	case len(out.conflicts) > 0, out.desired != nil && !out.istio, len(out.unmeshed) > 0:
 		return ctrl.Result{RequeueAfter: r.RecheckInterval}, nil
 	}
 	return ctrl.Result{}, nil
@@ -147,6 +188,7 @@ func (r *ServiceGraphReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.ServiceGraph{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&networkingv1.NetworkPolicy{}).
+		WatchesMetadata(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.graphsOfPod)).
 		// Creating or deleting a graph can change which graph of the namespace is active.
 		Watches(&v1alpha1.ServiceGraph{}, handler.EnqueueRequestsFromMapFunc(r.siblings),
 			builder.WithPredicates(predicate.Funcs{
@@ -163,14 +205,19 @@ func (r *ServiceGraphReconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 // siblings enqueues the other ServiceGraphs of a namespace.
 func (r *ServiceGraphReconciler) siblings(ctx context.Context, obj client.Object) []reconcile.Request {
+	return r.graphsIn(ctx, obj.GetNamespace(), obj.GetName())
+}
+
+// graphsIn enqueues the ServiceGraphs of a namespace but the one named except.
+func (r *ServiceGraphReconciler) graphsIn(ctx context.Context, namespace, except string) []reconcile.Request {
 	var list v1alpha1.ServiceGraphList
-	if err := r.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
-		logf.FromContext(ctx).Error(err, "listing ServiceGraphs", "namespace", obj.GetNamespace())
+	if err := r.List(ctx, &list, client.InNamespace(namespace)); err != nil {
+		logf.FromContext(ctx).Error(err, "listing ServiceGraphs", "namespace", namespace)
 		return nil
 	}
 	var reqs []reconcile.Request
 	for _, sg := range list.Items {
-		if sg.Name != obj.GetName() {
+		if sg.Name != except {
 			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&sg)})
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -35,7 +36,10 @@ func CacheOptions() cache.Options {
 		DefaultLabelSelector: labels.SelectorFromSet(labels.Set{compiler.LabelManagedBy: compiler.ManagedByValue}),
 		ByObject: map[client.Object]cache.ByObject{
 			&v1alpha1.ServiceGraph{}: {Label: labels.Everything()},
+			// Pods are watched as metadata only, for the mTLS preflight and workload coverage.
+			&corev1.Pod{}: {Label: labels.Everything()},
 		},
+		DefaultTransform: cache.TransformStripManagedFields(),
 	}
 }
 

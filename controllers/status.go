@@ -27,6 +27,12 @@ type outcome struct {
 	applied   []v1alpha1.ObjectReference
 	pruned    []v1alpha1.ObjectReference
 	conflicts []string
+	// unmeshed names the pods that STRICT mutual TLS would cut off.
+	unmeshed []string
+	// coverage relates the namespace's pods to the services.
+	coverage *v1alpha1.Coverage
+	// plan is what Enforce would apply, for a graph in Audit mode.
+	plan *compiler.Result
 	// err is a transient failure (API server, network): retried with backoff.
 	err error
 }
@@ -96,25 +102,49 @@ func retrying(sg *v1alpha1.ServiceGraph, err error) {
 }
 
 // converged reports a graph whose spec compiled and whose objects were applied, except for any
-// conflicts and what needs Istio when Istio is not installed.
+// conflicts, what needs Istio when Istio is not installed, and STRICT mTLS held back by the
+// preflight.
 func converged(sg *v1alpha1.ServiceGraph, out outcome) {
 	d := out.desired
-	byKind := map[string][]string{}
+	conflicts := map[string][]string{}
 	for _, c := range out.conflicts {
 		kind, _, _ := strings.Cut(c, "/")
-		byKind[kind] = append(byKind[kind], c)
+		conflicts[kind] = append(conflicts[kind], c)
 	}
 	counts := countKinds(d)
-	kindCondition(sg, v1alpha1.ConditionNetworkPoliciesReady, byKind["NetworkPolicy"], true,
-		fmt.Sprintf("%d NetworkPolicies applied, default-deny included", counts.NetworkPolicies))
-	kindCondition(sg, v1alpha1.ConditionMTLSReady, byKind["PeerAuthentication"], out.istio,
-		fmt.Sprintf("PeerAuthentication applied with mode %s", d.MTLSMode))
-	kindCondition(sg, v1alpha1.ConditionAuthorizationReady, byKind["AuthorizationPolicy"], out.istio,
-		fmt.Sprintf("%d AuthorizationPolicies applied, allow-nothing included", counts.AuthorizationPolicies))
+	audit := d.Enforcement == v1alpha1.EnforcementAudit
+	applied := map[string]string{
+		"NetworkPolicy":       fmt.Sprintf("%d NetworkPolicies applied, default-deny included", counts.NetworkPolicies),
+		"PeerAuthentication":  fmt.Sprintf("PeerAuthentication applied with mode %s", d.MTLSMode),
+		"AuthorizationPolicy": fmt.Sprintf("%d AuthorizationPolicies applied, allow-nothing included", counts.AuthorizationPolicies),
+	}
+	if audit {
+		planned := countKinds(out.plan)
+		applied["NetworkPolicy"] = fmt.Sprintf("Audit mode: no NetworkPolicy applied (Enforce would apply %d)", planned.NetworkPolicies)
+		applied["PeerAuthentication"] = "Audit mode: PeerAuthentication applied with mode PERMISSIVE"
+		applied["AuthorizationPolicy"] = fmt.Sprintf("Audit mode: %d AuthorizationPolicies applied in dry-run (evaluated and reported, not enforced)", counts.AuthorizationPolicies)
+	}
+	reason := v1alpha1.ReasonApplied
+	if audit {
+		reason = v1alpha1.ReasonAudit
+	}
+	kindCondition(sg, v1alpha1.ConditionNetworkPoliciesReady, conflicts["NetworkPolicy"], true, reason, applied["NetworkPolicy"])
+	kindCondition(sg, v1alpha1.ConditionMTLSReady, conflicts["PeerAuthentication"], out.istio, reason, applied["PeerAuthentication"])
+	kindCondition(sg, v1alpha1.ConditionAuthorizationReady, conflicts["AuthorizationPolicy"], out.istio, reason, applied["AuthorizationPolicy"])
+	blocked := len(out.unmeshed) > 0 && sg.Spec.MTLSPreflight != v1alpha1.MTLSPreflightWarn
+	if len(out.unmeshed) > 0 && len(conflicts["PeerAuthentication"]) == 0 {
+		setCondition(sg, v1alpha1.ConditionMTLSReady, metav1.ConditionFalse, v1alpha1.ReasonUnmeshedWorkloads, unmeshedMessage(out.unmeshed, blocked, d.MTLSMode))
+	}
 
 	sg.Status.Services = int32(d.Services)
 	sg.Status.Edges = int32(d.Edges)
 	sg.Status.MTLS = d.MTLSMode
+	sg.Status.Enforcement = d.Enforcement
+	sg.Status.Coverage = out.coverage
+	if out.coverage != nil {
+		status, reason, msg := coverageCondition(out.coverage)
+		setCondition(sg, v1alpha1.ConditionCoverage, status, reason, msg)
+	}
 	switch {
 	case len(out.conflicts) > 0:
 		msg := "Objects in the way (delete or rename them, or give them to this graph): " + strings.Join(out.conflicts, "; ")
@@ -123,11 +153,15 @@ func converged(sg *v1alpha1.ServiceGraph, out outcome) {
 		meta.RemoveStatusCondition(&sg.Status.Conditions, v1alpha1.ConditionReconciling)
 		return
 	case !out.istio && d.MTLSMode == v1alpha1.MTLSStrict:
-		msg := "NetworkPolicies applied; waiting for Istio (security.istio.io/v1) to be installed to enforce STRICT mutual TLS and authorization"
-		setCondition(sg, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonIstioNotInstalled, msg)
-		setCondition(sg, v1alpha1.ConditionReconciling, metav1.ConditionTrue, v1alpha1.ReasonIstioNotInstalled, msg)
+		waiting(sg, v1alpha1.ReasonIstioNotInstalled,
+			"NetworkPolicies applied; waiting for Istio (security.istio.io/v1) to be installed to enforce STRICT mutual TLS and authorization")
+	case blocked:
+		waiting(sg, v1alpha1.ReasonUnmeshedWorkloads, unmeshedMessage(out.unmeshed, true, d.MTLSMode))
 	default:
 		msg := fmt.Sprintf("%d objects applied for %d services and %d edges", len(d.Objects()), d.Services, d.Edges)
+		if audit {
+			msg = "Audit mode: " + msg + "; nothing is enforced (status.plan lists what Enforce would apply)"
+		}
 		if !out.istio {
 			msg += "; Istio is not installed, so mutual TLS and authorization policies are not enforced"
 		}
@@ -136,14 +170,52 @@ func converged(sg *v1alpha1.ServiceGraph, out outcome) {
 	}
 	meta.RemoveStatusCondition(&sg.Status.Conditions, v1alpha1.ConditionStalled)
 	sg.Status.ObjectCounts = counts
-	sg.Status.GeneratedObjects = nil
-	for _, obj := range d.Objects() {
-		sg.Status.GeneratedObjects = append(sg.Status.GeneratedObjects, refTo(obj))
+	sg.Status.GeneratedObjects = refsOf(d.Objects())
+	sg.Status.Plan = plan(out)
+}
+
+// waiting reports a graph that waits on something outside its spec.
+func waiting(sg *v1alpha1.ServiceGraph, reason, msg string) {
+	setCondition(sg, v1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
+	setCondition(sg, v1alpha1.ConditionReconciling, metav1.ConditionTrue, reason, msg)
+}
+
+func unmeshedMessage(pods []string, blocked bool, mode v1alpha1.MTLSMode) string {
+	named := pods[:min(len(pods), namedPodsLimit)]
+	list := strings.Join(named, ", ") + more(len(pods), len(named))
+	if blocked {
+		return fmt.Sprintf("STRICT mTLS held back (mtlsPreflight: Block), mode stays %s until these pods have an Istio sidecar: %s", mode, list)
 	}
+	return "STRICT mTLS applied (mtlsPreflight: Warn) although these pods have no Istio sidecar and lose all inbound traffic: " + list
+}
+
+// plan lists, in Audit mode, what Enforce would apply and whether it exists now: the objects
+// applied in their audit form exist, the NetworkPolicies do not.
+func plan(out outcome) []v1alpha1.PlannedObject {
+	if out.plan == nil {
+		return nil
+	}
+	exists := map[v1alpha1.ObjectReference]bool{}
+	for _, ref := range refsOf(out.desired.Objects()) {
+		exists[ref] = true
+	}
+	var planned []v1alpha1.PlannedObject
+	for _, ref := range refsOf(out.plan.Objects()) {
+		planned = append(planned, v1alpha1.PlannedObject{Kind: ref.Kind, Name: ref.Name, Exists: exists[ref]})
+	}
+	return planned
+}
+
+func refsOf(objs []client.Object) []v1alpha1.ObjectReference {
+	refs := make([]v1alpha1.ObjectReference, len(objs))
+	for i, obj := range objs {
+		refs[i] = refTo(obj)
+	}
+	return refs
 }
 
 // kindCondition sets the condition of one kind of generated object.
-func kindCondition(sg *v1alpha1.ServiceGraph, condType string, conflicts []string, istioServed bool, appliedMsg string) {
+func kindCondition(sg *v1alpha1.ServiceGraph, condType string, conflicts []string, istioServed bool, reason, appliedMsg string) {
 	switch {
 	case len(conflicts) > 0:
 		setCondition(sg, condType, metav1.ConditionFalse, v1alpha1.ReasonConflict, strings.Join(conflicts, "; "))
@@ -151,11 +223,14 @@ func kindCondition(sg *v1alpha1.ServiceGraph, condType string, conflicts []strin
 		setCondition(sg, condType, metav1.ConditionFalse, v1alpha1.ReasonIstioNotInstalled,
 			"Istio's security.istio.io/v1 API is not served in this cluster")
 	default:
-		setCondition(sg, condType, metav1.ConditionTrue, v1alpha1.ReasonApplied, appliedMsg)
+		setCondition(sg, condType, metav1.ConditionTrue, reason, appliedMsg)
 	}
 }
 
 func countKinds(d *compiler.Result) v1alpha1.ObjectCounts {
+	if d == nil {
+		return v1alpha1.ObjectCounts{}
+	}
 	var c v1alpha1.ObjectCounts
 	for _, obj := range d.Objects() {
 		switch refTo(obj).Kind {

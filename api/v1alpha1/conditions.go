@@ -9,6 +9,9 @@ const (
 	ConditionAuthorizationReady   = "AuthorizationReady"
 	ConditionReconciling          = "Reconciling"
 	ConditionStalled              = "Stalled"
+	// ConditionCoverage is False when a service's selector matches no pod or a pod of the namespace
+	// belongs to no service. It does not affect Ready.
+	ConditionCoverage = "Coverage"
 )
 
 // Condition reasons.
@@ -28,4 +31,12 @@ const (
 	ReasonIstioNotInstalled = "IstioNotInstalled"
 	// ReasonApplyFailed: writing to the API server failed; the operator retries with backoff.
 	ReasonApplyFailed = "ApplyFailed"
+	// ReasonAudit: the graph is in Audit mode; nothing is enforced.
+	ReasonAudit = "Audit"
+	// ReasonUnmeshedWorkloads: pods without a sidecar would lose inbound traffic under STRICT mTLS.
+	ReasonUnmeshedWorkloads = "UnmeshedWorkloads"
+	// ReasonCovered: every service matches pods and every pod belongs to a service.
+	ReasonCovered = "Covered"
+	// ReasonCoverageGaps: a service matches no pod, or pods belong to no service.
+	ReasonCoverageGaps = "CoverageGaps"
 )

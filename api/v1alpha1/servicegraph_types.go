@@ -16,6 +16,30 @@ const (
 	MTLSPermissive MTLSMode = "PERMISSIVE"
 )
 
+// Enforcement says whether the generated policies are enforced or only audited.
+// +kubebuilder:validation:Enum=Enforce;Audit
+type Enforcement string
+
+const (
+	// EnforcementEnforce applies every policy.
+	EnforcementEnforce Enforcement = "Enforce"
+	// EnforcementAudit applies the AuthorizationPolicies in Istio's dry-run mode (evaluated and
+	// logged, not enforced), mutual TLS as PERMISSIVE, and no NetworkPolicy.
+	EnforcementAudit Enforcement = "Audit"
+)
+
+// MTLSPreflight says what to do when STRICT mutual TLS would cut off pods without a sidecar.
+// +kubebuilder:validation:Enum=Block;Warn
+type MTLSPreflight string
+
+const (
+	// MTLSPreflightBlock keeps the current mode (PERMISSIVE stays PERMISSIVE) until every pod of
+	// the namespace is in the mesh.
+	MTLSPreflightBlock MTLSPreflight = "Block"
+	// MTLSPreflightWarn applies STRICT anyway and keeps warning.
+	MTLSPreflightWarn MTLSPreflight = "Warn"
+)
+
 // Protocol is the protocol an edge's port speaks.
 // +kubebuilder:validation:Enum=TCP;UDP;SCTP;HTTP;GRPC
 type Protocol string
@@ -70,6 +94,22 @@ type ServiceGraphSpec struct {
 	// when unset) or PERMISSIVE (plain text accepted too; for migrations).
 	// +optional
 	MTLS MTLSMode `json:"mtls,omitempty"`
+
+	// enforcement is Enforce (the default when unset) or Audit. Audit is for rolling out: the
+	// AuthorizationPolicies are applied in Istio's dry-run mode (evaluated and reported, not
+	// enforced), the PeerAuthentication is PERMISSIVE whatever spec.mtls says, and no NetworkPolicy is
+	// applied (any NetworkPolicy selecting a pod isolates it, so there is no audit NetworkPolicy).
+	// status.plan lists what Enforce would apply. Switching to Enforce applies the allow rules first,
+	// then STRICT mutual TLS, then default-deny; switching back to Audit removes the denies first.
+	// +optional
+	Enforcement Enforcement `json:"enforcement,omitempty"`
+
+	// mtlsPreflight decides what happens when STRICT mutual TLS is asked for while pods of the
+	// namespace have no Istio sidecar (and are not in ambient mode): under STRICT they would lose all
+	// inbound traffic. Block (the default) keeps the current mode until they are meshed; Warn applies
+	// STRICT anyway. Either way MTLSReady=False with reason UnmeshedWorkloads names them.
+	// +optional
+	MTLSPreflight MTLSPreflight `json:"mtlsPreflight,omitempty"`
 
 	// allowDNS adds a NetworkPolicy that lets every pod of the namespace reach kube-dns on UDP and
 	// TCP port 53. Default-deny egress would otherwise break name resolution. Defaults to true.
@@ -194,6 +234,48 @@ type ObjectCounts struct {
 	AuthorizationPolicies int32 `json:"authorizationPolicies"`
 }
 
+// PlannedObject is an object that Enforce mode applies, and whether it exists now.
+type PlannedObject struct {
+	// kind of the object.
+	// +required
+	Kind string `json:"kind"`
+	// name of the object, in the graph's namespace.
+	// +required
+	Name string `json:"name"`
+	// exists tells whether the object exists now (in Audit mode, in its audit form for Istio kinds).
+	// +optional
+	Exists bool `json:"exists"`
+}
+
+// ServiceCoverage counts the pods a service's selector matches.
+type ServiceCoverage struct {
+	// name of the service.
+	// +required
+	Name string `json:"name"`
+	// pods its selector matches in the graph's namespace.
+	// +optional
+	Pods int32 `json:"pods"`
+}
+
+// Coverage relates the namespace's pods to the graph's services.
+type Coverage struct {
+	// services lists, per local service, how many pods its selector matches. A service matching no
+	// pod protects nothing: often a typo in the selector.
+	// +optional
+	// +listType=atomic
+	Services []ServiceCoverage `json:"services,omitempty"`
+	// coveredPods counts the namespace's pods that belong to a service.
+	// +optional
+	CoveredPods int32 `json:"coveredPods"`
+	// uncoveredPods counts the namespace's pods that belong to no service: default-deny cuts them off.
+	// +optional
+	UncoveredPods int32 `json:"uncoveredPods"`
+	// uncovered names up to 10 of those pods.
+	// +optional
+	// +listType=atomic
+	Uncovered []string `json:"uncovered,omitempty"`
+}
+
 // ServiceGraphStatus is what the operator observed and did.
 type ServiceGraphStatus struct {
 	// observedGeneration is the spec generation the status describes.
@@ -229,6 +311,19 @@ type ServiceGraphStatus struct {
 	// +optional
 	// +listType=atomic
 	GeneratedObjects []ObjectReference `json:"generatedObjects,omitempty"`
+
+	// enforcement is the mode in force: Enforce or Audit.
+	// +optional
+	Enforcement Enforcement `json:"enforcement,omitempty"`
+
+	// plan lists, in Audit mode, every object Enforce would apply and whether it exists now.
+	// +optional
+	// +listType=atomic
+	Plan []PlannedObject `json:"plan,omitempty"`
+
+	// coverage relates the namespace's pods to the graph's services.
+	// +optional
+	Coverage *Coverage `json:"coverage,omitempty"`
 }
 
 // ServiceGraph declares which services of a namespace may talk to which, and on what ports and
@@ -243,6 +338,9 @@ type ServiceGraphStatus struct {
 // +kubebuilder:printcolumn:name="Services",type=integer,JSONPath=`.status.services`
 // +kubebuilder:printcolumn:name="Edges",type=integer,JSONPath=`.status.edges`
 // +kubebuilder:printcolumn:name="mTLS",type=string,JSONPath=`.status.mtls`
+// +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.status.enforcement`,priority=1
+// +kubebuilder:printcolumn:name="Covered",type=integer,JSONPath=`.status.coverage.coveredPods`,priority=1
+// +kubebuilder:printcolumn:name="Uncovered",type=integer,JSONPath=`.status.coverage.uncoveredPods`,priority=1
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	securityv1beta1 "istio.io/api/security/v1beta1"
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -37,6 +38,10 @@ func Compile(sg *v1alpha1.ServiceGraph, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	audit := sg.Spec.Enforcement == v1alpha1.EnforcementAudit
+	if audit {
+		g.MTLS = v1alpha1.MTLSPermissive
+	}
 	c := compilation{
 		g:          g,
 		opts:       opts,
@@ -53,11 +58,37 @@ func Compile(sg *v1alpha1.ServiceGraph, opts Options) (*Result, error) {
 		Services: len(g.Services),
 		Edges:    len(g.Edges),
 		MTLSMode: g.MTLS,
+		Graph:    g,
 	}
 	if opts.Istio {
 		res.MTLS = []client.Object{c.peerAuthentication()}
 	}
+	res.Enforcement = v1alpha1.EnforcementEnforce
+	if audit {
+		res.audit()
+	}
 	return res, nil
+}
+
+// audit turns an enforcing result into its audit form: the AuthorizationPolicies in Istio's
+// dry-run mode and no NetworkPolicy (any NetworkPolicy selecting a pod isolates it, so none can
+// merely observe). The PeerAuthentication was compiled PERMISSIVE already.
+func (r *Result) audit() {
+	r.Enforcement = v1alpha1.EnforcementAudit
+	r.Allow = dryRun(r.Allow)
+	r.Deny = dryRun(r.Deny)
+}
+
+// dryRun keeps the AuthorizationPolicies of a phase, marked dry-run.
+func dryRun(objs []client.Object) []client.Object {
+	var out []client.Object
+	for _, obj := range objs {
+		if ap, ok := obj.(*securityv1.AuthorizationPolicy); ok {
+			ap.Annotations = map[string]string{AnnotationDryRun: "true"}
+			out = append(out, ap)
+		}
+	}
+	return out
 }
 
 func (o *Options) validate() error {

@@ -24,6 +24,7 @@ var goldenCases = []struct {
 	{name: "istio-off", opts: func(o *Options) { o.Istio = false }},
 	{name: "no-dns"},
 	{name: "long-names", opts: func(o *Options) { o.TrustDomain = "mesh.example.com" }},
+	{name: "audit"},
 }
 
 func TestGolden(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/graph"
 )
 
 // Labels every generated object carries. The graph's own labels and annotations are never copied:
@@ -16,7 +17,13 @@ const (
 	DefaultTrustDomain  = "cluster.local"
 	DefaultDNSNamespace = "kube-system"
 	DefaultIstiodNS     = "istio-system"
+	// AnnotationDryRun makes Istio evaluate and report an AuthorizationPolicy without enforcing it.
+	AnnotationDryRun = "istio.io/dry-run"
 )
+
+// ManagedAnnotations are the annotations the compiler may set; one missing from a desired object
+// must be removed from the live one.
+var ManagedAnnotations = []string{AnnotationDryRun}
 
 // PeerSelector picks the pods of a namespace by label.
 type PeerSelector struct {
@@ -59,8 +66,12 @@ type Result struct {
 	// Services and Edges count what the spec declares (edges after de-duplication).
 	Services int
 	Edges    int
-	// MTLSMode is the effective mode (STRICT when the spec leaves it unset).
+	// MTLSMode is the effective mode (STRICT when the spec leaves it unset, PERMISSIVE in Audit).
 	MTLSMode v1alpha1.MTLSMode
+	// Enforcement is Enforce or Audit.
+	Enforcement v1alpha1.Enforcement
+	// Graph is the validated graph with its defaults applied.
+	Graph *graph.Graph
 }
 
 // Phases returns the objects in the order they must be applied so that a rollout never cuts live
