@@ -120,7 +120,9 @@ var _ = Describe("Rollout", func() {
 
 		mark = writes.mark()
 		setEnforcement(v1alpha1.EnforcementAudit)
-		waitFor(func(sg *v1alpha1.ServiceGraph) bool { return ready(sg) && sg.Status.Enforcement == v1alpha1.EnforcementAudit })
+		waitFor(func(sg *v1alpha1.ServiceGraph) bool {
+			return ready(sg) && sg.Status.Enforcement == v1alpha1.EnforcementAudit
+		})
 		order = writeOrder(mark)
 		Expect(order[0]).To(Equal("DELETE networkpolicies/shop-default-deny"), "default-deny goes first: %v", order)
 		pos = positions(order)
@@ -177,7 +179,9 @@ var _ = Describe("Rollout", func() {
 		pod("api-1", map[string]string{"app": "api"}, meshed, "api")
 		pod("stray", map[string]string{"app": "debug"}, meshed, "shell")
 		Expect(k8s.Create(ctx, seedGraph(ns))).To(Succeed())
-		live := waitFor(func(sg *v1alpha1.ServiceGraph) bool { return ready(sg) && sg.Status.Coverage != nil && sg.Status.Coverage.CoveredPods == 3 })
+		live := waitFor(func(sg *v1alpha1.ServiceGraph) bool {
+			return ready(sg) && sg.Status.Coverage != nil && sg.Status.Coverage.CoveredPods == 3
+		})
 		Expect(live.Status.Coverage.Services).To(ConsistOf(
 			v1alpha1.ServiceCoverage{Name: "api", Pods: 1}, v1alpha1.ServiceCoverage{Name: "database", Pods: 0}, v1alpha1.ServiceCoverage{Name: "web", Pods: 2}))
 		Expect(live.Status.Coverage.UncoveredPods).To(BeEquivalentTo(1))
