@@ -22,8 +22,6 @@ var _ = Describe("ServiceGraph reconciler without Istio", Ordered, func() {
 		ctx    = context.Background()
 		noMesh *envtest.Environment
 		c      client.Client
-		stop   context.CancelFunc
-		done   chan struct{}
 	)
 	BeforeAll(func() {
 		var err error
@@ -31,14 +29,14 @@ var _ = Describe("ServiceGraph reconciler without Istio", Ordered, func() {
 		Expect(err).NotTo(HaveOccurred())
 		cfg, err := noMesh.Start()
 		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(noMesh.Stop)
 		c, err = client.New(cfg, client.Options{Scheme: controllers.NewScheme()})
 		Expect(err).NotTo(HaveOccurred())
-		stop, done = startManager(cfg, &writeLog{})
-	})
-	AfterAll(func() {
-		stop()
-		<-done
-		Expect(noMesh.Stop()).To(Succeed())
+		stop, done := startManager(cfg, &writeLog{})
+		DeferCleanup(func() {
+			stop()
+			<-done
+		})
 	})
 
 	It("applies the NetworkPolicies, says IstioNotInstalled, and converges once Istio's CRDs appear", func() {
