@@ -6,6 +6,7 @@ import (
 	"sort"
 	"sync/atomic"
 
+	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -176,4 +177,16 @@ func kstatusOf(sg *v1alpha1.ServiceGraph) kstatus.Status {
 	res, err := kstatus.Compute(&unstructured.Unstructured{Object: obj})
 	Expect(err).NotTo(HaveOccurred())
 	return res.Status
+}
+
+// waitGraph waits until check holds for the graph once its status describes its current
+// generation, and returns the graph.
+func waitGraph(ctx context.Context, c client.Client, ns, name string, check func(*v1alpha1.ServiceGraph) bool) *v1alpha1.ServiceGraph {
+	GinkgoHelper()
+	var sg *v1alpha1.ServiceGraph
+	Eventually(func() bool {
+		sg = getGraph(ctx, c, ns, name)
+		return sg.Status.ObservedGeneration == sg.Generation && check(sg)
+	}, timeout, poll).Should(BeTrue(), "graph %s/%s", ns, name)
+	return sg
 }

@@ -25,12 +25,7 @@ var _ = Describe("Rollout", func() {
 		ns = newNamespace(ctx, k8s)
 	})
 	waitFor := func(check func(*v1alpha1.ServiceGraph) bool) *v1alpha1.ServiceGraph {
-		var sg *v1alpha1.ServiceGraph
-		Eventually(func() bool {
-			sg = getGraph(ctx, k8s, ns, "shop")
-			return sg.Status.ObservedGeneration == sg.Generation && check(sg)
-		}, timeout, poll).Should(BeTrue())
-		return sg
+		return waitGraph(ctx, k8s, ns, "shop", check)
 	}
 	ready := func(sg *v1alpha1.ServiceGraph) bool { return readyAtCurrentGeneration(sg) }
 	setEnforcement := func(e v1alpha1.Enforcement) {
@@ -41,9 +36,9 @@ var _ = Describe("Rollout", func() {
 	// writeOrder lists the object writes (not status) since mark as "resource/name".
 	writeOrder := func(mark int) []string {
 		var order []string
-		for _, w := range writes.since(mark, ns) {
-			if w.Resource() != "servicegraphs/status" && w.Resource() != "servicegraphs" {
-				order = append(order, w.Verb+" "+w.Resource()+"/"+w.Name())
+		for _, w := range writes.Since(mark, ns) {
+			if w.Resource != "servicegraphs" {
+				order = append(order, w.Verb+" "+w.Target())
 			}
 		}
 		return order
@@ -95,7 +90,7 @@ var _ = Describe("Rollout", func() {
 		Expect(k8s.Create(ctx, sg)).To(Succeed())
 		waitFor(ready)
 
-		mark := writes.mark()
+		mark := writes.Mark()
 		setEnforcement(v1alpha1.EnforcementEnforce)
 		live := waitFor(func(sg *v1alpha1.ServiceGraph) bool {
 			return ready(sg) && sg.Status.Enforcement == v1alpha1.EnforcementEnforce
@@ -106,31 +101,31 @@ var _ = Describe("Rollout", func() {
 		Expect(peerAuthMode()).To(Equal("STRICT"))
 		order := writeOrder(mark)
 		pos := positions(order)
-		Expect(pos).To(HaveKey("PATCH peerauthentications/shop"))
+		Expect(pos).To(HaveKey("patch peerauthentications/shop"))
 		for _, w := range []string{"networkpolicies/shop-svc-api", "networkpolicies/shop-svc-web", "networkpolicies/shop-allow-dns",
 			"authorizationpolicies/shop-svc-api", "networkpolicies/shop-default-deny", "authorizationpolicies/shop-deny-all"} {
-			Expect(pos).To(HaveKey("PATCH "+w), "%v", order)
+			Expect(pos).To(HaveKey("patch "+w), "%v", order)
 		}
 		for _, allow := range []string{"networkpolicies/shop-svc-api", "networkpolicies/shop-svc-web", "networkpolicies/shop-allow-dns", "authorizationpolicies/shop-svc-api"} {
-			Expect(pos["PATCH "+allow]).To(BeNumerically("<", pos["PATCH peerauthentications/shop"]), "%s before mTLS in %v", allow, order)
+			Expect(pos["patch "+allow]).To(BeNumerically("<", pos["patch peerauthentications/shop"]), "%s before mTLS in %v", allow, order)
 		}
-		Expect(pos["PATCH networkpolicies/shop-default-deny"]).To(BeNumerically(">", pos["PATCH peerauthentications/shop"]), "%v", order)
-		Expect(pos["PATCH authorizationpolicies/shop-deny-all"]).To(BeNumerically(">", pos["PATCH peerauthentications/shop"]), "%v", order)
+		Expect(pos["patch networkpolicies/shop-default-deny"]).To(BeNumerically(">", pos["patch peerauthentications/shop"]), "%v", order)
+		Expect(pos["patch authorizationpolicies/shop-deny-all"]).To(BeNumerically(">", pos["patch peerauthentications/shop"]), "%v", order)
 		Eventually(func() []string { return eventReasons(ctx, k8s, ns, "shop") }, timeout, poll).Should(ContainElement("EnforcementChanged"))
 
-		mark = writes.mark()
+		mark = writes.Mark()
 		setEnforcement(v1alpha1.EnforcementAudit)
 		waitFor(func(sg *v1alpha1.ServiceGraph) bool {
 			return ready(sg) && sg.Status.Enforcement == v1alpha1.EnforcementAudit
 		})
 		order = writeOrder(mark)
-		Expect(order[0]).To(Equal("DELETE networkpolicies/shop-default-deny"), "default-deny goes first: %v", order)
+		Expect(order[0]).To(Equal("delete networkpolicies/shop-default-deny"), "default-deny goes first: %v", order)
 		pos = positions(order)
-		for _, w := range []string{"PATCH authorizationpolicies/shop-deny-all", "PATCH peerauthentications/shop", "PATCH authorizationpolicies/shop-svc-api", "DELETE networkpolicies/shop-svc-api"} {
+		for _, w := range []string{"patch authorizationpolicies/shop-deny-all", "patch peerauthentications/shop", "patch authorizationpolicies/shop-svc-api", "delete networkpolicies/shop-svc-api"} {
 			Expect(pos).To(HaveKey(w), "%v", order)
 		}
-		Expect(pos["PATCH authorizationpolicies/shop-deny-all"]).To(BeNumerically("<", pos["PATCH peerauthentications/shop"]), "%v", order)
-		Expect(pos["PATCH peerauthentications/shop"]).To(BeNumerically("<", pos["PATCH authorizationpolicies/shop-svc-api"]), "%v", order)
+		Expect(pos["patch authorizationpolicies/shop-deny-all"]).To(BeNumerically("<", pos["patch peerauthentications/shop"]), "%v", order)
+		Expect(pos["patch peerauthentications/shop"]).To(BeNumerically("<", pos["patch authorizationpolicies/shop-svc-api"]), "%v", order)
 		Expect(peerAuthMode()).To(Equal("PERMISSIVE"))
 		Expect(generated(ctx, k8s, ns)).NotTo(HaveKey(ref("NetworkPolicy", "shop-svc-api")))
 	})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
+	"github.com/servicegraph/servicegraph-operator/test/testenv"
 )
 
 const (
@@ -33,27 +34,14 @@ var _ = Describe("ServiceGraph reconciler", func() {
 		ns = newNamespace(ctx, k8s)
 	})
 
-	// waitReady waits until the graph is Ready at its current generation and returns it.
 	waitReady := func(name string) *v1alpha1.ServiceGraph {
-		var sg *v1alpha1.ServiceGraph
-		Eventually(func() bool {
-			sg = getGraph(ctx, k8s, ns, name)
-			return readyAtCurrentGeneration(sg)
-		}, timeout, poll).Should(BeTrue(), "graph %s/%s never became Ready", ns, name)
-		return sg
+		return waitGraph(ctx, k8s, ns, name, readyAtCurrentGeneration)
 	}
-	// waitReason waits until Ready has the given reason at the current generation.
 	waitReason := func(name, reason string) *v1alpha1.ServiceGraph {
-		var sg *v1alpha1.ServiceGraph
-		Eventually(func() string {
-			sg = getGraph(ctx, k8s, ns, name)
+		return waitGraph(ctx, k8s, ns, name, func(sg *v1alpha1.ServiceGraph) bool {
 			c := condition(sg, v1alpha1.ConditionReady)
-			if c.ObservedGeneration != sg.Generation {
-				return ""
-			}
-			return c.Reason
-		}, timeout, poll).Should(Equal(reason))
-		return sg
+			return c.ObservedGeneration == sg.Generation && c.Reason == reason
+		})
 	}
 	// waitConverged waits until the live generated objects are exactly the compiled ones.
 	waitConverged := func(sg *v1alpha1.ServiceGraph) {
@@ -189,13 +177,13 @@ var _ = Describe("ServiceGraph reconciler", func() {
 	})
 
 	It("applies allow rules first, mutual TLS next and default-deny last", func() {
-		mark := writes.mark()
+		mark := writes.Mark()
 		Expect(k8s.Create(ctx, seedGraph(ns))).To(Succeed())
 		waitReady("shop")
 		var order []string
-		for _, w := range writes.since(mark, ns) {
-			if w.Resource() != "servicegraphs/status" {
-				order = append(order, w.Resource()+"/"+w.Name())
+		for _, w := range writes.Since(mark, ns) {
+			if w.Resource != "servicegraphs" {
+				order = append(order, w.Target())
 			}
 		}
 		Expect(order).To(HaveLen(10))
@@ -263,8 +251,8 @@ var _ = Describe("ServiceGraph reconciler", func() {
 		Expect(k8s.Create(ctx, sg)).To(Succeed())
 		waitReady("shop")
 		waitConverged(sg)
-		Consistently(func() int { return len(writes.since(writes.mark(), ns)) }, time.Second, poll).Should(BeZero())
-		mark := writes.mark()
+		Consistently(func() int { return len(writes.Since(writes.Mark(), ns)) }, time.Second, poll).Should(BeZero())
+		mark := writes.Mark()
 		before := snapshot(ctx, k8s, ns)
 
 		// Each annotation change on an owned object is an event that makes the operator reconcile.
@@ -276,7 +264,7 @@ var _ = Describe("ServiceGraph reconciler", func() {
 		}
 		// A new manager resyncs everything from scratch.
 		restartManager()
-		Consistently(func() []write { return writes.since(mark, ns) }, 3*time.Second, poll).Should(BeEmpty())
+		Consistently(func() []testenv.Write { return writes.Since(mark, ns) }, 3*time.Second, poll).Should(BeEmpty())
 		after := snapshot(ctx, k8s, ns)
 		for r := range after {
 			if r.Kind == "NetworkPolicy" && (r.Name == "shop-svc-web" || r.Name == "shop-svc-api" || r.Name == "shop-default-deny") {

@@ -2,9 +2,6 @@ package controllers_test
 
 import (
 	"context"
-	"net/http"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,7 +25,7 @@ var (
 	env     *envtest.Environment
 	cfg     *rest.Config
 	k8s     client.Client // the test's own client, not the manager's
-	writes  = &writeLog{}
+	writes  = &testenv.WriteLog{}
 	stopMgr context.CancelFunc
 	mgrDone chan struct{}
 )
@@ -68,9 +65,9 @@ func restartManager() {
 }
 
 // startManager runs the operator in-process on cfg, with every request it makes recorded.
-func startManager(cfg *rest.Config, log *writeLog) (context.CancelFunc, chan struct{}) {
+func startManager(cfg *rest.Config, log *testenv.WriteLog) (context.CancelFunc, chan struct{}) {
 	mgrCfg := rest.CopyConfig(cfg)
-	mgrCfg.Wrap(log.wrap)
+	mgrCfg.Wrap(log.Wrap)
 	mgr, err := ctrl.NewManager(mgrCfg, ctrl.Options{
 		Scheme:                 controllers.NewScheme(),
 		Cache:                  controllers.CacheOptions(),
@@ -92,87 +89,3 @@ func startManager(cfg *rest.Config, log *writeLog) (context.CancelFunc, chan str
 	}()
 	return cancel, done
 }
-
-// write is one write request the manager made.
-type write struct {
-	Verb string // HTTP method: POST, PUT, PATCH, DELETE
-	Path string
-}
-
-// Kind returns the resource of the request's path (networkpolicies, servicegraphs, ...) and
-// whether it is the status subresource.
-func (w write) Resource() string {
-	parts := strings.Split(strings.Trim(w.Path, "/"), "/")
-	for i, p := range parts {
-		if p == "namespaces" && i+2 < len(parts) {
-			rest := parts[i+2:]
-			if len(rest) >= 3 && rest[2] == "status" {
-				return rest[0] + "/status"
-			}
-			return rest[0]
-		}
-	}
-	return parts[len(parts)-1]
-}
-
-// Name is the object name in the request's path, empty for a create by POST.
-func (w write) Name() string {
-	parts := strings.Split(strings.Trim(w.Path, "/"), "/")
-	for i, p := range parts {
-		if p == "namespaces" && i+3 < len(parts) {
-			return parts[i+3]
-		}
-	}
-	return ""
-}
-
-// Namespace is the namespace in the request's path.
-func (w write) Namespace() string {
-	parts := strings.Split(strings.Trim(w.Path, "/"), "/")
-	for i, p := range parts {
-		if p == "namespaces" && i+1 < len(parts) {
-			return parts[i+1]
-		}
-	}
-	return ""
-}
-
-// writeLog records every non-read request going through a rest.Config's transport.
-type writeLog struct {
-	mu  sync.Mutex
-	log []write
-}
-
-func (l *writeLog) wrap(rt http.RoundTripper) http.RoundTripper {
-	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
-		if req.Method != http.MethodGet && req.Method != http.MethodHead {
-			l.mu.Lock()
-			l.log = append(l.log, write{Verb: req.Method, Path: req.URL.Path})
-			l.mu.Unlock()
-		}
-		return rt.RoundTrip(req)
-	})
-}
-
-// since returns the writes made after mark, in namespace ns (events and leases excluded).
-func (l *writeLog) since(mark int, ns string) []write {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []write
-	for _, w := range l.log[mark:] {
-		if w.Namespace() == ns && w.Resource() != "events" {
-			out = append(out, w)
-		}
-	}
-	return out
-}
-
-func (l *writeLog) mark() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.log)
-}
-
-type roundTripperFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
