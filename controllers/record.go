@@ -1,12 +1,14 @@
 package controllers
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
@@ -51,17 +53,20 @@ func init() {
 	metrics.Registry.MustRegister(edgesGauge, objectsGauge, conflictsGauge, driftCorrections, compileErrors)
 }
 
-// record emits the events and metrics of one reconcile. Events fire on changes only, never on a
-// quiet reconcile; a problem already reported for this generation is not reported again.
-func (r *ServiceGraphReconciler) record(sg *v1alpha1.ServiceGraph, out outcome) {
+// record emits the events, logs and metrics of one reconcile. Events fire on changes only, never
+// on a quiet reconcile; a problem already reported for this generation is not reported again.
+func (r *ServiceGraphReconciler) record(ctx context.Context, sg *v1alpha1.ServiceGraph, out outcome) {
+	log := logf.FromContext(ctx) // carries the graph's namespace and name
 	reported := func(reason string) bool {
 		ready := meta.FindStatusCondition(sg.Status.Conditions, v1alpha1.ConditionReady)
 		return sg.Status.ObservedGeneration == sg.Generation && ready != nil && ready.Reason == reason
 	}
 	warn := func(reason, action, note string) {
+		log.Info(note, "reason", reason)
 		r.Recorder.Eventf(sg, nil, corev1.EventTypeWarning, reason, action, "%s", truncate(note))
 	}
 	normal := func(reason, action, note string) {
+		log.Info(note, "reason", reason)
 		r.Recorder.Eventf(sg, nil, corev1.EventTypeNormal, reason, action, "%s", truncate(note))
 	}
 	conflicts := len(out.conflicts)

@@ -70,7 +70,7 @@ func (r *ServiceGraphReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 
 	out := r.converge(ctx, &sg)
-	r.record(&sg, out)
+	r.record(ctx, &sg, out)
 	if err := r.writeStatus(ctx, &sg, out); err != nil {
 		return ctrl.Result{}, err
 	}
