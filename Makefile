@@ -97,6 +97,7 @@ $(CONTROLLER_GEN):
 build: ## Build the manager and the servicegraph CLI into bin/.
 	go build -o $(BIN)/manager ./cmd/manager
 	go build -o $(BIN)/servicegraph ./cmd/servicegraph
+	ln -sf servicegraph $(BIN)/kubectl-servicegraph # kubectl finds it as the plugin `kubectl servicegraph`
 
 .PHONY: run
 run: install ## Run the manager against the cluster of the current kubeconfig.

@@ -3,15 +3,19 @@
 package cli
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // Exit statuses.
 const (
-	ExitOK      = 0
-	ExitInvalid = 1 // the input is invalid or unreadable
-	ExitUsage   = 2 // the command line is wrong
+	ExitOK       = 0
+	ExitInvalid  = 1 // compile, graph: the input is invalid or unreadable
+	ExitFindings = 1 // lint: a finding at or above --fail-on
+	ExitUsage    = 2 // the command line is wrong; for lint, also input it cannot read
 )
 
 // env is what a subcommand may touch of the process.
@@ -26,9 +30,11 @@ type command struct {
 	run     func(e *env, args []string) int
 }
 
-// commands lists the subcommands; later ones (lint, graph) join here.
+// commands lists the subcommands.
 var commands = []command{
 	{name: "compile", summary: "print the objects the operator applies for ServiceGraph manifests", run: runCompile},
+	{name: "lint", summary: "check ServiceGraphs, NetworkPolicies and Istio policies for security problems", run: runLint},
+	{name: "graph", summary: "draw ServiceGraphs as a Mermaid or Graphviz diagram", run: runGraph},
 }
 
 // Main runs the command line args (without the program name) and returns the exit status.
@@ -60,4 +66,63 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'servicegraph COMMAND -h' for a command's flags.")
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// newFlagSet makes a subcommand's flags with the -f every subcommand takes; synopsis follows the
+// command's name in the usage line, description explains the command.
+func newFlagSet(e *env, name, synopsis, description string) (*flag.FlagSet, *stringList) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	files := &stringList{}
+	fs.Var(files, "f", "a manifest: FILE, DIR (*.yaml, *.yml, *.json below it) or - for standard input; repeatable")
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: servicegraph %s %s\n\n%s\n\nFlags:\n", name, synopsis, description)
+		fs.PrintDefaults()
+	}
+	return fs, files
+}
+
+// parseFlags parses a subcommand's arguments, which must include -f and nothing after the flags.
+// It returns false, with the exit status, when the command must stop: on -h or a usage error.
+func parseFlags(e *env, fs *flag.FlagSet, args []string, files *stringList) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK, false
+		}
+		return ExitUsage, false
+	}
+	switch {
+	case fs.NArg() > 0:
+		return usageError(e, fs, "unexpected argument %q", fs.Arg(0)), false
+	case len(*files) == 0:
+		return usageError(e, fs, "-f is required"), false
+	}
+	return ExitOK, true
+}
+
+func usageError(e *env, fs *flag.FlagSet, format string, args ...any) int {
+	fmt.Fprintf(e.stderr, "servicegraph %s: %s\n", fs.Name(), fmt.Sprintf(format, args...))
+	fs.Usage()
+	return ExitUsage
+}
+
+func printErrors(e *env, errs []error) {
+	for _, err := range errs {
+		fmt.Fprintln(e.stderr, err)
+	}
+}
+
+// write prints a command's output and returns code, or ExitInvalid when stdout fails.
+func write(e *env, out []byte, code int) int {
+	if _, err := e.stdout.Write(out); err != nil {
+		fmt.Fprintln(e.stderr, err)
+		return ExitInvalid
+	}
+	return code
 }

@@ -88,9 +88,15 @@ func TestCompileFlags(t *testing.T) {
 	if code != ExitOK || !strings.Contains(stdout, "- mesh.example/ns/shop/sa/web\n") {
 		t.Errorf("--trust-domain: exit %d, output:\n%s", code, stdout)
 	}
-	code, stdout, _ = run(t, "", "compile", "-o", "json", "-f", "testdata/graphs/shop.yaml")
-	if code != ExitOK || !strings.HasPrefix(stdout, "{\n  \"apiVersion\": \"v1\",\n  \"items\": [") {
-		t.Errorf("-o json: exit %d, output:\n%.200s", code, stdout)
+	for _, flags := range [][]string{{"-o", "json"}, {"--output", "json"}, {"--output=json"}, {"-output=yaml", "-o=json"}} {
+		code, stdout, _ = run(t, "", append(append([]string{"compile"}, flags...), "-f", "testdata/graphs/shop.yaml")...)
+		if code != ExitOK || !strings.HasPrefix(stdout, "{\n  \"apiVersion\": \"v1\",\n  \"items\": [") {
+			t.Errorf("%v: exit %d, output:\n%.200s", flags, code, stdout)
+		}
+	}
+	code, stdout, _ = run(t, "", "compile", "--output", "yaml", "--istio=true", "-f", "testdata/graphs/shop.yaml")
+	if code != ExitOK || !strings.HasPrefix(stdout, "---\n") || !strings.Contains(stdout, "kind: PeerAuthentication") {
+		t.Errorf("--output yaml --istio=true: exit %d, output:\n%.200s", code, stdout)
 	}
 }
 
@@ -106,6 +112,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"compile", "-f", "x", "extra"}, ExitUsage, `unexpected argument "extra"`},
 		{[]string{"compile", "--bogus"}, ExitUsage, "flag provided but not defined: -bogus"},
 		{[]string{"compile", "-o", "xml", "-f", "x"}, ExitUsage, `-o must be yaml or json, not "xml"`},
+		{[]string{"compile", "--output", "xml", "-f", "x"}, ExitUsage, `-o must be yaml or json, not "xml"`},
 		{[]string{"compile", "-h"}, ExitOK, "Usage: servicegraph compile"},
 		{[]string{"compile", "-f", "testdata/does-not-exist.yaml"}, ExitInvalid, "stat testdata/does-not-exist.yaml: no such file or directory"},
 		{[]string{"compile", "-f", "testdata/graphs/payments/notes.txt"}, ExitInvalid, "testdata/graphs/payments/notes.txt: document 1: not a Kubernetes object"},
@@ -119,7 +126,7 @@ func TestUsage(t *testing.T) {
 			}
 		})
 	}
-	if code, stdout, _ := run(t, "", "help"); code != ExitOK || !strings.Contains(stdout, "compile") {
+	if code, stdout, _ := run(t, "", "help"); code != ExitOK || !strings.Contains(stdout, "compile") || !strings.Contains(stdout, "lint") || !strings.Contains(stdout, "graph") {
 		t.Errorf("help: exit %d, stdout %q", code, stdout)
 	}
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"encoding/json"
@@ -14,8 +13,10 @@ import (
 	"slices"
 	"strings"
 
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
@@ -24,21 +25,62 @@ import (
 // stdinName names standard input in messages.
 const stdinName = "<stdin>"
 
-// document is a ServiceGraph read from a file.
+// document is an object read from a file.
 type document struct {
-	file  string
-	graph *v1alpha1.ServiceGraph
+	file string
+	// line is where the object's YAML document starts (its first line that is not blank or a
+	// comment), for findings to point at.
+	line int
+	obj  client.Object
 }
 
 func (d document) String() string {
-	return fmt.Sprintf("%s: ServiceGraph %s/%s", d.file, d.graph.Namespace, d.graph.Name)
+	return fmt.Sprintf("%s: %s %s/%s", d.file, d.obj.GetObjectKind().GroupVersionKind().Kind, d.obj.GetNamespace(), d.obj.GetName())
+}
+
+// graph is the document's ServiceGraph, nil for another kind.
+func (d document) graph() *v1alpha1.ServiceGraph {
+	sg, _ := d.obj.(*v1alpha1.ServiceGraph)
+	return sg
+}
+
+// kinds maps the apiVersion and kind of the documents a command reads to a new object to decode
+// them into; documents of other kinds are skipped.
+type kinds map[metav1.TypeMeta]func() client.Object
+
+func newServiceGraph() client.Object { return &v1alpha1.ServiceGraph{} }
+
+func newAuthorizationPolicy() client.Object { return &securityv1.AuthorizationPolicy{} }
+
+func newPeerAuthentication() client.Object { return &securityv1.PeerAuthentication{} }
+
+// graphKinds are what compile and graph read.
+var graphKinds = kinds{
+	{APIVersion: v1alpha1.GroupVersion.String(), Kind: "ServiceGraph"}: newServiceGraph,
+}
+
+// lintKinds are what lint reads: graphs and the policies people write by hand. Istio's v1beta1
+// and v1 share one spec, so both decode into the v1 types.
+var lintKinds = kinds{
+	{APIVersion: v1alpha1.GroupVersion.String(), Kind: "ServiceGraph"}:     newServiceGraph,
+	{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"}:            func() client.Object { return &networkingv1.NetworkPolicy{} },
+	{APIVersion: "security.istio.io/v1", Kind: "AuthorizationPolicy"}:      newAuthorizationPolicy,
+	{APIVersion: "security.istio.io/v1beta1", Kind: "AuthorizationPolicy"}: newAuthorizationPolicy,
+	{APIVersion: "security.istio.io/v1", Kind: "PeerAuthentication"}:       newPeerAuthentication,
+	{APIVersion: "security.istio.io/v1beta1", Kind: "PeerAuthentication"}:  newPeerAuthentication,
 }
 
 // readGraphs reads every ServiceGraph in the given files, directories (every *.yaml, *.yml and
-// *.json below, in lexical order) and "-" (standard input). Other kinds of documents are skipped;
-// a graph without a namespace gets "default", as kubectl would give it. It returns every problem
-// it finds, each naming its file.
+// *.json below, in lexical order) and "-" (standard input), as readDocuments does.
 func readGraphs(paths []string, stdin io.Reader) ([]document, []error) {
+	return readDocuments(paths, stdin, graphKinds)
+}
+
+// readDocuments reads every object of the given kinds in the given files, directories (every
+// *.yaml, *.yml and *.json below, in lexical order) and "-" (standard input). Other kinds of
+// documents are skipped; an object without a namespace gets "default", as kubectl would give it.
+// It returns every problem it finds, each naming its file.
+func readDocuments(paths []string, stdin io.Reader, want kinds) ([]document, []error) {
 	var docs []document
 	var errs []error
 	for _, p := range paths {
@@ -53,7 +95,7 @@ func readGraphs(paths []string, stdin io.Reader) ([]document, []error) {
 				errs = append(errs, err)
 				continue
 			}
-			d, e := decode(f, data)
+			d, e := decode(f, data, want)
 			docs, errs = append(docs, d...), append(errs, e...)
 		}
 	}
@@ -100,36 +142,31 @@ func readFile(f string, stdin io.Reader) ([]byte, error) {
 	return data, nil
 }
 
-// decode splits a YAML (or JSON) stream into documents and keeps the ServiceGraphs, looking into
-// v1 Lists as `kubectl get -o yaml` prints them.
-func decode(file string, data []byte) ([]document, []error) {
+// decode splits a YAML (or JSON) stream into documents and keeps the objects of the wanted
+// kinds, looking into v1 Lists as `kubectl get -o yaml` prints them.
+func decode(file string, data []byte, want kinds) ([]document, []error) {
 	if file == "-" {
 		file = stdinName
 	}
 	var docs []document
 	var errs []error
-	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	for n := 1; ; n++ {
-		raw, err := reader.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: document %d: %w", file, n, err))
-			break
-		}
-		d, e := decodeObject(raw)
-		for _, g := range d {
-			docs = append(docs, document{file: file, graph: g})
+	raws, err := splitDocuments(data)
+	for n, raw := range raws {
+		objs, e := decodeObject(raw.data, want)
+		for _, obj := range objs {
+			docs = append(docs, document{file: file, line: raw.line, obj: obj})
 		}
 		for _, err := range e {
-			errs = append(errs, fmt.Errorf("%s: document %d: %w", file, n, err))
+			errs = append(errs, fmt.Errorf("%s: document %d: %w", file, n+1, err))
 		}
+	}
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%s: document %d: %w", file, len(raws)+1, err))
 	}
 	return docs, errs
 }
 
-func decodeObject(raw []byte) ([]*v1alpha1.ServiceGraph, []error) {
+func decodeObject(raw []byte, want kinds) ([]client.Object, []error) {
 	var meta struct {
 		metav1.TypeMeta `json:",inline"`
 		Metadata        struct{ Name, Namespace string } `json:"metadata"`
@@ -147,30 +184,30 @@ func decodeObject(raw []byte) ([]*v1alpha1.ServiceGraph, []error) {
 	if err := json.Unmarshal(data, &meta); err != nil {
 		return nil, []error{err}
 	}
-	switch {
-	case meta.APIVersion == v1alpha1.GroupVersion.String() && meta.Kind == "ServiceGraph":
-		sg := &v1alpha1.ServiceGraph{}
+	if newObject, ok := want[meta.TypeMeta]; ok {
+		obj := newObject()
 		// Strict: a misspelt field would otherwise vanish silently (the API server would reject it).
-		if err := yaml.UnmarshalStrict(raw, sg); err != nil {
-			return nil, []error{fmt.Errorf("ServiceGraph %s/%s: %w", cmp.Or(meta.Metadata.Namespace, metav1.NamespaceDefault), meta.Metadata.Name, err)}
+		if err := yaml.UnmarshalStrict(raw, obj); err != nil {
+			return nil, []error{fmt.Errorf("%s %s/%s: %w", meta.Kind, cmp.Or(meta.Metadata.Namespace, metav1.NamespaceDefault), meta.Metadata.Name, err)}
 		}
-		if sg.Namespace == "" {
-			sg.Namespace = metav1.NamespaceDefault
+		if obj.GetNamespace() == "" {
+			obj.SetNamespace(metav1.NamespaceDefault)
 		}
-		return []*v1alpha1.ServiceGraph{sg}, nil
-	case meta.APIVersion == "v1" && meta.Kind == "List":
-		var graphs []*v1alpha1.ServiceGraph
-		var errs []error
-		for i, item := range meta.Items {
-			g, e := decodeObject(item)
-			graphs = append(graphs, g...)
-			for _, err := range e {
-				errs = append(errs, fmt.Errorf("items[%d]: %w", i, err))
-			}
-		}
-		return graphs, errs
+		return []client.Object{obj}, nil
 	}
-	return nil, nil
+	if meta.APIVersion != "v1" || meta.Kind != "List" {
+		return nil, nil
+	}
+	var objs []client.Object
+	var errs []error
+	for i, item := range meta.Items {
+		o, e := decodeObject(item, want)
+		objs = append(objs, o...)
+		for _, err := range e {
+			errs = append(errs, fmt.Errorf("items[%d]: %w", i, err))
+		}
+	}
+	return objs, errs
 }
 
 // yamlRaw keeps a list item undecoded (as JSON) for decodeObject.
@@ -179,4 +216,43 @@ type yamlRaw []byte
 func (r *yamlRaw) UnmarshalJSON(b []byte) error {
 	*r = slices.Clone(b)
 	return nil
+}
+
+// rawDocument is one document of a YAML stream and the line it starts on.
+type rawDocument struct {
+	line int
+	data []byte
+}
+
+// splitDocuments splits a YAML stream where k8s.io/apimachinery's YAMLReader (which kubectl uses)
+// does: at lines starting with "---" followed by nothing but spaces or a comment, dropping empty
+// documents. It does the splitting itself to know each document's line. On a malformed
+// separator it returns the documents before it and the error.
+func splitDocuments(data []byte) ([]rawDocument, error) {
+	var docs []rawDocument
+	var cur rawDocument
+	flush := func() {
+		if len(cur.data) > 0 {
+			docs = append(docs, cur)
+		}
+		cur = rawDocument{}
+	}
+	for n, line := range bytes.SplitAfter(data, []byte("\n")) {
+		if rest, ok := bytes.CutPrefix(line, []byte("---")); ok {
+			flush()
+			if t := bytes.TrimSpace(rest); len(t) > 0 && t[0] != '#' {
+				return docs, fmt.Errorf("invalid YAML document separator: %s", t)
+			}
+			continue
+		}
+		if t := bytes.TrimSpace(line); cur.line == 0 && len(t) > 0 && t[0] != '#' {
+			cur.line = n + 1
+		}
+		cur.data = append(cur.data, line...)
+	}
+	flush()
+	for i := range docs {
+		docs[i].line = max(docs[i].line, 1) // a document of comments only: its line does not matter
+	}
+	return docs, nil
 }

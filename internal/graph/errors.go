@@ -15,6 +15,35 @@ type Error struct {
 	Edge string
 	// Message says what is wrong.
 	Message string
+	// Kind classifies the problem, so that tools (the linter) tell problems apart without
+	// parsing messages.
+	Kind Kind
+}
+
+// Kind is a stable class of problem.
+type Kind string
+
+const (
+	// KindInvalid is a malformed or contradictory field: syntax, range, length, a clash.
+	KindInvalid Kind = "Invalid"
+	// KindUndeclared is an edge naming a service that spec.services does not declare.
+	KindUndeclared Kind = "Undeclared"
+	// KindDuplicate is an edge that says what an earlier edge or connection says.
+	KindDuplicate Kind = "Duplicate"
+	// KindSelfEdge is an edge from a service to itself.
+	KindSelfEdge Kind = "SelfEdge"
+	// KindHTTPOnNonHTTPPort is a path or method on a port whose protocol is not HTTP or GRPC.
+	KindHTTPOnNonHTTPPort Kind = "HTTPOnNonHTTPPort"
+)
+
+// kinds classifies problems by the format of their message. Keying on the constant format, not on
+// the formatted text, keeps the kind stable whatever the arguments, and keeps every call site of
+// add as it is; a format that is not listed is KindInvalid.
+var kinds = map[string]Kind{
+	"service %q is not declared in spec.services": KindUndeclared,
+	"duplicates %s": KindDuplicate,
+	"an edge cannot go from a service to itself":                     KindSelfEdge,
+	"paths and methods need an HTTP or GRPC port, but port %s is %s": KindHTTPOnNonHTTPPort,
 }
 
 func (e Error) Error() string {
@@ -46,7 +75,11 @@ func (l ErrorList) Err() error {
 type errs struct{ list ErrorList }
 
 func (c *errs) add(item, edge, format string, args ...any) {
-	c.list = append(c.list, Error{Item: item, Edge: edge, Message: fmt.Sprintf(format, args...)})
+	kind, ok := kinds[format]
+	if !ok {
+		kind = KindInvalid
+	}
+	c.list = append(c.list, Error{Item: item, Edge: edge, Message: fmt.Sprintf(format, args...), Kind: kind})
 }
 
 // edge adds a problem of an edge or connection.

@@ -1,0 +1,163 @@
+// Package lint checks ServiceGraphs and hand-written NetworkPolicies, Istio AuthorizationPolicies
+// and PeerAuthentications for security and correctness problems. It is pure: it takes decoded
+// objects with the place they were read from and returns findings in a deterministic order; the
+// caller reads files and prints reports.
+//
+// Each rule is a small named check over one object (a chain per kind, as in cert-manager's
+// certificate policies); the one rule that needs every object of a namespace (NP005, default-deny)
+// runs over the whole input.
+package lint
+
+import (
+	"cmp"
+	"reflect"
+	"slices"
+	"strings"
+
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/compiler"
+)
+
+// AnnotationIgnore on an object lists rule IDs (separated by commas or spaces) not to report for
+// it: for a deliberate exception, such as a public endpoint, that a reviewer has accepted.
+const AnnotationIgnore = "policy.servicegraph.io/lint-ignore"
+
+// Object is one manifest object and where it was read.
+type Object struct {
+	// File names the file as the user gave it.
+	File string
+	// Line is the 1-based line where the object's YAML document starts.
+	Line int
+	// Object is a *v1alpha1.ServiceGraph, *networkingv1.NetworkPolicy,
+	// *securityv1.AuthorizationPolicy or *securityv1.PeerAuthentication (Istio's v1beta1 manifests
+	// decode into the v1 types: the spec is the same). Other types are counted but not checked.
+	Object client.Object
+}
+
+// Finding is one problem in one object.
+type Finding struct {
+	Rule      string   `json:"rule"`
+	Severity  Severity `json:"severity"`
+	File      string   `json:"file"`
+	Line      int      `json:"line"`
+	Kind      string   `json:"kind"`
+	Namespace string   `json:"namespace"`
+	Name      string   `json:"name"`
+	// Message says what is wrong, on one line.
+	Message string `json:"message"`
+	// Hint says how to fix it, on one line.
+	Hint string `json:"hint"`
+}
+
+// Options are the facts about the cluster the manifests do not say.
+type Options struct {
+	// RootNamespace is Istio's root namespace, where a policy without a selector applies to the
+	// whole mesh.
+	RootNamespace string
+}
+
+// DefaultOptions are Istio's defaults.
+func DefaultOptions() Options {
+	return Options{RootNamespace: compiler.DefaultIstiodNS}
+}
+
+// problem is what a check finds in one object; Lint adds where it is.
+type problem struct {
+	rule    *Rule
+	message string
+}
+
+// check is a named check of one kind of object.
+type check[T any] func(obj T, opts Options) []problem
+
+// runChecks runs a kind's chain of checks in order.
+func runChecks[T any](checks []check[T], obj T, opts Options) []problem {
+	var out []problem
+	for _, c := range checks {
+		out = append(out, c(obj, opts)...)
+	}
+	return out
+}
+
+// Lint checks every object, then every namespace, and returns the findings sorted by file, line,
+// rule and object.
+func Lint(objs []Object, opts Options) []Finding {
+	var out []Finding
+	for _, o := range objs {
+		out = append(out, locate(o, checkObject(o.Object, opts))...)
+	}
+	out = append(out, defaultDenyFindings(objs)...)
+	slices.SortFunc(out, func(a, b Finding) int {
+		return cmp.Or(strings.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line), strings.Compare(a.Rule, b.Rule),
+			strings.Compare(a.Kind, b.Kind), strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name),
+			strings.Compare(a.Message, b.Message))
+	})
+	return out
+}
+
+// checkObject runs the chain for the object's kind. Objects the operator generated are the
+// compiler's business: their ServiceGraph is checked instead.
+func checkObject(obj client.Object, opts Options) []problem {
+	if generated(obj) {
+		return nil
+	}
+	switch o := obj.(type) {
+	case *v1alpha1.ServiceGraph:
+		return checkGraph(o, opts)
+	case *networkingv1.NetworkPolicy:
+		return runChecks(networkPolicyChecks, o, opts)
+	case *securityv1.AuthorizationPolicy:
+		return runChecks(authorizationPolicyChecks, o, opts)
+	case *securityv1.PeerAuthentication:
+		return runChecks(peerAuthenticationChecks, o, opts)
+	}
+	return nil
+}
+
+func generated(obj client.Object) bool {
+	return obj.GetLabels()[compiler.LabelManagedBy] == compiler.ManagedByValue
+}
+
+// locate turns an object's problems into findings, less those its annotation ignores.
+func locate(o Object, problems []problem) []Finding {
+	ignored := strings.FieldsFunc(o.Object.GetAnnotations()[AnnotationIgnore], func(r rune) bool { return r == ',' || r == ' ' })
+	var out []Finding
+	for _, p := range problems {
+		if slices.Contains(ignored, p.rule.ID) {
+			continue
+		}
+		out = append(out, Finding{
+			Rule:      p.rule.ID,
+			Severity:  p.rule.Severity,
+			File:      o.File,
+			Line:      o.Line,
+			Kind:      kindOf(o.Object),
+			Namespace: o.Object.GetNamespace(),
+			Name:      o.Object.GetName(),
+			Message:   p.message,
+			Hint:      p.rule.Hint,
+		})
+	}
+	return out
+}
+
+// kindOf names the object's kind. The Go type's name is the kind for every type the linter
+// checks, and unlike TypeMeta it is set on objects built in code too.
+func kindOf(obj client.Object) string {
+	return reflect.TypeOf(obj).Elem().Name()
+}
+
+// Count returns how many findings are at or above a severity.
+func Count(findings []Finding, at Severity) int {
+	n := 0
+	for _, f := range findings {
+		if f.Severity.AtLeast(at) {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,287 @@
+package lint
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+)
+
+// decode reads a "---"-separated stream of the kinds the linter checks, each object at line
+// 10*i+1 of file "test.yaml".
+func decode(t *testing.T, stream string) []Object {
+	t.Helper()
+	var objs []Object
+	for i, doc := range strings.Split(stream, "\n---\n") {
+		var meta struct{ Kind string }
+		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
+			t.Fatal(err)
+		}
+		var obj client.Object
+		switch meta.Kind {
+		case "ServiceGraph":
+			obj = &v1alpha1.ServiceGraph{}
+		case "NetworkPolicy":
+			obj = &networkingv1.NetworkPolicy{}
+		case "AuthorizationPolicy":
+			obj = &securityv1.AuthorizationPolicy{}
+		case "PeerAuthentication":
+			obj = &securityv1.PeerAuthentication{}
+		default:
+			t.Fatalf("document %d: kind %q", i, meta.Kind)
+		}
+		if err := yaml.UnmarshalStrict([]byte(doc), obj); err != nil {
+			t.Fatalf("document %d: %v\n%s", i, err, doc)
+		}
+		objs = append(objs, Object{File: "test.yaml", Line: 10*i + 1, Object: obj})
+	}
+	return objs
+}
+
+// graphYAML is a ServiceGraph shop/shop with the given spec.
+func graphYAML(spec string) string {
+	return "apiVersion: policy.servicegraph.io/v1alpha1\nkind: ServiceGraph\nmetadata: {name: shop, namespace: shop}\nspec:\n" + spec
+}
+
+// npYAML is a NetworkPolicy "np" in namespace shop with the given spec.
+func npYAML(spec string) string {
+	return "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: np, namespace: shop}\nspec:\n" + spec
+}
+
+// istioYAML is an Istio policy of the kind named "p" in the namespace with the given spec.
+func istioYAML(kind, namespace, spec string) string {
+	return "apiVersion: security.istio.io/v1\nkind: " + kind + "\nmetadata: {name: p, namespace: " + namespace + "}\nspec:\n" + spec
+}
+
+const (
+	threeServices  = "  services: [{name: web}, {name: api}, {name: db}]\n"
+	defaultDenyNP  = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: shop}\nspec: {podSelector: {}, policyTypes: [Ingress, Egress]}"
+	fromWeb        = "    from: [{podSelector: {matchLabels: {app: web}}}]\n"
+	webPrincipal   = "  - from: [{source: {principals: [cluster.local/ns/shop/sa/web]}}]\n"
+	selectorAPI    = "  selector: {matchLabels: {app: api}}\n"
+	ingressFromWeb = "  podSelector: {matchLabels: {app: api}}\n  ingress:\n  - ports: [{port: 80}]\n" + fromWeb
+)
+
+// ruleCases give, per rule, a minimal manifest it must find and a close one it must not.
+var ruleCases = []struct {
+	name, rule string
+	bad, good  string
+}{
+	{"bad port", "SG001",
+		graphYAML(threeServices + "  edges: [web->api:0]\n"),
+		graphYAML(threeServices + "  edges: [web->api:80]\n")},
+	{"undeclared", "SG002",
+		graphYAML(threeServices + "  edges: [web->cache:80]\n"),
+		graphYAML(threeServices + "  edges: [web->db:80]\n")},
+	{"duplicate", "SG003",
+		graphYAML(threeServices + "  edges: [web->api:80, web → api:80]\n"),
+		graphYAML(threeServices + "  edges: [web->api:80, web->api:81]\n")},
+	{"self-edge", "SG004",
+		graphYAML(threeServices + "  edges: [api->api:80]\n"),
+		graphYAML(threeServices + "  edges: [web->api:80]\n")},
+	{"path on TCP", "SG005",
+		graphYAML(threeServices + "  connections: [{from: web, to: api, ports: [{port: 80, protocol: TCP}], paths: [/x]}]\n"),
+		graphYAML(threeServices + "  connections: [{from: web, to: api, ports: [{port: 80, protocol: HTTP}], paths: [/x]}]\n")},
+	{"connection protocol unstated", "SG006",
+		graphYAML(threeServices + "  connections: [{from: web, to: api, ports: [{port: 80}], methods: [GET]}]\n"),
+		graphYAML(threeServices + "  connections: [{from: web, to: api, ports: [{port: 80, protocol: GRPC}], methods: [GET]}]\n")},
+	{"compact path where another edge is TCP", "SG006",
+		graphYAML(threeServices + "  edges: [web->api:80/x, db->api:80]\n"),
+		graphYAML(threeServices + "  edges: [web->api:80/x, db->api:81]\n")},
+	{"permissive", "SG007",
+		graphYAML(threeServices + "  edges: [web->api:80]\n  mtls: PERMISSIVE\n"),
+		graphYAML(threeServices + "  edges: [web->api:80]\n  mtls: STRICT\n")},
+	{"no DNS for callers", "SG008",
+		graphYAML(threeServices + "  edges: [web->api:80]\n  allowDNS: false\n"),
+		graphYAML("  services: [{name: api}, {name: web, namespace: other}]\n  edges: [web->api:80]\n  allowDNS: false\n")},
+	{"fan-in to all", "SG009",
+		graphYAML(threeServices + "  edges: [web->db:5432, api->db:5432]\n"),
+		graphYAML(threeServices + "  edges: [web->api:80, api->db:5432]\n")},
+	{"shared service account", "SG010",
+		graphYAML("  services: [{name: web, serviceAccount: shared}, {name: api, serviceAccount: shared}]\n  edges: [web->api:80]\n"),
+		graphYAML("  services: [{name: web, serviceAccount: shared}, {name: api}]\n  edges: [web->api:80]\n")},
+
+	{"ingress without from", "NP001",
+		npYAML("  podSelector: {matchLabels: {app: api}}\n  ingress: [{ports: [{port: 80}]}]\n"),
+		npYAML(ingressFromWeb)},
+	{"ingress from an empty peer", "NP001",
+		npYAML("  podSelector: {matchLabels: {app: api}}\n  ingress: [{from: [{}]}]\n"),
+		npYAML(ingressFromWeb)},
+	{"egress without to", "NP002",
+		npYAML("  podSelector: {matchLabels: {app: api}}\n  policyTypes: [Egress]\n  egress: [{ports: [{port: 443}]}]\n"),
+		npYAML("  podSelector: {matchLabels: {app: api}}\n  policyTypes: [Egress]\n  egress: [{to: [{ipBlock: {cidr: 10.0.0.0/8}}]}]\n")},
+	{"egress ignored without Egress in policyTypes", "NP002",
+		npYAML("  podSelector: {matchLabels: {app: api}}\n  egress: [{to: [{}]}]\n"),
+		npYAML("  podSelector: {matchLabels: {app: api}}\n  policyTypes: [Ingress]\n  egress: [{to: [{}]}]\n")},
+	{"selects every pod", "NP003",
+		npYAML("  podSelector: {}\n  ingress:\n  - ports: [{port: 80}]\n" + fromWeb),
+		npYAML(ingressFromWeb)},
+	{"ipBlock 0.0.0.0/0", "NP004",
+		npYAML("  podSelector: {matchLabels: {app: api}}\n  ingress: [{from: [{ipBlock: {cidr: 0.0.0.0/0, except: [10.0.0.0/8]}}]}]\n"),
+		npYAML("  podSelector: {matchLabels: {app: api}}\n  ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8}}]}]\n")},
+	{"ipBlock ::/0", "NP004",
+		npYAML("  podSelector: {matchLabels: {app: api}}\n  ingress: [{from: [{ipBlock: {cidr: '::/0'}}]}]\n"),
+		npYAML("  podSelector: {matchLabels: {app: api}}\n  policyTypes: [Egress]\n  egress: [{to: [{ipBlock: {cidr: '::/0'}}]}]\n")},
+	{"no default-deny", "NP005",
+		npYAML(ingressFromWeb),
+		npYAML(ingressFromWeb) + "\n---\n" + defaultDenyNP},
+	{"a ServiceGraph provides default-deny", "NP005",
+		npYAML(ingressFromWeb),
+		npYAML(ingressFromWeb) + "\n---\n" + graphYAML(threeServices+"  edges: [web->api:80]\n")},
+
+	{"ALLOW rule without from", "AP001",
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules: [{to: [{operation: {paths: [/healthz]}}]}]\n"),
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules:\n"+webPrincipal)},
+	{"ALLOW rule with an empty source", "AP001",
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules:\n  - from: [{source: {principals: [a]}}, {source: {}}]\n"),
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  action: DENY\n  rules: [{to: [{operation: {paths: [/admin]}}]}]\n")},
+	{"any principal", "AP002",
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules: [{from: [{source: {principals: ['*']}}]}]\n"),
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  action: DENY\n  rules: [{from: [{source: {principals: ['*']}}]}]\n")},
+	{"namespace-wide ALLOW", "AP003",
+		istioYAML("AuthorizationPolicy", "shop", "  rules:\n"+webPrincipal),
+		istioYAML("AuthorizationPolicy", "istio-system", "  rules:\n"+webPrincipal)},
+	{"namespace-wide allow-nothing is fine", "AP003",
+		istioYAML("AuthorizationPolicy", "shop", "  action: ALLOW\n  rules:\n"+webPrincipal),
+		istioYAML("AuthorizationPolicy", "shop", "  action: ALLOW\n")},
+	{"DENY without rules", "AP004",
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  action: DENY\n"),
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  action: DENY\n  rules: [{}]\n")},
+
+	{"DISABLE namespace-wide", "PA001",
+		istioYAML("PeerAuthentication", "shop", "  mtls: {mode: DISABLE}\n"),
+		istioYAML("PeerAuthentication", "shop", selectorAPI+"  mtls: {mode: DISABLE}\n")},
+	{"PERMISSIVE mesh-wide", "PA002",
+		istioYAML("PeerAuthentication", "istio-system", "  mtls: {mode: PERMISSIVE}\n"),
+		istioYAML("PeerAuthentication", "istio-system", "  mtls: {mode: STRICT}\n")},
+}
+
+func rulesOf(findings []Finding) []string {
+	var ids []string
+	for _, f := range findings {
+		ids = append(ids, f.Rule)
+	}
+	return ids
+}
+
+func TestRules(t *testing.T) {
+	for _, tc := range ruleCases {
+		t.Run(tc.rule+" "+tc.name, func(t *testing.T) {
+			if got := Lint(decode(t, tc.bad), DefaultOptions()); !slices.Contains(rulesOf(got), tc.rule) {
+				t.Errorf("bad manifest: want %s, got %v", tc.rule, got)
+			}
+			if got := Lint(decode(t, tc.good), DefaultOptions()); slices.Contains(rulesOf(got), tc.rule) {
+				t.Errorf("good manifest: want no %s, got %v", tc.rule, got)
+			}
+		})
+	}
+}
+
+// Every rule has a case, and the catalogue's IDs are unique, sorted and well-formed.
+func TestCatalogue(t *testing.T) {
+	rules := Rules()
+	for i, r := range rules {
+		if i > 0 && rules[i-1].ID >= r.ID {
+			t.Errorf("rules not sorted or not unique at %s", r.ID)
+		}
+		if len(r.ID) != 5 || r.Summary == "" || r.Hint == "" || (r.Severity != SeverityError && r.Severity != SeverityWarning) {
+			t.Errorf("incomplete rule %+v", r)
+		}
+		if !slices.ContainsFunc(ruleCases, func(tc struct{ name, rule, bad, good string }) bool { return tc.rule == r.ID }) {
+			t.Errorf("rule %s has no case in ruleCases", r.ID)
+		}
+	}
+}
+
+// A finding carries the rule's severity and hint and the object's place.
+func TestFindingFields(t *testing.T) {
+	got := Lint(decode(t, graphYAML(threeServices+"  edges: [web->cache:80]\n")), DefaultOptions())
+	want := []Finding{{
+		Rule: "SG002", Severity: SeverityError, File: "test.yaml", Line: 1, Kind: "ServiceGraph", Namespace: "shop", Name: "shop",
+		Message: `edge "web->cache:80": service "cache" is not declared in spec.services`,
+		Hint:    ruleUndeclaredService.Hint,
+	}}
+	if !slices.Equal(got, want) {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+}
+
+// The lint-ignore annotation drops the rules it lists, and only those.
+func TestIgnoreAnnotation(t *testing.T) {
+	np := strings.Replace(npYAML("  podSelector: {}\n  ingress: [{}]\n"), "namespace: shop}",
+		"namespace: shop, annotations: {"+AnnotationIgnore+": 'NP001, NP005'}}", 1)
+	if got := rulesOf(Lint(decode(t, np), DefaultOptions())); !slices.Equal(got, []string{"NP003"}) {
+		t.Errorf("got %v, want [NP003]", got)
+	}
+}
+
+// Objects the operator generated are checked through their graph, not one by one; they still
+// count as a namespace's default-deny.
+func TestGeneratedObjectsSkipped(t *testing.T) {
+	managed := "metadata: {name: np, namespace: shop, labels: {app.kubernetes.io/managed-by: servicegraph-operator}}"
+	np := strings.Replace(npYAML("  podSelector: {}\n  ingress: [{}]\n"), "metadata: {name: np, namespace: shop}", managed, 1)
+	if got := Lint(decode(t, np), DefaultOptions()); len(got) != 1 || got[0].Rule != "NP005" {
+		t.Errorf("got %v, want only NP005", got)
+	}
+}
+
+// The root namespace is an option: there, a selector-less PeerAuthentication is mesh-wide and a
+// selector-less ALLOW policy is not reported.
+func TestRootNamespace(t *testing.T) {
+	objs := decode(t, istioYAML("PeerAuthentication", "mesh", "  mtls: {mode: PERMISSIVE}\n")+"\n---\n"+
+		istioYAML("AuthorizationPolicy", "mesh", "  rules:\n"+webPrincipal))
+	got := Lint(objs, Options{RootNamespace: "mesh"})
+	if len(got) != 1 || got[0].Message != "mtls.mode PERMISSIVE applies to the whole mesh (root namespace mesh)" {
+		t.Errorf("got %+v", got)
+	}
+}
+
+// Findings are sorted by file, line and rule, whatever the input order.
+func TestOrder(t *testing.T) {
+	objs := decode(t, npYAML("  podSelector: {}\n  ingress: [{}]\n")+"\n---\n"+graphYAML(threeServices+"  edges: [api->api:1]\n  mtls: PERMISSIVE\n"))
+	objs[0].File, objs[1].File = "b.yaml", "a.yaml"
+	got := Lint(objs, DefaultOptions())
+	want := []string{"SG004", "NP001", "NP003"} // the graph is namespace shop's default-deny
+	if !slices.Equal(rulesOf(got), want) {
+		t.Errorf("got %v, want %v", rulesOf(got), want)
+	}
+}
+
+func TestParseSeverity(t *testing.T) {
+	for _, s := range []string{"error", "warning"} {
+		if got, err := ParseSeverity(s); err != nil || string(got) != s {
+			t.Errorf("ParseSeverity(%q) = %q, %v", s, got, err)
+		}
+	}
+	if _, err := ParseSeverity("info"); err == nil {
+		t.Error("ParseSeverity(info): want an error")
+	}
+	if !SeverityError.AtLeast(SeverityWarning) || SeverityWarning.AtLeast(SeverityError) || !SeverityWarning.AtLeast(SeverityWarning) {
+		t.Error("AtLeast orders error above warning")
+	}
+}
+
+// An empty report is still an object with an array, not null.
+func TestEmptyJSON(t *testing.T) {
+	data, err := Report{Objects: 2}.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatal(err)
+	}
+	if findings, ok := got["findings"].([]any); !ok || len(findings) != 0 {
+		t.Errorf("findings = %#v, want []", got["findings"])
+	}
+	if text := string(Report{Objects: 1}.Text()); text != "0 errors, 0 warnings in 1 object\n" {
+		t.Errorf("Text() = %q", text)
+	}
+}

@@ -1,0 +1,144 @@
+package lint
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Severity is how bad a finding is.
+type Severity string
+
+const (
+	// SeverityError is a hole or a policy that cannot work: CI should fail.
+	SeverityError Severity = "error"
+	// SeverityWarning is worth a reviewer's look: often deliberate, sometimes not.
+	SeverityWarning Severity = "warning"
+)
+
+// ParseSeverity reads "error" or "warning".
+func ParseSeverity(s string) (Severity, error) {
+	switch v := Severity(s); v {
+	case SeverityError, SeverityWarning:
+		return v, nil
+	}
+	return "", fmt.Errorf("severity must be error or warning, not %q", s)
+}
+
+// AtLeast reports whether s is as severe as t or more.
+func (s Severity) AtLeast(t Severity) bool {
+	return s == SeverityError || s == t
+}
+
+// Rule is one check the linter makes. Its ID never changes meaning, so CI configurations,
+// lint-ignore annotations and code-scanning history can rely on it.
+type Rule struct {
+	ID       string
+	Severity Severity
+	// Summary says what the rule finds, in one line.
+	Summary string
+	// Hint says how to fix a finding, in one line.
+	Hint string
+}
+
+func (r *Rule) problemf(format string, args ...any) problem {
+	return problem{rule: r, message: fmt.Sprintf(format, args...)}
+}
+
+// ServiceGraph rules. SG001-SG005 are the graph's build errors (the operator refuses such a graph
+// with InvalidSpec); the others are warnings about graphs that build.
+var (
+	ruleInvalidGraph = &Rule{"SG001", SeverityError,
+		"the ServiceGraph does not compile",
+		"fix the field the message names; the operator applies nothing for the graph until then"}
+	ruleUndeclaredService = &Rule{"SG002", SeverityError,
+		"an edge names a service that spec.services does not declare",
+		"declare the service in spec.services, with its namespace if it is a peer elsewhere, or correct the edge"}
+	ruleDuplicateEdge = &Rule{"SG003", SeverityError,
+		"an edge says what another edge or connection already says",
+		"remove one of the two"}
+	ruleSelfEdge = &Rule{"SG004", SeverityError,
+		"an edge goes from a service to itself",
+		"remove the edge: a graph cannot allow a service to call itself"}
+	ruleHTTPOnTCP = &Rule{"SG005", SeverityError,
+		"paths or methods on a port declared TCP, UDP or SCTP: the edge would allow nothing",
+		"set the port's protocol to HTTP or GRPC, or drop the paths and methods"}
+	ruleHTTPUnstated = &Rule{"SG006", SeverityWarning,
+		"paths or methods on a port not known to be HTTP: if Istio sees TCP there, the edge allows nothing",
+		"state protocol: HTTP or GRPC in a connection, and name the Service port http-* or set its appProtocol"}
+	rulePermissiveGraph = &Rule{"SG007", SeverityWarning,
+		"mtls: PERMISSIVE lets pods accept plaintext, which carries no identity",
+		"set mtls: STRICT once every caller runs an Istio sidecar"}
+	ruleNoDNS = &Rule{"SG008", SeverityWarning,
+		"allowDNS: false while services call others: default-deny egress blocks their DNS lookups",
+		"remove allowDNS: false, or allow egress to the cluster DNS in a NetworkPolicy of your own"}
+	ruleFanInToAll = &Rule{"SG009", SeverityWarning,
+		"every other service may call this one: a hub for lateral movement",
+		"check that each caller needs it, and restrict the edges to the paths and methods they use"}
+	ruleSharedServiceAccount = &Rule{"SG010", SeverityWarning,
+		"services share a ServiceAccount: Istio principals cannot tell them apart",
+		"give each service its own ServiceAccount in spec.services[].serviceAccount"}
+)
+
+// NetworkPolicy rules.
+var (
+	ruleIngressFromAll = &Rule{"NP001", SeverityError,
+		"an ingress rule admits every source (no from, or an empty peer)",
+		"list the sources in from: podSelector, namespaceSelector; a policy without ingress rules admits nothing"}
+	ruleEgressToAll = &Rule{"NP002", SeverityWarning,
+		"an egress rule allows every destination (no to, or an empty peer)",
+		"list the destinations in to: podSelector, namespaceSelector or ipBlock"}
+	ruleSelectsEveryPod = &Rule{"NP003", SeverityWarning,
+		"a policy with allow rules selects every pod of its namespace (podSelector: {})",
+		"select the pods that need the rules with podSelector.matchLabels"}
+	ruleAnyAddress = &Rule{"NP004", SeverityError,
+		"an ingress rule admits ipBlock 0.0.0.0/0 or ::/0: every address, in the cluster and out",
+		"narrow the ipBlock to the addresses that must connect, such as a load balancer's range"}
+	ruleNoDefaultDeny = &Rule{"NP005", SeverityWarning,
+		"a namespace has NetworkPolicies but no default-deny: pods no policy selects accept all traffic",
+		"add a NetworkPolicy with podSelector: {}, policyTypes: [Ingress, Egress] and no rules, or a ServiceGraph"}
+)
+
+// AuthorizationPolicy rules.
+var (
+	ruleAllowAnySource = &Rule{"AP001", SeverityWarning,
+		"an ALLOW rule has no from.source: any caller matches, with or without an identity",
+		"add from.source.principals or namespaces naming the callers"}
+	ruleAnyPrincipal = &Rule{"AP002", SeverityWarning,
+		`an ALLOW rule takes principals: ["*"]: any workload with a mesh identity matches`,
+		"name the callers' principals: TRUST_DOMAIN/ns/NAMESPACE/sa/SERVICEACCOUNT"}
+	ruleAllowNamespaceWide = &Rule{"AP003", SeverityWarning,
+		"an ALLOW policy without a selector applies to every workload of its namespace",
+		"add selector.matchLabels for the workloads the policy is for"}
+	ruleDenyNeverMatches = &Rule{"AP004", SeverityError,
+		"a DENY policy without rules never matches: it denies nothing",
+		"add the rules to deny; rules: [{}] denies every request"}
+)
+
+// PeerAuthentication rules.
+var (
+	ruleMTLSDisabled = &Rule{"PA001", SeverityError,
+		"mutual TLS DISABLE at mesh or namespace scope: traffic is plaintext and carries no identity",
+		"set mtls.mode: STRICT; disable mutual TLS only for the workloads that need it, with a selector"}
+	ruleMTLSPermissive = &Rule{"PA002", SeverityWarning,
+		"mutual TLS PERMISSIVE at mesh or namespace scope: workloads also accept plaintext without identity",
+		"set mtls.mode: STRICT once every caller runs an Istio sidecar"}
+)
+
+var catalogue = []*Rule{
+	ruleInvalidGraph, ruleUndeclaredService, ruleDuplicateEdge, ruleSelfEdge, ruleHTTPOnTCP, ruleHTTPUnstated,
+	rulePermissiveGraph, ruleNoDNS, ruleFanInToAll, ruleSharedServiceAccount,
+	ruleIngressFromAll, ruleEgressToAll, ruleSelectsEveryPod, ruleAnyAddress, ruleNoDefaultDeny,
+	ruleAllowAnySource, ruleAnyPrincipal, ruleAllowNamespaceWide, ruleDenyNeverMatches,
+	ruleMTLSDisabled, ruleMTLSPermissive,
+}
+
+// Rules returns every rule, sorted by ID.
+func Rules() []Rule {
+	out := make([]Rule, len(catalogue))
+	for i, r := range catalogue {
+		out[i] = *r
+	}
+	slices.SortFunc(out, func(a, b Rule) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}

@@ -1,0 +1,206 @@
+package lint
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/graph"
+)
+
+// builtGraph is a ServiceGraph as written and as the compiler sees it: some rules need what the
+// user wrote (was a protocol stated?), others the normalised graph (defaults, resolved namespaces).
+type builtGraph struct {
+	spec *v1alpha1.ServiceGraph
+	*graph.Graph
+}
+
+var graphChecks = []check[*builtGraph]{
+	httpFieldsUnstated,
+	httpFieldsOnTCPElsewhere,
+	permissiveGraph,
+	dnsOff,
+	fanInToAll,
+	sharedServiceAccount,
+}
+
+// buildErrorRules maps the graph's build errors to rules; other kinds are SG001.
+var buildErrorRules = map[graph.Kind]*Rule{
+	graph.KindUndeclared:        ruleUndeclaredService,
+	graph.KindDuplicate:         ruleDuplicateEdge,
+	graph.KindSelfEdge:          ruleSelfEdge,
+	graph.KindHTTPOnNonHTTPPort: ruleHTTPOnTCP,
+}
+
+// checkGraph reports a graph's build errors, or, when it builds, runs the graph checks: they
+// need the normalised graph, and a graph that does not build has its errors to fix first.
+func checkGraph(sg *v1alpha1.ServiceGraph, opts Options) []problem {
+	g, err := graph.Build(sg)
+	var list graph.ErrorList
+	switch {
+	case errors.As(err, &list):
+		out := make([]problem, len(list))
+		for i, e := range list {
+			out[i] = ruleFor(e).problemf("%s", e.Error())
+		}
+		return out
+	case err != nil:
+		return []problem{ruleInvalidGraph.problemf("%v", err)}
+	}
+	return runChecks(graphChecks, &builtGraph{spec: sg, Graph: g}, opts)
+}
+
+func ruleFor(e graph.Error) *Rule {
+	if r, ok := buildErrorRules[e.Kind]; ok {
+		return r
+	}
+	return ruleInvalidGraph
+}
+
+// httpFieldsUnstated finds connections with paths or methods on a port whose protocol is left
+// out. The compiler takes it as HTTP, but what Istio parses is decided by the Service port's name
+// or appProtocol, which the graph cannot see: stating it makes the intent reviewable.
+func httpFieldsUnstated(g *builtGraph, _ Options) []problem {
+	var out []problem
+	for _, c := range g.spec.Spec.Connections {
+		if len(c.Paths) == 0 && len(c.Methods) == 0 {
+			continue
+		}
+		e := graph.Edge{From: c.From, To: c.To, Paths: c.Paths, Methods: c.Methods}
+		var unstated []string
+		for _, p := range c.Ports {
+			e.Ports = append(e.Ports, graph.Port{Port: p.Port, Protocol: p.Protocol})
+			if p.Protocol == "" {
+				unstated = append(unstated, p.Port.String())
+			}
+		}
+		if len(unstated) > 0 {
+			out = append(out, ruleHTTPUnstated.problemf(
+				"connection %q: port %s has no protocol but the connection has paths or methods; if Istio sees TCP there, they never match and the connection allows nothing",
+				e.String(), strings.Join(unstated, ", ")))
+		}
+	}
+	return out
+}
+
+// destPort is a port of a destination service.
+type destPort struct{ namespace, service, port string }
+
+// httpFieldsOnTCPElsewhere finds compact edges whose path makes a port HTTP while another edge
+// reaches the same port as plain TCP: one of the two is wrong about the port, and if it is TCP
+// the path never matches.
+func httpFieldsOnTCPElsewhere(g *builtGraph, _ Options) []problem {
+	tcp := map[destPort]*graph.Edge{}
+	for i := range g.Edges {
+		e := &g.Edges[i]
+		for _, p := range e.Ports {
+			k := destPort{e.ToNamespace, e.To, p.Port.String()}
+			if _, seen := tcp[k]; !seen && p.Protocol == v1alpha1.ProtocolTCP {
+				tcp[k] = e
+			}
+		}
+	}
+	var out []problem
+	for _, s := range g.spec.Spec.Edges {
+		e, err := graph.ParseEdge(s)
+		if err != nil || len(e.Paths) == 0 {
+			continue // the graph built, so only an edge without a path is left here
+		}
+		to, _ := g.Service(e.To)
+		for _, p := range e.Ports {
+			if other, ok := tcp[destPort{to.Namespace, e.To, p.Port.String()}]; ok {
+				out = append(out, ruleHTTPUnstated.problemf(
+					"edge %q: the path makes port %s of %s HTTP, but edge %q reaches it as plain TCP; if Istio sees TCP there, the path never matches and this edge allows nothing",
+					s, p.Port.String(), e.To, g.written(*other)))
+			}
+		}
+	}
+	return out
+}
+
+// written renders a graph edge as the user would write it: without the namespace of a local
+// destination, which the graph fills in.
+func (g *builtGraph) written(e graph.Edge) string {
+	if e.ToNamespace == g.Namespace {
+		e.ToNamespace = ""
+	}
+	return e.String()
+}
+
+func permissiveGraph(g *builtGraph, _ Options) []problem {
+	if g.MTLS != v1alpha1.MTLSPermissive {
+		return nil
+	}
+	return []problem{rulePermissiveGraph.problemf("spec.mtls is PERMISSIVE: pods of namespace %s also accept plaintext, which carries no identity", g.Namespace)}
+}
+
+// dnsOff finds a graph that drops the DNS allowance while its local services call others: the
+// default-deny egress it applies would block their name lookups.
+func dnsOff(g *builtGraph, _ Options) []problem {
+	if g.AllowDNS {
+		return nil
+	}
+	callers := map[string]bool{}
+	for _, e := range g.Edges {
+		if from, _ := g.Service(e.From); g.Local(from) {
+			callers[e.From] = true
+		}
+	}
+	if len(callers) == 0 {
+		return nil
+	}
+	return []problem{ruleNoDNS.problemf("spec.allowDNS is false: default-deny egress blocks the DNS lookups of %s, which call other services",
+		joinAnd(slices.Sorted(maps.Keys(callers))))}
+}
+
+// minFanIn is the number of services from which "everyone calls it" says something: with two,
+// the one caller is trivially everyone.
+const minFanIn = 3
+
+func fanInToAll(g *builtGraph, _ Options) []problem {
+	if len(g.Services) < minFanIn {
+		return nil
+	}
+	callers := map[string]map[string]bool{}
+	for _, e := range g.Edges {
+		if callers[e.To] == nil {
+			callers[e.To] = map[string]bool{}
+		}
+		callers[e.To][e.From] = true
+	}
+	var out []problem
+	for _, s := range g.Services {
+		if len(callers[s.Name]) == len(g.Services)-1 {
+			out = append(out, ruleFanInToAll.problemf("every other service of the graph (%s) may call %s",
+				joinAnd(slices.Sorted(maps.Keys(callers[s.Name]))), s.Name))
+		}
+	}
+	return out
+}
+
+func sharedServiceAccount(g *builtGraph, _ Options) []problem {
+	users := map[string][]string{} // namespace/serviceAccount → services, in name order
+	for _, s := range g.Services {
+		sa := s.Namespace + "/" + s.ServiceAccount
+		users[sa] = append(users[sa], s.Name)
+	}
+	var out []problem
+	for _, sa := range slices.Sorted(maps.Keys(users)) {
+		if names := users[sa]; len(names) > 1 {
+			out = append(out, ruleSharedServiceAccount.problemf("services %s share ServiceAccount %s: each may make the others' calls",
+				joinAnd(names), sa))
+		}
+	}
+	return out
+}
+
+// joinAnd lists names as "a, b and c".
+func joinAnd(names []string) string {
+	if len(names) == 1 {
+		return names[0]
+	}
+	return fmt.Sprintf("%s and %s", strings.Join(names[:len(names)-1], ", "), names[len(names)-1])
+}
