@@ -63,9 +63,16 @@ func run(ctx context.Context, manager string) (err error) {
 	}{
 		{"The CRD is served", []string{"get", "crd", "servicegraphs.policy.servicegraph.io"}},
 		{"Creating namespace shop", []string{"create", "namespace", "shop"}},
+		// No kubelet runs here: the pods stay Pending, but the operator sees their labels and sidecars.
+		{"A pod per service, with an Istio sidecar", []string{"run", "web-1", "-n", "shop", "--image=registry.example/web",
+			"--labels=app=web", "--annotations=sidecar.istio.io/status={}"}},
+		{"", []string{"run", "api-1", "-n", "shop", "--image=registry.example/api", "--labels=app=api", "--annotations=sidecar.istio.io/status={}"}},
+		{"", []string{"run", "database-1", "-n", "shop", "--image=registry.example/postgres", "--labels=app=database", "--annotations=sidecar.istio.io/status={}"}},
 		{"Applying the sample ServiceGraph", []string{"apply", "--server-side", "-k", sample}},
 		{"Waiting for Ready", []string{"wait", "--for=condition=Ready", "servicegraph/shop", "-n", "shop", "--timeout=60s"}},
+		{"kubectl get servicegraphs", []string{"get", "servicegraphs", "-n", "shop"}},
 		{"kubectl get servicegraphs -o wide", []string{"get", "servicegraphs", "-n", "shop", "-o", "wide"}},
+		{"The API documentation", []string{"explain", "servicegraph.spec.edges"}},
 		{"Generated policies", []string{"get", "networkpolicies,peerauthentications,authorizationpolicies", "-n", "shop", "-L", "policy.servicegraph.io/service"}},
 		{"The ServiceGraph's status", []string{"describe", "servicegraph", "shop", "-n", "shop"}},
 		{"The api service's NetworkPolicy", []string{"get", "networkpolicy", "shop-svc-api", "-n", "shop", "-o", "yaml"}},
@@ -89,7 +96,10 @@ func run(ctx context.Context, manager string) (err error) {
 }
 
 func kubectl(ctx context.Context, cluster *testenv.Cluster, title string, args ...string) error {
-	step("%s\n$ kubectl %s", title, strings.Join(args, " "))
+	if title != "" {
+		step("%s", title)
+	}
+	fmt.Printf("$ kubectl %s\n", strings.Join(args, " "))
 	out, err := cluster.Kubectl(ctx, args...)
 	fmt.Print(out)
 	return err
