@@ -1,15 +1,11 @@
 package compiler
 
 import (
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/servicegraph/servicegraph-operator/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
 
 // goldenCases pairs each input under testdata/input with the options it compiles under; the
 // compiled YAML (what `servicegraph compile` prints) is testdata/golden/<name>.yaml.
@@ -36,20 +32,7 @@ func TestGolden(t *testing.T) {
 			}
 			sg := readGraph(t, filepath.Join("testdata", "input", tc.name+".yaml"))
 			got := mustYAML(t, mustCompile(t, sg, opts).Objects())
-			path := filepath.Join("testdata", "golden", tc.name+".yaml")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Errorf("%s differs from the compiled output (-want +got; go test -update rewrites it):\n%s", path, diff)
-			}
+			golden.Check(t, filepath.Join("testdata", "golden", tc.name+".yaml"), got)
 		})
 	}
 }
