@@ -61,14 +61,13 @@ func (r *ServiceGraphReconciler) record(ctx context.Context, sg *v1alpha1.Servic
 		ready := meta.FindStatusCondition(sg.Status.Conditions, v1alpha1.ConditionReady)
 		return sg.Status.ObservedGeneration == sg.Generation && ready != nil && ready.Reason == reason
 	}
-	warn := func(reason, action, note string) {
-		log.Info(note, "reason", reason)
-		r.Recorder.Eventf(sg, nil, corev1.EventTypeWarning, reason, action, "%s", truncate(note))
+	emit := func(eventType string) func(reason, action, note string) {
+		return func(reason, action, note string) {
+			log.Info(note, "reason", reason)
+			r.Recorder.Eventf(sg, nil, eventType, reason, action, "%s", truncate(note))
+		}
 	}
-	normal := func(reason, action, note string) {
-		log.Info(note, "reason", reason)
-		r.Recorder.Eventf(sg, nil, corev1.EventTypeNormal, reason, action, "%s", truncate(note))
-	}
+	warn, normal := emit(corev1.EventTypeWarning), emit(corev1.EventTypeNormal)
 	conflicts := len(out.conflicts)
 	switch {
 	case out.activeGraph != "":
