@@ -93,7 +93,11 @@ func (r *ServiceGraphReconciler) applyOne(ctx context.Context, sg *v1alpha1.Serv
 
 	wantSpec := want.Object["spec"]
 	if err := r.Apply(ctx, client.ApplyConfigurationFromUnstructured(want), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
-		return res, fmt.Errorf("applying %s/%s: %w", res.ref.Kind, res.ref.Name, err)
+		err = fmt.Errorf("applying %s/%s: %w", res.ref.Kind, res.ref.Name, err)
+		if refused(err) {
+			err = rejectedError{err}
+		}
+		return res, err
 	}
 	res.written = true
 	if !specEqual(wantSpec, want.Object["spec"]) {
@@ -123,6 +127,20 @@ func (r *ServiceGraphReconciler) meshWideConflict(ctx context.Context, sg *v1alp
 		}
 	}
 	return "", nil
+}
+
+// rejectedError is a write the API server refused for what the object is (invalid, too large):
+// retrying cannot succeed, only a change to the spec can.
+type rejectedError struct{ error }
+
+func (e rejectedError) Unwrap() error { return e.error }
+
+// refused tells whether an error says the object itself is unacceptable. etcd's size limit
+// surfaces as a server error with one of two texts, depending on how far over it the object is.
+func refused(err error) bool {
+	msg := err.Error()
+	return apierrors.IsInvalid(err) || apierrors.IsRequestEntityTooLargeError(err) ||
+		strings.Contains(msg, "etcdserver: request is too large") || strings.Contains(msg, "larger than max")
 }
 
 // current reads the live object named like obj: from the cache, which holds only objects labelled

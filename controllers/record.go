@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -64,7 +65,7 @@ func (r *ServiceGraphReconciler) record(ctx context.Context, sg *v1alpha1.Servic
 	emit := func(eventType string) func(reason, action, note string) {
 		return func(reason, action, note string) {
 			log.Info(note, "reason", reason)
-			r.Recorder.Eventf(sg, nil, eventType, reason, action, "%s", truncate(note))
+			r.Recorder.Eventf(sg, nil, eventType, reason, action, "%s", shorten(note, maxEventNote))
 		}
 	}
 	warn, normal := emit(corev1.EventTypeWarning), emit(corev1.EventTypeNormal)
@@ -83,7 +84,7 @@ func (r *ServiceGraphReconciler) record(ctx context.Context, sg *v1alpha1.Servic
 	case len(out.conflicts) > 0 && !reported(v1alpha1.ReasonConflict):
 		warn(EventConflict, "Apply", "Left alone: "+strings.Join(out.conflicts, "; "))
 	}
-	if out.err != nil {
+	if out.err != nil && !(errors.As(out.err, new(rejectedError)) && reported(v1alpha1.ReasonRejected)) {
 		warn(EventApplyFailed, "Apply", out.err.Error())
 	}
 	if mtls := meta.FindStatusCondition(sg.Status.Conditions, v1alpha1.ConditionMTLSReady); out.desired != nil && len(out.unmeshed) > 0 &&
@@ -128,6 +129,9 @@ func forget(namespace, name string) {
 	objectsGauge.DeletePartialMatch(labels)
 	conflictsGauge.DeletePartialMatch(labels)
 }
+
+// maxEventNote is the longest note events.k8s.io accepts; a longer one loses the whole event.
+const maxEventNote = 1024
 
 func joinRefs(refs []v1alpha1.ObjectReference) string {
 	names := make([]string, len(refs))

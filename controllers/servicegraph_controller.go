@@ -4,6 +4,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -150,6 +151,8 @@ func (r *ServiceGraphReconciler) rollBack(ctx context.Context, sg, effective *v1
 // result turns the outcome into what the work queue should do next.
 func (r *ServiceGraphReconciler) result(out outcome) (ctrl.Result, error) {
 	switch {
+	case errors.As(out.err, new(rejectedError)):
+		return ctrl.Result{}, reconcile.TerminalError(out.err)
 	case out.err != nil:
 		return ctrl.Result{}, out.err
 	case out.compileErr != nil:

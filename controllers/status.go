@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -74,6 +75,9 @@ func computeStatus(sg *v1alpha1.ServiceGraph, out outcome) {
 	case out.compileErr != nil:
 		stall(sg, v1alpha1.ReasonInvalidSpec,
 			"The spec is invalid; the policies of the last valid spec stay in force: "+out.compileErr.Error())
+	case errors.As(out.err, new(rejectedError)):
+		stall(sg, v1alpha1.ReasonRejected,
+			"The API server refused a generated object; fix the spec (the other objects are applied): "+out.err.Error())
 	case out.err != nil:
 		retrying(sg, out.err)
 	default:
@@ -247,13 +251,15 @@ func countKinds(d *compiler.Result) v1alpha1.ObjectCounts {
 
 func setCondition(sg *v1alpha1.ServiceGraph, condType string, status metav1.ConditionStatus, reason, msg string) {
 	meta.SetStatusCondition(&sg.Status.Conditions, metav1.Condition{
-		Type: condType, Status: status, Reason: reason, Message: truncate(msg), ObservedGeneration: sg.Generation,
+		Type: condType, Status: status, Reason: reason, Message: shorten(msg, maxConditionMessage), ObservedGeneration: sg.Generation,
 	})
 }
 
-// truncate keeps a message within the API's 32768-character limit on condition messages.
-func truncate(msg string) string {
-	const limit = 32768
+// maxConditionMessage is the API's limit on condition messages.
+const maxConditionMessage = 32768
+
+// shorten cuts a message to at most limit bytes, marking the cut.
+func shorten(msg string, limit int) string {
 	if len(msg) <= limit {
 		return msg
 	}

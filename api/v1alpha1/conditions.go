@@ -31,6 +31,9 @@ const (
 	ReasonIstioNotInstalled = "IstioNotInstalled"
 	// ReasonApplyFailed: writing to the API server failed; the operator retries with backoff.
 	ReasonApplyFailed = "ApplyFailed"
+	// ReasonRejected: the API server refused a generated object (invalid or too large); retrying
+	// cannot help, a change to the spec can.
+	ReasonRejected = "Rejected"
 	// ReasonAudit: the graph is in Audit mode; nothing is enforced.
 	ReasonAudit = "Audit"
 	// ReasonUnmeshedWorkloads: pods without a sidecar would lose inbound traffic under STRICT mTLS.

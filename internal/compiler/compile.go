@@ -67,6 +67,9 @@ func Compile(sg *v1alpha1.ServiceGraph, opts Options) (*Result, error) {
 	if audit {
 		res.audit()
 	}
+	if err := checkLimits(res.Objects()); err != nil {
+		return nil, err
+	}
 	return res, nil
 }
 

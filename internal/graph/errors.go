@@ -34,6 +34,8 @@ const (
 	KindSelfEdge Kind = "SelfEdge"
 	// KindHTTPOnNonHTTPPort is a path or method on a port whose protocol is not HTTP or GRPC.
 	KindHTTPOnNonHTTPPort Kind = "HTTPOnNonHTTPPort"
+	// KindTooLarge is a graph whose compiled objects exceed what the API server or Istio accepts.
+	KindTooLarge Kind = "TooLarge"
 )
 
 // kinds classifies problems by the format of their message. Keying on the constant format, not on
