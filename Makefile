@@ -15,6 +15,9 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 K8S_VERSION ?= 1.37.2
 K8S_MINOR := $(word 2,$(subst ., ,$(K8S_VERSION)))
 GOLANGCI_LINT_VERSION ?= v2.15.0
+GOVULNCHECK_VERSION ?= v1.9.0
+# The Go vulnerability database govulncheck reads (a mirror or a file:// copy where vuln.go.dev is out of reach).
+GOVULNDB ?= https://vuln.go.dev
 
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 # The control plane the tests and the demo run: kube-apiserver, etcd and a kubectl of the same version.
@@ -61,6 +64,10 @@ lint: ## go vet, and fail if gofmt or the generators would change anything.
 	go vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 
+.PHONY: verify
+verify: lint ## lint, and govulncheck: fail on a known vulnerability reachable from the project's code.
+	go run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) -db $(GOVULNDB) ./...
+
 .PHONY: verify-generated
 verify-generated: generate manifests ## Fail if the generated code or manifests are out of date.
 	@git diff --exit-code -- api config/crd config/rbac || { echo "run 'make generate manifests' and commit the result"; exit 1; }
@@ -73,6 +80,10 @@ test: envtest lint verify-generated ## Run every test: unit, golden, fuzz seeds,
 .PHONY: fuzz
 fuzz: ## Fuzz the edge parser for a minute.
 	go test ./internal/graph -run '^$$' -fuzz FuzzParseEdge -fuzztime 60s
+
+.PHONY: bench
+bench: envtest ## Measure the operator side by side with kubectl at scale; writes docs/performance.md.
+	go run ./test/bench
 
 .PHONY: envtest
 envtest: $(ENVTEST_BINARIES) ## Build the test control plane (kube-apiserver, etcd, kubectl) once.

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"os"
+	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -20,6 +21,8 @@ func main() {
 		metricsAddr, probeAddr, leaderElectNS   string
 		secureMetrics, enableHTTP2, leaderElect bool
 		cfg                                     = controllers.DefaultConfig()
+		// client-go's defaults: a failed leader is replaced within about leaseDuration.
+		leaseDuration, renewDeadline, retryPeriod = 15 * time.Second, 10 * time.Second, 2 * time.Second
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint (:8443 for HTTPS, :8080 for HTTP); 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
@@ -27,6 +30,9 @@ func main() {
 	flag.BoolVar(&enableHTTP2, "enable-http2", false, "Enable HTTP/2 for the metrics server (off by default: HTTP/2 Rapid Reset and Stream Cancellation CVEs).")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so only one replica writes.")
 	flag.StringVar(&leaderElectNS, "leader-election-namespace", "", "Namespace of the leader election lease (default: the manager's own namespace).")
+	flag.DurationVar(&leaseDuration, "leader-election-lease-duration", leaseDuration, "How long followers wait before taking over a lease that was not renewed.")
+	flag.DurationVar(&renewDeadline, "leader-election-renew-deadline", renewDeadline, "How long the leader keeps retrying to renew its lease before it gives up leadership.")
+	flag.DurationVar(&retryPeriod, "leader-election-retry-period", retryPeriod, "How often leader election clients retry acquiring or renewing the lease.")
 	flag.StringVar(&cfg.Options.TrustDomain, "trust-domain", cfg.Options.TrustDomain, "Istio trust domain of the principals in AuthorizationPolicies.")
 	flag.StringVar(&cfg.Options.DNS.Namespace, "dns-namespace", cfg.Options.DNS.Namespace, "Namespace where kube-dns runs (pods labelled k8s-app=kube-dns).")
 	flag.StringVar(&cfg.Options.Istiod.Namespace, "istiod-namespace", cfg.Options.Istiod.Namespace, "Namespace where istiod runs (pods labelled app=istiod).")
@@ -53,6 +59,9 @@ func main() {
 		LeaderElection:          leaderElect,
 		LeaderElectionID:        "servicegraph-operator.policy.servicegraph.io",
 		LeaderElectionNamespace: leaderElectNS,
+		LeaseDuration:           &leaseDuration,
+		RenewDeadline:           &renewDeadline,
+		RetryPeriod:             &retryPeriod,
 	})
 	if err == nil {
 		err = controllers.Setup(mgr, cfg)

@@ -10,8 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"syscall"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -25,14 +23,25 @@ type Cluster struct {
 	Config     *rest.Config
 	Kubeconfig string
 	dir        string
-	processes  []*exec.Cmd
+	processes  []*ManagerProcess
 }
 
 // StartCluster starts a control plane and writes an admin kubeconfig for it.
 func StartCluster(withIstio bool) (*Cluster, error) {
+	return StartClusterWith(withIstio, nil)
+}
+
+// StartClusterWith is StartCluster with a hook that adjusts the environment before it starts, for
+// example to add API server flags through env.ControlPlane.GetAPIServer().Configure().
+func StartClusterWith(withIstio bool, configure func(*envtest.Environment) error) (*Cluster, error) {
 	env, err := New(withIstio)
 	if err != nil {
 		return nil, err
+	}
+	if configure != nil {
+		if err := configure(env); err != nil {
+			return nil, err
+		}
 	}
 	cfg, err := env.Start()
 	if err != nil {
@@ -58,8 +67,10 @@ func (c *Cluster) writeKubeconfig() error {
 		return err
 	}
 	c.Kubeconfig = filepath.Join(c.dir, "kubeconfig")
-	return os.WriteFile(c.Kubeconfig, data, 0o600)
+	return writeFile(c.Kubeconfig, data)
 }
+
+func writeFile(path string, data []byte) error { return os.WriteFile(path, data, 0o600) }
 
 // Kubectl runs kubectl against the cluster and returns its combined output.
 func (c *Cluster) Kubectl(ctx context.Context, args ...string) (string, error) {
@@ -76,34 +87,17 @@ func (c *Cluster) Kubectl(ctx context.Context, args ...string) (string, error) {
 // StartManager runs the manager binary against the cluster, its log going to logTo. Probes are
 // served on a free port, which is returned; metrics are off unless args turn them on.
 func (c *Cluster) StartManager(binary string, logTo io.Writer, args ...string) (probePort int, err error) {
-	probePort, err = freePort()
+	p, err := c.StartManagerProcess(binary, logTo, args...)
 	if err != nil {
 		return 0, err
 	}
-	base := []string{"--kubeconfig", c.Kubeconfig, "--metrics-bind-address=0",
-		"--health-probe-bind-address=127.0.0.1:" + strconv.Itoa(probePort)}
-	cmd := exec.Command(binary, append(base, args...)...)
-	cmd.Stdout, cmd.Stderr = logTo, logTo
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return 0, err
-	}
-	c.processes = append(c.processes, cmd)
-	return probePort, nil
+	return p.ProbePort, nil
 }
 
 // StopManagers stops the manager processes: SIGTERM, then SIGKILL after a grace period.
 func (c *Cluster) StopManagers() {
-	for _, cmd := range c.processes {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
+	for _, p := range c.processes {
+		p.stop(10 * time.Second)
 	}
 	c.processes = nil
 }
@@ -118,7 +112,8 @@ func (c *Cluster) Stop() error {
 	return err
 }
 
-func freePort() (int, error) {
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
