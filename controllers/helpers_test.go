@@ -3,27 +3,22 @@ package controllers_test
 import (
 	"context"
 	"fmt"
-	"sort"
 	"sync/atomic"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
-	"github.com/servicegraph/servicegraph-operator/internal/compiler"
-	"github.com/servicegraph/servicegraph-operator/internal/render"
+	"github.com/servicegraph/servicegraph-operator/test/testenv"
 )
 
 var nsCounter atomic.Int32
@@ -46,61 +41,27 @@ func seedGraph(ns string) *v1alpha1.ServiceGraph {
 	}
 }
 
-// ref names a generated object as the status lists it.
-func ref(kind, name string) v1alpha1.ObjectReference {
-	return v1alpha1.ObjectReference{Kind: kind, Name: name}
-}
+var ref, refs = testenv.Ref, testenv.Refs[client.Object]
 
 // generated is every object in ns that carries the operator's graph label, keyed by kind/name.
 func generated(ctx context.Context, c client.Client, ns string) map[v1alpha1.ObjectReference]client.Object {
-	out := map[v1alpha1.ObjectReference]client.Object{}
-	var nps networkingv1.NetworkPolicyList
-	Expect(c.List(ctx, &nps, client.InNamespace(ns), client.HasLabels{compiler.LabelGraph})).To(Succeed())
-	for i := range nps.Items {
-		out[ref("NetworkPolicy", nps.Items[i].Name)] = &nps.Items[i]
-	}
-	var pas securityv1.PeerAuthenticationList
-	Expect(c.List(ctx, &pas, client.InNamespace(ns), client.HasLabels{compiler.LabelGraph})).To(Succeed())
-	for _, pa := range pas.Items {
-		out[ref("PeerAuthentication", pa.Name)] = pa
-	}
-	var aps securityv1.AuthorizationPolicyList
-	Expect(c.List(ctx, &aps, client.InNamespace(ns), client.HasLabels{compiler.LabelGraph})).To(Succeed())
-	for _, ap := range aps.Items {
-		out[ref("AuthorizationPolicy", ap.Name)] = ap
-	}
-	return out
-}
-
-// refs lists the keys of a generated-object map, sorted.
-func refs(objs map[v1alpha1.ObjectReference]client.Object) []v1alpha1.ObjectReference {
-	out := make([]v1alpha1.ObjectReference, 0, len(objs))
-	for r := range objs {
-		out = append(out, r)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Kind+out[i].Name < out[j].Kind+out[j].Name })
-	return out
+	objs, err := testenv.Generated(ctx, c, ns)
+	Expect(err).NotTo(HaveOccurred())
+	return objs
 }
 
 // compiled is what the compiler wants for sg with Istio on, keyed by kind/name.
 func compiled(sg *v1alpha1.ServiceGraph) map[v1alpha1.ObjectReference]client.Object {
-	res, err := compiler.Compile(sg, compiler.DefaultOptions())
+	objs, err := testenv.Compiled(sg)
 	Expect(err).NotTo(HaveOccurred())
-	out := map[v1alpha1.ObjectReference]client.Object{}
-	for _, obj := range res.Objects() {
-		out[ref(obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName())] = obj
-	}
-	return out
+	return objs
 }
 
 // specOf renders an object's spec the way the operator compares it.
 func specOf(obj client.Object) any {
-	gvk, err := apiutil.GVKForObject(obj, k8s.Scheme())
+	spec, err := testenv.SpecOf(k8s, obj)
 	Expect(err).NotTo(HaveOccurred())
-	obj.GetObjectKind().SetGroupVersionKind(gvk)
-	u, err := render.ToUnstructured(obj)
-	Expect(err).NotTo(HaveOccurred())
-	return u.Object["spec"]
+	return spec
 }
 
 // snapshot records each generated object's resourceVersion, to prove nothing was written.

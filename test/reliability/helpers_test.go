@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,7 +23,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -32,7 +30,6 @@ import (
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/controllers"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
-	"github.com/servicegraph/servicegraph-operator/internal/render"
 	"github.com/servicegraph/servicegraph-operator/test/testenv"
 )
 
@@ -101,61 +98,27 @@ func ringGraph(ns, name string, n, k, skip, shift int) *v1alpha1.ServiceGraph {
 	return sg
 }
 
-// ref names a generated object as the status lists it.
-func ref(kind, name string) v1alpha1.ObjectReference {
-	return v1alpha1.ObjectReference{Kind: kind, Name: name}
-}
+var ref, refs = testenv.Ref, testenv.Refs[client.Object]
 
 // generated is every object in ns that carries the operator's graph label, keyed by kind/name.
 func generated(g Gomega, ns string) map[v1alpha1.ObjectReference]client.Object {
-	out := map[v1alpha1.ObjectReference]client.Object{}
-	var nps networkingv1.NetworkPolicyList
-	g.Expect(k8s.List(ctx, &nps, client.InNamespace(ns), client.HasLabels{compiler.LabelGraph})).To(Succeed())
-	for i := range nps.Items {
-		out[ref("NetworkPolicy", nps.Items[i].Name)] = &nps.Items[i]
-	}
-	var pas securityv1.PeerAuthenticationList
-	g.Expect(k8s.List(ctx, &pas, client.InNamespace(ns), client.HasLabels{compiler.LabelGraph})).To(Succeed())
-	for _, pa := range pas.Items {
-		out[ref("PeerAuthentication", pa.Name)] = pa
-	}
-	var aps securityv1.AuthorizationPolicyList
-	g.Expect(k8s.List(ctx, &aps, client.InNamespace(ns), client.HasLabels{compiler.LabelGraph})).To(Succeed())
-	for _, ap := range aps.Items {
-		out[ref("AuthorizationPolicy", ap.Name)] = ap
-	}
-	return out
-}
-
-// refs lists the keys of a generated-object map, sorted.
-func refs[V any](objs map[v1alpha1.ObjectReference]V) []v1alpha1.ObjectReference {
-	out := make([]v1alpha1.ObjectReference, 0, len(objs))
-	for r := range objs {
-		out = append(out, r)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Kind+out[i].Name < out[j].Kind+out[j].Name })
-	return out
+	objs, err := testenv.Generated(ctx, k8s, ns)
+	g.Expect(err).NotTo(HaveOccurred())
+	return objs
 }
 
 // compiled is what the compiler wants for sg with Istio on, keyed by kind/name.
 func compiled(sg *v1alpha1.ServiceGraph) map[v1alpha1.ObjectReference]client.Object {
-	res, err := compiler.Compile(sg, compiler.DefaultOptions())
+	objs, err := testenv.Compiled(sg)
 	Expect(err).NotTo(HaveOccurred())
-	out := map[v1alpha1.ObjectReference]client.Object{}
-	for _, obj := range res.Objects() {
-		out[ref(obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName())] = obj
-	}
-	return out
+	return objs
 }
 
 // specOf renders an object's spec the way the operator compares it.
 func specOf(obj client.Object) any {
-	gvk, err := apiutil.GVKForObject(obj, k8s.Scheme())
+	spec, err := testenv.SpecOf(k8s, obj)
 	Expect(err).NotTo(HaveOccurred())
-	obj.GetObjectKind().SetGroupVersionKind(gvk)
-	u, err := render.ToUnstructured(obj)
-	Expect(err).NotTo(HaveOccurred())
-	return u.Object["spec"]
+	return spec
 }
 
 // exactly checks that the live generated objects of ns are the compiled set of sg: the same
