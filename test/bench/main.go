@@ -1,0 +1,142 @@
+// Command bench measures the operator on the test control plane, side by side with kubectl, and
+// prints the results as a markdown table that it also writes to docs/performance.md:
+//
+//	make bench            # or: go run ./test/bench [-out FILE] [-graphs 100,1000] ...
+//
+// It compiles graphs in process, then starts kube-apiserver and etcd (with Istio's CRDs), runs the
+// manager binary as a process and reads everything it reports about itself (write requests by verb,
+// CPU, heap, RSS) from the manager's own metrics endpoint, so no figure depends on server logs.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/servicegraph/servicegraph-operator/test/testenv"
+)
+
+// config sizes one run. The defaults are the issue's; the smoke test shrinks them.
+type config struct {
+	// CompileSizes are the service counts of the compile benchmark, each run CompileRounds times.
+	CompileSizes  []int
+	CompileRounds int
+	// GraphSizes are the graphs converged cold, each Runs times; the incremental, quiet and memory
+	// measurements use the last (largest) one.
+	GraphSizes []int
+	Runs       int
+	// Foreign is how many foreign NetworkPolicies, and as many ConfigMaps, the memory measurement
+	// creates in other namespaces.
+	Foreign int
+	// Resyncs is how many reconciles the quiet steady state forces.
+	Resyncs int
+	// Samples is how many memory samples, Every apart, make one memory figure.
+	Samples int
+	Every   time.Duration
+	// Settle is how long the manager must stay idle to count as settled.
+	Settle time.Duration
+	// Profile is how long kube-apiserver is profiled while the operator converges the largest graph.
+	Profile time.Duration
+	// Manager is a manager binary to run; empty builds ./cmd/manager from the working tree.
+	Manager string
+	// Workers is the manager's --apply-workers.
+	Workers int
+	Seed    uint64
+	// Out is the markdown file to write; empty writes none.
+	Out string
+	// Command is how the run was started, for the report.
+	Command string
+}
+
+func defaultConfig() config {
+	return config{
+		CompileSizes:  []int{10, 100, 1000, 5000},
+		CompileRounds: 3,
+		GraphSizes:    []int{100, 1000},
+		Runs:          3,
+		Foreign:       10000,
+		Resyncs:       10,
+		Samples:       5,
+		Every:         time.Second,
+		Settle:        time.Second,
+		Profile:       10 * time.Second,
+		Workers:       8,
+		Seed:          1,
+		Out:           filepath.Join(testenv.Root(), "docs", "performance.md"),
+		Command:       "make bench",
+	}
+}
+
+func main() {
+	cfg := defaultConfig()
+	flag.Var((*intList)(&cfg.CompileSizes), "compile", "service counts of the compile benchmark")
+	flag.Var((*intList)(&cfg.GraphSizes), "graphs", "service counts of the graphs converged cold; the last one is also changed, resynced and held in memory")
+	flag.IntVar(&cfg.Runs, "runs", cfg.Runs, "cold convergences of each graph size (the median is reported)")
+	flag.IntVar(&cfg.Foreign, "foreign", cfg.Foreign, "foreign NetworkPolicies (and as many ConfigMaps) created for the memory measurement")
+	flag.IntVar(&cfg.Resyncs, "resyncs", cfg.Resyncs, "forced reconciles of the quiet steady state")
+	flag.StringVar(&cfg.Manager, "manager", cfg.Manager, "manager binary to measure (default: build ./cmd/manager)")
+	flag.IntVar(&cfg.Workers, "apply-workers", cfg.Workers, "the manager's --apply-workers")
+	flag.StringVar(&cfg.Out, "out", cfg.Out, "markdown file to write (empty: none)")
+	timeout := flag.Duration("timeout", 30*time.Minute, "give up after this long")
+	flag.Parse()
+	if flag.NFlag() > 0 {
+		cfg.Command = "go run ./test/bench " + strings.Join(os.Args[1:], " ")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	if err := runAndWrite(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// runAndWrite runs the measurements, prints the table and writes the markdown file.
+func runAndWrite(ctx context.Context, cfg config) error {
+	rep, err := run(ctx, cfg, os.Stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Print(rep.table())
+	if cfg.Out == "" {
+		return nil
+	}
+	if err := os.WriteFile(cfg.Out, []byte(rep.markdown()), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "wrote", cfg.Out)
+	return nil
+}
+
+// intList is a comma-separated list of positive integers on the command line.
+type intList []int
+
+func (l *intList) String() string {
+	parts := make([]string, len(*l))
+	for i, n := range *l {
+		parts[i] = strconv.Itoa(n)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *intList) Set(s string) error {
+	var out []int
+	for part := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(part))
+		if err != nil || n < 2 {
+			return fmt.Errorf("%q is not a service count of at least 2", part)
+		}
+		out = append(out, n)
+	}
+	*l = out
+	return nil
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSmoke runs the whole benchmark at a tiny size, so that it keeps working between the runs
+// of `make bench`: every measurement, the table and the markdown note. It checks the two goals
+// that hold at any size (one edge writes at most three objects; a quiet resync writes nothing);
+// times and memory are too noisy at this size to check.
+func TestSmoke(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.CompileSizes, cfg.CompileRounds = []int{10, 20}, 1
+	cfg.GraphSizes = []int{5, 15} // NewEdge needs a service that does not call every other one
+	cfg.Runs = 1
+	cfg.Foreign = 100
+	cfg.Resyncs = 2
+	cfg.Samples, cfg.Every = 2, 100*time.Millisecond
+	cfg.Settle = 300 * time.Millisecond
+	cfg.Profile = time.Second
+	cfg.Out, cfg.Command = "", "go test ./test/bench -run TestSmoke"
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	rep, err := run(ctx, cfg, testLog{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + rep.table())
+	rows := tableRows(t, rep.table())
+	wantRows := []string{
+		"compile 10 services", "compile 20 services", "compile growth",
+		"cold convergence, 5 services", "cold convergence, 5 services", "cold convergence, 5 services",
+		"cold convergence, 15 services", "cold convergence, 15 services", "cold convergence, 15 services",
+		"add one edge", "quiet steady state", "manager memory, 15-service graph", "manager memory after 100 foreign",
+	}
+	if len(rows) != len(wantRows) {
+		t.Fatalf("%d rows, want %d:\n%s", len(rows), len(wantRows), rep.table())
+	}
+	for i, cells := range rows {
+		if !strings.HasPrefix(cells[0], wantRows[i]) || cells[1] == "" {
+			t.Errorf("row %d is %q, want a result for %q", i+1, cells, wantRows[i])
+		}
+	}
+	for _, x := range []row{rep.incrementalRow(), rep.quietRow()} {
+		if x.met != "yes" {
+			t.Errorf("goal missed: %s: %s (goal %s)", x.measurement, x.result, x.goal)
+		}
+	}
+	doc := rep.markdown()
+	for _, section := range []string{"## Machine", "## Results", "## Where the time goes", "kube-apiserver's CPU profile", "## How each figure is taken"} {
+		if !strings.Contains(doc, section) {
+			t.Errorf("the note has no %q", section)
+		}
+	}
+}
+
+// tableRows splits a markdown table into the cells of its rows, header and ruler left out.
+func tableRows(t *testing.T, table string) [][]string {
+	lines := strings.Split(strings.TrimSpace(table), "\n")
+	if len(lines) < 2 {
+		t.Fatalf("not a table:\n%s", table)
+	}
+	var rows [][]string
+	for _, line := range lines[2:] {
+		cells := strings.Split(strings.Trim(line, "|"), "|")
+		for i := range cells {
+			cells[i] = strings.TrimSpace(cells[i])
+		}
+		rows = append(rows, cells)
+	}
+	return rows
+}
+
+// testLog sends the benchmark's progress to the test log.
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
