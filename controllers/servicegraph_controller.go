@@ -67,13 +67,13 @@ func (r *ServiceGraphReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, nil // owner references let the garbage collector remove the policies
 	}
 	if err := r.markReconciling(ctx, &sg); err != nil {
-		return ctrl.Result{}, err
+		return staleOr(err)
 	}
 
 	out := r.converge(ctx, &sg)
 	r.record(ctx, &sg, out)
 	if err := r.writeStatus(ctx, &sg, out); err != nil {
-		return ctrl.Result{}, err
+		return staleOr(err)
 	}
 	return r.result(out)
 }
@@ -147,6 +147,18 @@ func (r *ServiceGraphReconciler) rollBack(ctx context.Context, sg, effective *v1
 	out.applied, out.conflicts, err = r.apply(ctx, sg, phases)
 	return err
 }
+
+// staleOr looks again shortly when a status write found the cached graph stale (the cache has not
+// caught up with a write yet): that is no failure, so it neither backs off nor counts as an error.
+func staleOr(err error) (ctrl.Result, error) {
+	if apierrors.IsConflict(err) {
+		return ctrl.Result{RequeueAfter: staleRetry}, nil
+	}
+	return ctrl.Result{}, err
+}
+
+// staleRetry is long enough for the cache to see the operator's own write.
+const staleRetry = 200 * time.Millisecond
 
 // result turns the outcome into what the work queue should do next.
 func (r *ServiceGraphReconciler) result(out outcome) (ctrl.Result, error) {

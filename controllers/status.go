@@ -44,7 +44,7 @@ func (r *ServiceGraphReconciler) markReconciling(ctx context.Context, sg *v1alph
 	if sg.Status.ObservedGeneration == sg.Generation && meta.FindStatusCondition(sg.Status.Conditions, v1alpha1.ConditionReady) != nil {
 		return nil
 	}
-	patch := client.MergeFrom(sg.DeepCopy())
+	patch := statusPatch(sg)
 	msg := fmt.Sprintf("Reconciling generation %d", sg.Generation)
 	if meta.FindStatusCondition(sg.Status.Conditions, v1alpha1.ConditionReady) == nil {
 		setCondition(sg, v1alpha1.ConditionReady, metav1.ConditionUnknown, v1alpha1.ReasonReconciling, msg)
@@ -60,7 +60,14 @@ func (r *ServiceGraphReconciler) writeStatus(ctx context.Context, sg *v1alpha1.S
 	if equality.Semantic.DeepEqual(next.Status, sg.Status) {
 		return nil
 	}
-	return r.Status().Patch(ctx, next, client.MergeFrom(sg))
+	return r.Status().Patch(ctx, next, statusPatch(sg))
+}
+
+// statusPatch patches from the graph as read, on the condition that it is still the live version:
+// a status computed from a stale cached copy (one that misses the operator's own last write) must
+// not overwrite newer conditions, or Ready would flap.
+func statusPatch(base *v1alpha1.ServiceGraph) client.Patch {
+	return client.MergeFromWithOptions(base.DeepCopy(), client.MergeFromWithOptimisticLock{})
 }
 
 // computeStatus sets sg.Status from the outcome of a reconcile. Messages carry no volatile text
