@@ -114,30 +114,21 @@ func sameL4(a, b *edge) bool {
 func (c *compilation) networkPolicyPorts(e *graph.Edge) []networkingv1.NetworkPolicyPort {
 	ports := make([]networkingv1.NetworkPolicyPort, len(e.Ports))
 	for i, p := range e.Ports {
-		ports[i] = networkingv1.NetworkPolicyPort{Protocol: c.protocol(p.L4()), Port: c.portValue(p.Port)}
+		ports[i] = networkingv1.NetworkPolicyPort{Protocol: intern(c.protocols, p.L4()), Port: intern(c.portValues, p.Port)}
 	}
 	return ports
 }
 
-// protocol and portValue share the pointers that NetworkPolicyPort wants; allocating on a miss only.
-func (c *compilation) protocol(p corev1.Protocol) *corev1.Protocol {
-	v, ok := c.protocols[p]
+// intern returns the one pointer to v that every NetworkPolicyPort of a compilation shares,
+// allocating on a miss only.
+func intern[T comparable](pointers map[T]*T, v T) *T {
+	p, ok := pointers[v]
 	if !ok {
-		v = new(corev1.Protocol)
-		*v = p
-		c.protocols[p] = v
+		p = new(T)
+		*p = v
+		pointers[v] = p
 	}
-	return v
-}
-
-func (c *compilation) portValue(p intstr.IntOrString) *intstr.IntOrString {
-	v, ok := c.portValues[p]
-	if !ok {
-		v = new(intstr.IntOrString)
-		*v = p
-		c.portValues[p] = v
-	}
-	return v
+	return p
 }
 
 // peer selects a service's pods as a rule's only peer.
