@@ -10,11 +10,9 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/servicegraph/servicegraph-operator/controllers"
 	"github.com/servicegraph/servicegraph-operator/test/testenv"
@@ -68,14 +66,7 @@ func restartManager() {
 func startManager(cfg *rest.Config, log *testenv.WriteLog) (context.CancelFunc, chan struct{}) {
 	mgrCfg := rest.CopyConfig(cfg)
 	mgrCfg.Wrap(log.Wrap)
-	mgr, err := ctrl.NewManager(mgrCfg, ctrl.Options{
-		Scheme:                 controllers.NewScheme(),
-		Cache:                  controllers.CacheOptions(),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		// Specs start more than one manager in this process.
-		Controller: config.Controller{SkipNameValidation: new(true)},
-	})
+	mgr, err := ctrl.NewManager(mgrCfg, testenv.ManagerOptions())
 	Expect(err).NotTo(HaveOccurred())
 	conf := controllers.DefaultConfig()
 	conf.RecheckInterval = time.Second

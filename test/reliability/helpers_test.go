@@ -23,9 +23,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/controllers"
@@ -232,21 +230,14 @@ func startManager(o managerOptions) *inProcess {
 	if o.writes != nil {
 		mgrCfg.Wrap(o.writes.Wrap)
 	}
-	cacheOpts := controllers.CacheOptions()
+	opts := testenv.ManagerOptions()
 	if o.namespaces != nil {
-		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		opts.Cache.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range o.namespaces {
-			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
+			opts.Cache.DefaultNamespaces[ns] = cache.Config{}
 		}
 	}
-	mgr, err := ctrl.NewManager(mgrCfg, ctrl.Options{
-		Scheme:                 controllers.NewScheme(),
-		Cache:                  cacheOpts,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		// Scenarios start one manager after another in this process.
-		Controller: config.Controller{SkipNameValidation: new(true)},
-	})
+	mgr, err := ctrl.NewManager(mgrCfg, opts)
 	Expect(err).NotTo(HaveOccurred())
 	conf := controllers.DefaultConfig()
 	conf.RecheckInterval = time.Second

@@ -10,7 +10,13 @@ import (
 	"runtime"
 	"strings"
 
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/servicegraph/servicegraph-operator/controllers"
 )
 
 // KubernetesVersion is the version of the control plane `make envtest` builds.
@@ -67,4 +73,17 @@ func New(withIstio bool) (*envtest.Environment, error) {
 		CRDDirectoryPaths:     paths,
 		ErrorIfCRDPathMissing: true,
 	}, nil
+}
+
+// ManagerOptions are the options of a manager that a test runs in its own process: the operator's
+// scheme and cache, no metrics or probe servers, and leave to start several managers one after
+// another (controller names are otherwise unique per process).
+func ManagerOptions() ctrl.Options {
+	return ctrl.Options{
+		Scheme:                 controllers.NewScheme(),
+		Cache:                  controllers.CacheOptions(),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+	}
 }
