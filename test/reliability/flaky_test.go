@@ -104,10 +104,10 @@ var _ = Describe("A flaky API server", func() {
 			mgr.running()
 		}
 		// Then a quiet period: once the echoes of the manager's own writes have passed, a manager
-		// with nothing to do writes nothing and reconciles at most once more: a retry of an earlier
-		// failure may still be waiting in the work queue (it keeps one per graph), and it finds
-		// nothing to do. A hot loop never settles, and a retry loop without backoff would not stay
-		// quiet for 3 s.
+		// with nothing to do writes nothing and reconciles at most twice more: a retry of an earlier
+		// failure may still be waiting in the work queue (it keeps one per graph), and so may a
+		// second look after a status write that found the cached graph stale; both find nothing to
+		// do. A hot loop never settles, and a retry loop without backoff would not stay quiet for 3 s.
 		settled := reconciles()
 		Eventually(func() bool {
 			now := reconciles()
@@ -118,7 +118,7 @@ var _ = Describe("A flaky API server", func() {
 		quietWrites := proxy.writes.Load()
 		Consistently(func(g Gomega) {
 			now := reconciles()
-			g.Expect(total(now)-total(settled)).To(BeNumerically("<=", 1), "reconciles while nothing changed")
+			g.Expect(total(now)-total(settled)).To(BeNumerically("<=", 2), "reconciles while nothing changed")
 			g.Expect(now["error"]).To(Equal(settled["error"]), "failed reconciles while nothing changed")
 			g.Expect(proxy.writes.Load()).To(Equal(quietWrites), "writes while nothing changed")
 		}, 3*time.Second, 200*time.Millisecond).Should(Succeed())
