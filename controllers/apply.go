@@ -8,13 +8,13 @@ import (
 	"strings"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/proto"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
@@ -34,13 +34,14 @@ type applyResult struct {
 // default-deny), each phase concurrently. A conflict stops the rollout after its phase: applying default-deny without
 // every allow rule in place would cut live traffic.
 func (r *ServiceGraphReconciler) apply(ctx context.Context, sg *v1alpha1.ServiceGraph, phases [][]client.Object) (written []v1alpha1.ObjectReference, conflicts []string, err error) {
+	taken := newTakenNames(r.APIReader, sg.Namespace)
 	for _, phase := range phases {
 		results := make([]applyResult, len(phase))
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(max(r.Workers, 1))
 		for i, obj := range phase {
 			g.Go(func() (err error) {
-				results[i], err = r.applyOne(gctx, sg, obj)
+				results[i], err = r.applyOne(gctx, sg, obj, taken)
 				return err
 			})
 		}
@@ -62,18 +63,13 @@ func (r *ServiceGraphReconciler) apply(ctx context.Context, sg *v1alpha1.Service
 
 // applyOne server-side applies one object unless it is already as desired (no write at all) or
 // belongs to someone else (left alone, reported).
-func (r *ServiceGraphReconciler) applyOne(ctx context.Context, sg *v1alpha1.ServiceGraph, obj client.Object) (applyResult, error) {
+func (r *ServiceGraphReconciler) applyOne(ctx context.Context, sg *v1alpha1.ServiceGraph, obj client.Object, taken *takenNames) (applyResult, error) {
 	res := applyResult{ref: refTo(obj)}
-	want, err := render.ToUnstructured(obj)
-	if err != nil {
-		return res, err
-	}
-	want.SetOwnerReferences([]metav1.OwnerReference{*metav1.NewControllerRef(sg, v1alpha1.GroupVersion.WithKind("ServiceGraph"))})
-
+	var err error
 	if res.conflict, err = r.meshWideConflict(ctx, sg, obj); res.conflict != "" || err != nil {
 		return res, err
 	}
-	have, err := r.current(ctx, obj)
+	have, err := r.current(ctx, obj, taken)
 	if err != nil {
 		return res, err
 	}
@@ -82,15 +78,18 @@ func (r *ServiceGraphReconciler) applyOne(ctx context.Context, sg *v1alpha1.Serv
 			res.conflict = fmt.Sprintf("%s/%s exists and is not managed by this ServiceGraph", res.ref.Kind, res.ref.Name)
 			return res, nil
 		}
-		haveU, err := render.ToUnstructured(have)
-		if err != nil {
-			return res, err
-		}
-		if upToDate(want, haveU) {
+		if upToDate(obj, have) {
 			return res, nil
 		}
 	}
 
+	// Rendered only now: encoding every desired object on every reconcile would make a quiet
+	// resync of a large graph cost more CPU than the rollout's writes.
+	want, err := render.ToUnstructured(obj)
+	if err != nil {
+		return res, err
+	}
+	want.SetOwnerReferences([]metav1.OwnerReference{*metav1.NewControllerRef(sg, v1alpha1.GroupVersion.WithKind("ServiceGraph"))})
 	wantSpec := want.Object["spec"]
 	if err := r.Apply(ctx, client.ApplyConfigurationFromUnstructured(want), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
 		err = fmt.Errorf("applying %s/%s: %w", res.ref.Kind, res.ref.Name, err)
@@ -144,9 +143,10 @@ func refused(err error) bool {
 }
 
 // current reads the live object named like obj: from the cache, which holds only objects labelled
-// as the operator's, else straight from the API server, where a foreign object may sit under the
-// same name. It returns nil when there is none.
-func (r *ServiceGraphReconciler) current(ctx context.Context, obj client.Object) (client.Object, error) {
+// as the operator's, else straight from the API server when the name is taken there (by a foreign
+// object, or by one of the operator's that the cache has not seen yet). It returns nil when there
+// is none.
+func (r *ServiceGraphReconciler) current(ctx context.Context, obj client.Object, taken *takenNames) (client.Object, error) {
 	gvk, err := apiutil.GVKForObject(obj, r.Scheme())
 	if err != nil {
 		return nil, err
@@ -159,18 +159,23 @@ func (r *ServiceGraphReconciler) current(ctx context.Context, obj client.Object)
 	key := client.ObjectKeyFromObject(obj)
 	err = r.Get(ctx, key, have)
 	if apierrors.IsNotFound(err) {
+		exists, listErr := taken.has(ctx, gvk, key.Name)
+		if listErr != nil || !exists {
+			return nil, listErr
+		}
 		err = r.APIReader.Get(ctx, key, have)
 	}
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
-	have.GetObjectKind().SetGroupVersionKind(gvk) // reads drop the type; rendering needs it
 	return have, err
 }
 
 // upToDate tells whether the live object already carries the desired labels, annotations and
-// spec, and none of the annotations the compiler manages but no longer wants.
-func upToDate(want, have *unstructured.Unstructured) bool {
+// spec, and none of the annotations the compiler manages but no longer wants. Specs are compared
+// as typed values: Istio's as protobuf messages, whose generated Go structs carry internal state
+// that plain deep equality would trip on.
+func upToDate(want, have client.Object) bool {
 	if !subset(want.GetLabels(), have.GetLabels()) || !subset(want.GetAnnotations(), have.GetAnnotations()) {
 		return false
 	}
@@ -179,7 +184,18 @@ func upToDate(want, have *unstructured.Unstructured) bool {
 			return false
 		}
 	}
-	return specEqual(want.Object["spec"], have.Object["spec"])
+	switch w := want.(type) {
+	case *networkingv1.NetworkPolicy:
+		h, ok := have.(*networkingv1.NetworkPolicy)
+		return ok && equality.Semantic.DeepEqual(w.Spec, h.Spec)
+	case *securityv1.AuthorizationPolicy:
+		h, ok := have.(*securityv1.AuthorizationPolicy)
+		return ok && proto.Equal(&w.Spec, &h.Spec)
+	case *securityv1.PeerAuthentication:
+		h, ok := have.(*securityv1.PeerAuthentication)
+		return ok && proto.Equal(&w.Spec, &h.Spec)
+	}
+	return false
 }
 
 func subset(small, big map[string]string) bool {

@@ -74,7 +74,7 @@ func (d *IstioDetector) watch() error {
 	for _, obj := range []client.Object{&securityv1.PeerAuthentication{}, &securityv1.AuthorizationPolicy{}} {
 		owner := handler.TypedEnqueueRequestForOwner[client.Object](d.client.Scheme(), d.client.RESTMapper(),
 			&v1alpha1.ServiceGraph{}, handler.OnlyControllerOwner())
-		if err := d.controller.Watch(source.Kind(d.cache, obj, owner)); err != nil {
+		if err := d.controller.Watch(source.Kind(d.cache, obj, owner, skipCreates)); err != nil {
 			return err
 		}
 	}

@@ -32,7 +32,7 @@ var _ = Describe("ServiceGraph reconciler without Istio", Ordered, func() {
 		DeferCleanup(noMesh.Stop)
 		c, err = client.New(cfg, client.Options{Scheme: controllers.NewScheme()})
 		Expect(err).NotTo(HaveOccurred())
-		stop, done := startManager(cfg, &testenv.WriteLog{})
+		stop, done := startManager(cfg, &testenv.RequestLog{})
 		DeferCleanup(func() {
 			stop()
 			<-done

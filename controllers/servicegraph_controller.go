@@ -202,7 +202,7 @@ func (r *ServiceGraphReconciler) activeGraph(ctx context.Context, sg *v1alpha1.S
 func (r *ServiceGraphReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.ServiceGraph{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Owns(&networkingv1.NetworkPolicy{}).
+		Owns(&networkingv1.NetworkPolicy{}, builder.WithPredicates(skipCreates)).
 		WatchesMetadata(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.graphsOfPod)).
 		// Creating or deleting a graph can change which graph of the namespace is active.
 		Watches(&v1alpha1.ServiceGraph{}, handler.EnqueueRequestsFromMapFunc(r.siblings),
@@ -217,6 +217,11 @@ func (r *ServiceGraphReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.Istio.attach(c)
 	return nil
 }
+
+// skipCreates drops the create events of generated objects: the operator created them in the
+// reconcile that is about to report them (or, at start-up, the graphs are enqueued anyway), and a
+// second look would re-read the whole graph for nothing.
+var skipCreates = predicate.Funcs{CreateFunc: func(event.CreateEvent) bool { return false }}
 
 // siblings enqueues the other ServiceGraphs of a namespace.
 func (r *ServiceGraphReconciler) siblings(ctx context.Context, obj client.Object) []reconcile.Request {

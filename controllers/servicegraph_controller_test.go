@@ -246,6 +246,30 @@ var _ = Describe("ServiceGraph reconciler", func() {
 		Eventually(func() []string { return eventReasons(ctx, k8s, ns, "shop") }, timeout, poll).Should(ContainElement("Pruned"))
 	})
 
+	It("reads the live objects with one list per kind on a rollout, and not at all on a resync", func() {
+		mark := writes.Mark()
+		sg := seedGraph(ns)
+		Expect(k8s.Create(ctx, sg)).To(Succeed())
+		waitReady("shop")
+		waitConverged(sg)
+		lists := map[string]int{}
+		for _, r := range writes.ReadsSince(mark, ns) {
+			Expect(r.Verb).NotTo(Equal("get"), "a read per object: %s", r.Target())
+			lists[r.Resource]++
+		}
+		Expect(lists).To(HaveKeyWithValue("networkpolicies", BeNumerically(">=", 1)), "the names taken around the cache")
+		Expect(lists).To(HaveKeyWithValue("authorizationpolicies", BeNumerically(">=", 1)))
+
+		mark = writes.Mark()
+		var np networkingv1.NetworkPolicy
+		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop-svc-web"}, &np)).To(Succeed())
+		np.Annotations = map[string]string{"resync": "now"} // an event that makes the operator reconcile
+		Expect(k8s.Update(ctx, &np)).To(Succeed())
+		Eventually(func() []testenv.Request { return writes.ReadsSince(mark, ns) }, timeout, poll).ShouldNot(BeEmpty())
+		Consistently(func() []testenv.Request { return writes.ReadsSince(mark, ns) }, time.Second, poll).Should(
+			HaveEach(HaveField("Target()", "peerauthentications/")), "only the namespace-wide PeerAuthentication check reads around the cache")
+	})
+
 	It("issues no write at all when nothing changed, across forced resyncs", func() {
 		sg := seedGraph(ns)
 		Expect(k8s.Create(ctx, sg)).To(Succeed())
@@ -264,7 +288,7 @@ var _ = Describe("ServiceGraph reconciler", func() {
 		}
 		// A new manager resyncs everything from scratch.
 		restartManager()
-		Consistently(func() []testenv.Write { return writes.Since(mark, ns) }, 3*time.Second, poll).Should(BeEmpty())
+		Consistently(func() []testenv.Request { return writes.Since(mark, ns) }, 3*time.Second, poll).Should(BeEmpty())
 		after := snapshot(ctx, k8s, ns)
 		for r := range after {
 			if r.Kind == "NetworkPolicy" && (r.Name == "shop-svc-web" || r.Name == "shop-svc-api" || r.Name == "shop-default-deny") {

@@ -23,7 +23,7 @@ var (
 	env     *envtest.Environment
 	cfg     *rest.Config
 	k8s     client.Client // the test's own client, not the manager's
-	writes  = &testenv.WriteLog{}
+	writes  = &testenv.RequestLog{}
 	stopMgr context.CancelFunc
 	mgrDone chan struct{}
 )
@@ -63,7 +63,7 @@ func restartManager() {
 }
 
 // startManager runs the operator in-process on cfg, with every request it makes recorded.
-func startManager(cfg *rest.Config, log *testenv.WriteLog) (context.CancelFunc, chan struct{}) {
+func startManager(cfg *rest.Config, log *testenv.RequestLog) (context.CancelFunc, chan struct{}) {
 	mgrCfg := rest.CopyConfig(cfg)
 	mgrCfg.Wrap(log.Wrap)
 	mgr, err := ctrl.NewManager(mgrCfg, testenv.ManagerOptions())

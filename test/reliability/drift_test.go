@@ -48,7 +48,7 @@ var _ = Describe("A drift storm", func() {
 	It("reverts every deletion and edit with at most one write per drift event, and ends in the exact state", func() {
 		ns := newNamespace("drift")
 		cleanupGraphs(ns)
-		writes := &testenv.WriteLog{}
+		writes := &testenv.RequestLog{}
 		startManager(managerOptions{namespaces: []string{ns}, writes: writes})
 		sg := ringGraph(ns, "storm", 20, 3, -1, -1) // 20 services, 60 edges, 45 objects
 		Expect(k8s.Create(ctx, sg)).To(Succeed())

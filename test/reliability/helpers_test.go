@@ -214,7 +214,7 @@ type managerOptions struct {
 	// nil watches the whole cluster, as the deployed operator does.
 	namespaces []string
 	// writes, when set, records every write request the manager makes.
-	writes *testenv.WriteLog
+	writes *testenv.RequestLog
 	// recheck is the recheck interval of graphs waiting on something outside their spec.
 	recheck time.Duration
 }

@@ -123,7 +123,7 @@ var _ = Describe("Security", func() {
 
 		// The seed scenario plus cross-namespace edges both ways, reconciled by a cluster-wide
 		// manager under that identity alone.
-		writes := &testenv.WriteLog{}
+		writes := &testenv.RequestLog{}
 		startManager(managerOptions{config: identity.Config(), writes: writes})
 		sg := seedGraph(ns)
 		sg.Spec.Services = append(sg.Spec.Services,
@@ -143,7 +143,7 @@ var _ = Describe("Security", func() {
 		waitExactly(sg, timeout)
 
 		// Namespace isolation: every write the manager made went to the graph's namespace.
-		all := writes.All()
+		all := writes.Writes()
 		Expect(all).NotTo(BeEmpty())
 		for _, w := range all {
 			Expect(w.Namespace).To(Equal(ns), "a write outside the graph's namespace: %s %s", w.Verb, w.Target())
