@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -61,7 +62,7 @@ func (r *ServiceGraphReconciler) apply(ctx context.Context, sg *v1alpha1.Service
 	return written, nil, nil
 }
 
-// applyOne server-side applies one object unless it is already as desired (no write at all) or
+// applyOne creates or updates one object, unless it is already as desired (no write at all) or
 // belongs to someone else (left alone, reported).
 func (r *ServiceGraphReconciler) applyOne(ctx context.Context, sg *v1alpha1.ServiceGraph, obj client.Object, taken *takenNames) (applyResult, error) {
 	res := applyResult{ref: refTo(obj)}
@@ -73,40 +74,112 @@ func (r *ServiceGraphReconciler) applyOne(ctx context.Context, sg *v1alpha1.Serv
 	if err != nil {
 		return res, err
 	}
-	if have != nil {
-		if !metav1.IsControlledBy(have, sg) {
-			res.conflict = fmt.Sprintf("%s/%s exists and is not managed by this ServiceGraph", res.ref.Kind, res.ref.Name)
-			return res, nil
-		}
-		if upToDate(obj, have) {
-			return res, nil
-		}
+	if have == nil {
+		err = r.create(ctx, sg, obj)
+	} else if !metav1.IsControlledBy(have, sg) {
+		res.conflict = fmt.Sprintf("%s/%s exists and is not managed by this ServiceGraph", res.ref.Kind, res.ref.Name)
+		return res, nil
+	} else if upToDate(obj, have) {
+		return res, nil
+	} else {
+		err = r.update(ctx, sg, obj, have)
 	}
+	res.written = err == nil
+	return res, err
+}
 
+// update server-side applies obj over its live version, replacing what apply cannot remove.
+func (r *ServiceGraphReconciler) update(ctx context.Context, sg *v1alpha1.ServiceGraph, obj, have client.Object) error {
+	if hasUnwanted(have, obj) {
+		// An annotation set by the create belongs to no apply, so no apply can remove it.
+		return r.replace(ctx, sg, obj, have)
+	}
 	// Rendered only now: encoding every desired object on every reconcile would make a quiet
 	// resync of a large graph cost more CPU than the rollout's writes.
 	want, err := render.ToUnstructured(obj)
 	if err != nil {
-		return res, err
+		return err
 	}
-	want.SetOwnerReferences([]metav1.OwnerReference{*metav1.NewControllerRef(sg, v1alpha1.GroupVersion.WithKind("ServiceGraph"))})
+	want.SetOwnerReferences([]metav1.OwnerReference{ownerRef(sg)})
 	wantSpec := want.Object["spec"]
 	if err := r.Apply(ctx, client.ApplyConfigurationFromUnstructured(want), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
-		err = fmt.Errorf("applying %s/%s: %w", res.ref.Kind, res.ref.Name, err)
-		if refused(err) {
-			err = rejectedError{err}
-		}
-		return res, err
+		return writeError("applying", refTo(obj), err)
 	}
-	res.written = true
 	if !specEqual(wantSpec, want.Object["spec"]) {
-		// Another field manager added fields that apply cannot remove; replace the spec outright.
-		want.Object["spec"] = wantSpec
-		if err := r.Update(ctx, want, client.FieldOwner(FieldOwner)); err != nil {
-			return res, fmt.Errorf("restoring %s/%s: %w", res.ref.Kind, res.ref.Name, err)
+		// Fields apply cannot remove: set by another field manager, or by the create (which records
+		// its fields under an update, not under the apply).
+		return r.replace(ctx, sg, obj, want)
+	}
+	return nil
+}
+
+// replace writes obj over live with an update: the spec whole, the operator's labels and
+// annotations over live's, and live's resourceVersion, so a change in between fails and is retried.
+func (r *ServiceGraphReconciler) replace(ctx context.Context, sg *v1alpha1.ServiceGraph, obj, live client.Object) error {
+	want, err := render.ToUnstructured(obj)
+	if err != nil {
+		return err
+	}
+	want.SetOwnerReferences([]metav1.OwnerReference{ownerRef(sg)})
+	want.SetResourceVersion(live.GetResourceVersion())
+	want.SetLabels(overlay(live.GetLabels(), obj.GetLabels()))
+	annotations := overlay(live.GetAnnotations(), obj.GetAnnotations())
+	for _, key := range compiler.ManagedAnnotations {
+		if _, wanted := obj.GetAnnotations()[key]; !wanted {
+			delete(annotations, key)
 		}
 	}
-	return res, nil
+	want.SetAnnotations(annotations)
+	if err := r.Update(ctx, want, client.FieldOwner(FieldOwner)); err != nil {
+		return writeError("replacing", refTo(obj), err)
+	}
+	return nil
+}
+
+// overlay is base with top's entries added or overriding.
+func overlay(base, top map[string]string) map[string]string {
+	out := maps.Clone(base)
+	if out == nil {
+		out = map[string]string{}
+	}
+	maps.Copy(out, top)
+	return out
+}
+
+// create makes a missing object. A create costs the API server about a third less than an apply
+// of the same object (no apply patch to decode and merge), which is most of a cold rollout's time;
+// and unlike a forced apply it cannot take over an object someone else created meanwhile.
+func (r *ServiceGraphReconciler) create(ctx context.Context, sg *v1alpha1.ServiceGraph, obj client.Object) error {
+	fresh := obj.DeepCopyObject().(client.Object)
+	fresh.SetOwnerReferences([]metav1.OwnerReference{ownerRef(sg)})
+	if err := r.Create(ctx, fresh, client.FieldOwner(FieldOwner)); err != nil {
+		// AlreadyExists included: the next look reads the newcomer and decides whose it is.
+		return writeError("creating", refTo(obj), err)
+	}
+	return nil
+}
+
+func ownerRef(sg *v1alpha1.ServiceGraph) metav1.OwnerReference {
+	return *metav1.NewControllerRef(sg, v1alpha1.GroupVersion.WithKind("ServiceGraph"))
+}
+
+// writeError names the object a write failed on, and marks a refusal that no retry can fix.
+func writeError(verb string, ref v1alpha1.ObjectReference, err error) error {
+	err = fmt.Errorf("%s %s/%s: %w", verb, ref.Kind, ref.Name, err)
+	if refused(err) {
+		return rejectedError{err}
+	}
+	return err
+}
+
+// hasUnwanted tells whether live carries a compiler-managed annotation that want does not.
+func hasUnwanted(live, want client.Object) bool {
+	for _, key := range compiler.ManagedAnnotations {
+		if _, wanted := want.GetAnnotations()[key]; !wanted && live.GetAnnotations()[key] != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // meshWideConflict finds another namespace-wide PeerAuthentication in the way of the graph's own:
@@ -176,13 +249,8 @@ func (r *ServiceGraphReconciler) current(ctx context.Context, obj client.Object,
 // as typed values: Istio's as protobuf messages, whose generated Go structs carry internal state
 // that plain deep equality would trip on.
 func upToDate(want, have client.Object) bool {
-	if !subset(want.GetLabels(), have.GetLabels()) || !subset(want.GetAnnotations(), have.GetAnnotations()) {
+	if !subset(want.GetLabels(), have.GetLabels()) || !subset(want.GetAnnotations(), have.GetAnnotations()) || hasUnwanted(have, want) {
 		return false
-	}
-	for _, key := range compiler.ManagedAnnotations {
-		if _, wanted := want.GetAnnotations()[key]; !wanted && have.GetAnnotations()[key] != "" {
-			return false
-		}
 	}
 	switch w := want.(type) {
 	case *networkingv1.NetworkPolicy:

@@ -33,13 +33,19 @@ var _ = Describe("Rollout", func() {
 		sg.Spec.Enforcement = e
 		Expect(k8s.Update(ctx, sg)).To(Succeed())
 	}
-	// writeOrder lists the object writes (not status) since mark as "resource/name".
+	// writeOrder lists the object writes (not status) since mark as "write resource/name" (a
+	// create, apply or update) or "delete resource/name".
 	writeOrder := func(mark int) []string {
 		var order []string
 		for _, w := range writes.Since(mark, ns) {
-			if w.Resource != "servicegraphs" {
-				order = append(order, w.Verb+" "+w.Target())
+			if w.Resource == "servicegraphs" {
+				continue
 			}
+			verb := "write"
+			if w.Verb == "delete" {
+				verb = "delete"
+			}
+			order = append(order, verb+" "+w.Target())
 		}
 		return order
 	}
@@ -101,16 +107,17 @@ var _ = Describe("Rollout", func() {
 		Expect(peerAuthMode()).To(Equal("STRICT"))
 		order := writeOrder(mark)
 		pos := positions(order)
-		Expect(pos).To(HaveKey("patch peerauthentications/shop"))
+		Expect(pos).To(HaveLen(len(order)), "one write per object: %v", order)
+		Expect(pos).To(HaveKey("write peerauthentications/shop"))
 		for _, w := range []string{"networkpolicies/shop-svc-api", "networkpolicies/shop-svc-web", "networkpolicies/shop-allow-dns",
 			"authorizationpolicies/shop-svc-api", "networkpolicies/shop-default-deny", "authorizationpolicies/shop-deny-all"} {
-			Expect(pos).To(HaveKey("patch "+w), "%v", order)
+			Expect(pos).To(HaveKey("write "+w), "%v", order)
 		}
 		for _, allow := range []string{"networkpolicies/shop-svc-api", "networkpolicies/shop-svc-web", "networkpolicies/shop-allow-dns", "authorizationpolicies/shop-svc-api"} {
-			Expect(pos["patch "+allow]).To(BeNumerically("<", pos["patch peerauthentications/shop"]), "%s before mTLS in %v", allow, order)
+			Expect(pos["write "+allow]).To(BeNumerically("<", pos["write peerauthentications/shop"]), "%s before mTLS in %v", allow, order)
 		}
-		Expect(pos["patch networkpolicies/shop-default-deny"]).To(BeNumerically(">", pos["patch peerauthentications/shop"]), "%v", order)
-		Expect(pos["patch authorizationpolicies/shop-deny-all"]).To(BeNumerically(">", pos["patch peerauthentications/shop"]), "%v", order)
+		Expect(pos["write networkpolicies/shop-default-deny"]).To(BeNumerically(">", pos["write peerauthentications/shop"]), "%v", order)
+		Expect(pos["write authorizationpolicies/shop-deny-all"]).To(BeNumerically(">", pos["write peerauthentications/shop"]), "%v", order)
 		Eventually(func() []string { return eventReasons(ctx, k8s, ns, "shop") }, timeout, poll).Should(ContainElement("EnforcementChanged"))
 
 		mark = writes.Mark()
@@ -121,11 +128,11 @@ var _ = Describe("Rollout", func() {
 		order = writeOrder(mark)
 		Expect(order[0]).To(Equal("delete networkpolicies/shop-default-deny"), "default-deny goes first: %v", order)
 		pos = positions(order)
-		for _, w := range []string{"patch authorizationpolicies/shop-deny-all", "patch peerauthentications/shop", "patch authorizationpolicies/shop-svc-api", "delete networkpolicies/shop-svc-api"} {
+		for _, w := range []string{"write authorizationpolicies/shop-deny-all", "write peerauthentications/shop", "write authorizationpolicies/shop-svc-api", "delete networkpolicies/shop-svc-api"} {
 			Expect(pos).To(HaveKey(w), "%v", order)
 		}
-		Expect(pos["patch authorizationpolicies/shop-deny-all"]).To(BeNumerically("<", pos["patch peerauthentications/shop"]), "%v", order)
-		Expect(pos["patch peerauthentications/shop"]).To(BeNumerically("<", pos["patch authorizationpolicies/shop-svc-api"]), "%v", order)
+		Expect(pos["write authorizationpolicies/shop-deny-all"]).To(BeNumerically("<", pos["write peerauthentications/shop"]), "%v", order)
+		Expect(pos["write peerauthentications/shop"]).To(BeNumerically("<", pos["write authorizationpolicies/shop-svc-api"]), "%v", order)
 		Expect(peerAuthMode()).To(Equal("PERMISSIVE"))
 		Expect(generated(ctx, k8s, ns)).NotTo(HaveKey(ref("NetworkPolicy", "shop-svc-api")))
 	})

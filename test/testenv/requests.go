@@ -1,11 +1,16 @@
 package testenv
 
 import (
+	"io"
 	"net/http"
 	"sync"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apiserver/pkg/endpoints/request"
+
+	"github.com/servicegraph/servicegraph-operator/controllers"
 )
 
 // Request is one API request a client made (watches are not recorded).
@@ -14,7 +19,7 @@ type Request struct {
 	Namespace   string
 	Resource    string
 	Subresource string
-	Name        string // empty for a list and for a create by POST
+	Name        string // empty for a list
 }
 
 // Target names what the request was about, "resource/name" or "resource/subresource/name".
@@ -44,9 +49,15 @@ var requestInfo = &request.RequestInfoFactory{
 func (l *RequestLog) Wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
 		if info, err := requestInfo.NewRequestInfo(req); err == nil && info.IsResourceRequest && info.Verb != "watch" {
+			name := info.Name
+			if info.Verb == "create" && name == "" {
+				if name, err = createdName(req); err != nil {
+					return nil, err
+				}
+			}
 			l.mu.Lock()
 			l.requests = append(l.requests, Request{Verb: info.Verb, Namespace: info.Namespace,
-				Resource: info.Resource, Subresource: info.Subresource, Name: info.Name})
+				Resource: info.Resource, Subresource: info.Subresource, Name: name})
 			l.mu.Unlock()
 		}
 		return rt.RoundTrip(req)
@@ -83,6 +94,34 @@ func (l *RequestLog) filter(mark int, keep func(Request) bool) []Request {
 		}
 	}
 	return out
+}
+
+// decoder reads request bodies in any encoding a client sends (JSON, protobuf).
+var decoder = serializer.NewCodecFactory(controllers.NewScheme()).UniversalDeserializer()
+
+// createdName reads the name of the object a POST creates from a copy of its body.
+func createdName(req *http.Request) (string, error) {
+	if req.GetBody == nil {
+		return "", nil
+	}
+	copied, err := req.GetBody()
+	if err != nil {
+		return "", err
+	}
+	defer copied.Close()
+	body, err := io.ReadAll(copied)
+	if err != nil {
+		return "", err
+	}
+	obj, _, err := decoder.Decode(body, nil, nil)
+	if err != nil {
+		return "", nil // not a kind this scheme knows: recorded without a name
+	}
+	accessor, err := meta.Accessor(obj)
+	if err != nil {
+		return "", nil
+	}
+	return accessor.GetName(), nil
 }
 
 type roundTripperFunc func(*http.Request) (*http.Response, error)
