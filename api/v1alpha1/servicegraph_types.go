@@ -74,9 +74,10 @@ type ServiceGraphSpec struct {
 	// port, a number (1-65535) or a container port name. PATH, when given, is an HTTP path that the
 	// Istio AuthorizationPolicy enforces (exact, or a prefix ending in "*"); it implies the port speaks
 	// HTTP. Examples: "web->api:8080", "api -> database:5432/data", "api→payments/gateway:443".
-	// Use spec.connections for what the compact form cannot say.
+	// Use spec.connections for what the compact form cannot say. The list is one unit: a
+	// server-side apply replaces it whole.
 	// +optional
-	// +listType=set
+	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=16384
 	// +kubebuilder:validation:items:MaxLength=512
 	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])? *(->|→) *([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|([0-9][-0-9]*)?[a-z]([-a-z0-9]*[a-z0-9])?)(,(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|([0-9][-0-9]*)?[a-z]([-a-z0-9]*[a-z0-9])?))*(/[!-)+-~]*\*?)?$`
