@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -44,6 +45,11 @@ type ServiceGraphReconciler struct {
 	RecheckInterval time.Duration
 	// Workers bounds the concurrent applies within one phase.
 	Workers int
+
+	// replaced holds, per graph, the resourceVersions its last two status writes replaced (a
+	// reconcile makes up to two): a cached graph still at one of them is one the cache has not
+	// caught up on.
+	replaced sync.Map
 }
 
 // +kubebuilder:rbac:groups=policy.servicegraph.io,resources=servicegraphs,verbs=get;list;watch
@@ -60,8 +66,14 @@ func (r *ServiceGraphReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err := r.Get(ctx, req.NamespacedName, &sg); err != nil {
 		if apierrors.IsNotFound(err) {
 			forget(req.Namespace, req.Name)
+			r.replaced.Delete(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if r.cacheBehind(&sg) {
+		// Events on the objects just written arrive before the status write: working from the
+		// graph as it was would redo the reconcile only to have its status write refused.
+		return ctrl.Result{RequeueAfter: staleRetry}, nil
 	}
 	if !sg.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil // owner references let the garbage collector remove the policies
@@ -146,6 +158,11 @@ func (r *ServiceGraphReconciler) rollBack(ctx context.Context, sg, effective *v1
 	slices.Reverse(phases)
 	out.applied, out.conflicts, err = r.apply(ctx, sg, phases)
 	return err
+}
+
+func (r *ServiceGraphReconciler) cacheBehind(sg *v1alpha1.ServiceGraph) bool {
+	v, ok := r.replaced.Load(client.ObjectKeyFromObject(sg))
+	return ok && slices.Contains(v.([]string), sg.ResourceVersion)
 }
 
 // staleOr looks again shortly when a status write found the cached graph stale (the cache has not

@@ -2,6 +2,8 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -218,6 +220,32 @@ var _ = Describe("ServiceGraph reconciler", func() {
 		waitConverged(sg)
 		Eventually(func() []string { return eventReasons(ctx, k8s, ns, "shop") }, timeout, poll).Should(ContainElement("DriftCorrected"))
 		Expect(metricValue("servicegraph_drift_corrections_total", map[string]string{"kind": "NetworkPolicy"})).To(BeNumerically(">=", 2))
+	})
+
+	It("writes the status of a change twice, never from a cached graph its own write replaced", func() {
+		sg := seedGraph(ns)
+		Expect(k8s.Create(ctx, sg)).To(Succeed())
+		waitReady("shop")
+		waitConverged(sg)
+		for i := range 5 {
+			mark := writes.Mark()
+			live := getGraph(ctx, k8s, ns, "shop")
+			live.Spec.Edges = append(live.Spec.Edges, fmt.Sprintf("web→database:%d", 9000+i))
+			Expect(k8s.Update(ctx, live)).To(Succeed())
+			waitReady("shop")
+			waitConverged(live)
+			var status []testenv.Request
+			Consistently(func() []testenv.Request {
+				status = nil
+				for _, w := range writes.Since(mark, ns) {
+					if w.Resource == "servicegraphs" {
+						status = append(status, w)
+					}
+				}
+				return status
+			}, time.Second, poll).Should(HaveLen(2), "Reconciling, then Ready")
+			Expect(status).To(HaveEach(HaveField("Code", http.StatusOK)))
+		}
 	})
 
 	It("prunes what an edge or a service removal leaves stale, updating the rest in place", func() {

@@ -50,7 +50,7 @@ func (r *ServiceGraphReconciler) markReconciling(ctx context.Context, sg *v1alph
 		setCondition(sg, v1alpha1.ConditionReady, metav1.ConditionUnknown, v1alpha1.ReasonReconciling, msg)
 	}
 	setCondition(sg, v1alpha1.ConditionReconciling, metav1.ConditionTrue, v1alpha1.ReasonReconciling, msg)
-	return r.Status().Patch(ctx, sg, patch)
+	return r.patchStatus(ctx, sg, patch)
 }
 
 // writeStatus writes the status the outcome calls for, and nothing when it is already there.
@@ -60,7 +60,22 @@ func (r *ServiceGraphReconciler) writeStatus(ctx context.Context, sg *v1alpha1.S
 	if equality.Semantic.DeepEqual(next.Status, sg.Status) {
 		return nil
 	}
-	return r.Status().Patch(ctx, next, statusPatch(sg))
+	return r.patchStatus(ctx, next, statusPatch(sg))
+}
+
+// patchStatus writes sg's status and remembers the version it replaced.
+func (r *ServiceGraphReconciler) patchStatus(ctx context.Context, sg *v1alpha1.ServiceGraph, patch client.Patch) error {
+	replaced := sg.ResourceVersion
+	if err := r.Status().Patch(ctx, sg, patch); err != nil {
+		return err
+	}
+	key := client.ObjectKeyFromObject(sg)
+	versions := []string{replaced}
+	if earlier, ok := r.replaced.Load(key); ok {
+		versions = append(versions, earlier.([]string)[0])
+	}
+	r.replaced.Store(key, versions)
+	return nil
 }
 
 // statusPatch patches from the graph as read, on the condition that it is still the live version:

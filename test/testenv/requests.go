@@ -20,6 +20,7 @@ type Request struct {
 	Resource    string
 	Subresource string
 	Name        string // empty for a list
+	Code        int    // the HTTP status code of the answer; 0 when none came
 }
 
 // Target names what the request was about, "resource/name" or "resource/subresource/name".
@@ -55,10 +56,15 @@ func (l *RequestLog) Wrap(rt http.RoundTripper) http.RoundTripper {
 					return nil, err
 				}
 			}
+			resp, err := rt.RoundTrip(req)
+			r := Request{Verb: info.Verb, Namespace: info.Namespace, Resource: info.Resource, Subresource: info.Subresource, Name: name}
+			if resp != nil {
+				r.Code = resp.StatusCode
+			}
 			l.mu.Lock()
-			l.requests = append(l.requests, Request{Verb: info.Verb, Namespace: info.Namespace,
-				Resource: info.Resource, Subresource: info.Subresource, Name: name})
+			l.requests = append(l.requests, r)
 			l.mu.Unlock()
+			return resp, err
 		}
 		return rt.RoundTrip(req)
 	})
