@@ -16,6 +16,7 @@ K8S_VERSION ?= 1.37.2
 K8S_MINOR := $(word 2,$(subst ., ,$(K8S_VERSION)))
 GOLANGCI_LINT_VERSION ?= v2.15.0
 GOVULNCHECK_VERSION ?= v1.9.0
+BENCHSTAT_VERSION ?= v0.0.0-20260908200009-22c9c6c9d4da
 # The Go vulnerability database govulncheck reads (a mirror or a file:// copy where vuln.go.dev is out of reach).
 GOVULNDB ?= https://vuln.go.dev
 
@@ -84,6 +85,18 @@ fuzz: ## Fuzz the edge parser for a minute.
 .PHONY: bench
 bench: envtest ## Measure the operator side by side with kubectl at scale; writes docs/performance.md.
 	go run ./test/bench
+
+BASE ?= main
+COUNT ?= 10
+BENCHSTAT := $(BIN)/benchstat-$(BENCHSTAT_VERSION)
+
+.PHONY: bench-compare
+bench-compare: $(BENCHSTAT) ## Compare the compile benchmark of BASE (default main) with the working tree, with benchstat.
+	hack/bench-compare.sh $(BASE) $(COUNT) $(BENCHSTAT)
+
+$(BENCHSTAT):
+	GOBIN=$(BIN)/tmp go install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
+	mv $(BIN)/tmp/benchstat $@
 
 .PHONY: envtest
 envtest: $(ENVTEST_BINARIES) ## Build the test control plane (kube-apiserver, etcd, kubectl) once.
