@@ -73,6 +73,7 @@ func (r *ServiceGraphReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if r.cacheBehind(&sg) {
 		// Events on the objects just written arrive before the status write: working from the
 		// graph as it was would redo the reconcile only to have its status write refused.
+		logf.FromContext(ctx).V(1).Info("cached graph predates the last status write; looking again shortly", "resourceVersion", sg.ResourceVersion)
 		return ctrl.Result{RequeueAfter: staleRetry}, nil
 	}
 	if !sg.DeletionTimestamp.IsZero() {

@@ -66,7 +66,8 @@ func (r *ServiceGraphReconciler) writeStatus(ctx context.Context, sg *v1alpha1.S
 // patchStatus writes sg's status and remembers the version it replaced.
 func (r *ServiceGraphReconciler) patchStatus(ctx context.Context, sg *v1alpha1.ServiceGraph, patch client.Patch) error {
 	replaced := sg.ResourceVersion
-	if err := r.Status().Patch(ctx, sg, patch); err != nil {
+	if err := r.Status().Patch(ctx, sg, patch); err != nil || sg.ResourceVersion == replaced {
+		// A patch that changed nothing leaves the version as it was: the cache is not behind it.
 		return err
 	}
 	key := client.ObjectKeyFromObject(sg)
