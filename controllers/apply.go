@@ -152,7 +152,7 @@ func overlay(base, top map[string]string) map[string]string {
 func (r *ServiceGraphReconciler) create(ctx context.Context, sg *v1alpha1.ServiceGraph, obj client.Object) error {
 	fresh := obj.DeepCopyObject().(client.Object)
 	fresh.SetOwnerReferences([]metav1.OwnerReference{ownerRef(sg)})
-	if err := r.Create(ctx, fresh, client.FieldOwner(FieldOwner)); err != nil {
+	if err := r.creator.create(ctx, fresh, FieldOwner); err != nil {
 		// AlreadyExists included: the next look reads the newcomer and decides whose it is.
 		return writeError("creating", refTo(obj), err)
 	}

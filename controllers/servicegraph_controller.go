@@ -46,6 +46,8 @@ type ServiceGraphReconciler struct {
 	// Workers bounds the concurrent applies within one phase.
 	Workers int
 
+	creator *creator
+
 	// replaced holds, per graph, the resourceVersions its last two status writes replaced (a
 	// reconcile makes up to two): a cached graph still at one of them is one the cache has not
 	// caught up on.

@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -400,6 +401,54 @@ var _ = Describe("ServiceGraph reconciler", func() {
 		Expect(k8s.Delete(ctx, foreign)).To(Succeed())
 		waitReady("shop")
 		waitConverged(seedGraph(ns))
+	})
+
+	It("reports a generated object the API server refuses as Rejected, and holds default-deny back", func() {
+		// An admission policy of the cluster refuses one generated object.
+		policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: "refuse-" + ns},
+			Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+				FailurePolicy: new(admissionregistrationv1.Fail),
+				MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+					RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+						Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+						Rule: admissionregistrationv1.Rule{APIGroups: []string{"networking.k8s.io"}, APIVersions: []string{"v1"}, Resources: []string{"networkpolicies"}},
+					},
+				}}},
+				Validations: []admissionregistrationv1.Validation{{Expression: "object.metadata.name != 'shop-svc-api'", Message: "no policy for api here"}},
+			},
+		}
+		binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "refuse-" + ns},
+			Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+				PolicyName:        policy.Name,
+				ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+				MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+					MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}}},
+			},
+		}
+		Expect(k8s.Create(ctx, policy)).To(Succeed())
+		Expect(k8s.Create(ctx, binding)).To(Succeed())
+		DeferCleanup(func() {
+			Expect(k8s.Delete(ctx, binding)).To(Succeed())
+			Expect(k8s.Delete(ctx, policy)).To(Succeed())
+		})
+		Eventually(func() error { // the policy takes a moment to be enforced
+			probe := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "shop-svc-api", Namespace: ns, Labels: map[string]string{"probe": "yes"}}}
+			if err := k8s.Create(ctx, probe); err != nil {
+				return err
+			}
+			return k8s.Delete(ctx, probe)
+		}, timeout, poll).Should(MatchError(ContainSubstring("no policy for api here")))
+
+		Expect(k8s.Create(ctx, seedGraph(ns))).To(Succeed())
+		sg := waitReason("shop", v1alpha1.ReasonRejected)
+		Expect(condition(sg, v1alpha1.ConditionReady).Message).To(And(ContainSubstring("NetworkPolicy/shop-svc-api"), ContainSubstring("no policy for api here")))
+		Expect(condition(sg, v1alpha1.ConditionStalled).Status).To(Equal(metav1.ConditionTrue))
+		have := generated(ctx, k8s, ns)
+		Expect(have).To(HaveKey(ref("NetworkPolicy", "shop-svc-web")), "the rest of the allow rules are applied")
+		Expect(have).NotTo(HaveKey(ref("NetworkPolicy", "shop-default-deny")), "default-deny without every allow rule would cut live traffic")
+		Eventually(func() []string { return eventReasons(ctx, k8s, ns, "shop") }, timeout, poll).Should(ContainElement("ApplyFailed"))
 	})
 
 	It("reports a namespace-wide PeerAuthentication owned by someone else as a conflict", func() {

@@ -69,6 +69,7 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 		Options:         cfg.Options,
 		RecheckInterval: cfg.RecheckInterval,
 		Workers:         cfg.Workers,
+		creator:         newCreator(mgr.GetConfig(), mgr.GetHTTPClient(), mgr.GetRESTMapper(), mgr.GetScheme()),
 	}
 	return r.SetupWithManager(mgr)
 }
