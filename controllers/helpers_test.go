@@ -9,7 +9,6 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -80,19 +79,7 @@ func getGraph(ctx context.Context, c client.Client, ns, name string) *v1alpha1.S
 	return sg
 }
 
-// condition returns a condition of the graph, or an empty one.
-func condition(sg *v1alpha1.ServiceGraph, t string) metav1.Condition {
-	if c := meta.FindStatusCondition(sg.Status.Conditions, t); c != nil {
-		return *c
-	}
-	return metav1.Condition{}
-}
-
-// readyAtCurrentGeneration is true once Ready=True describes the graph's current generation.
-func readyAtCurrentGeneration(sg *v1alpha1.ServiceGraph) bool {
-	c := condition(sg, v1alpha1.ConditionReady)
-	return sg.Status.ObservedGeneration == sg.Generation && c.Status == metav1.ConditionTrue && c.ObservedGeneration == sg.Generation
-}
+var condition, readyAtCurrentGeneration = testenv.Condition, testenv.ReadyAtCurrentGeneration
 
 // eventReasons lists the reasons of the events regarding a graph.
 func eventReasons(ctx context.Context, c client.Client, ns, name string) []string {

@@ -17,7 +17,6 @@ import (
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -172,19 +171,7 @@ func getGraph(ns, name string) *v1alpha1.ServiceGraph {
 	return sg
 }
 
-// condition returns a condition of the graph, or an empty one.
-func condition(sg *v1alpha1.ServiceGraph, t string) metav1.Condition {
-	if c := meta.FindStatusCondition(sg.Status.Conditions, t); c != nil {
-		return *c
-	}
-	return metav1.Condition{}
-}
-
-// readyAtCurrentGeneration is true once Ready=True describes the graph's current generation.
-func readyAtCurrentGeneration(sg *v1alpha1.ServiceGraph) bool {
-	c := condition(sg, v1alpha1.ConditionReady)
-	return sg.Status.ObservedGeneration == sg.Generation && c.Status == metav1.ConditionTrue && c.ObservedGeneration == sg.Generation
-}
+var condition, readyAtCurrentGeneration = testenv.Condition, testenv.ReadyAtCurrentGeneration
 
 // updateSpec replaces a live graph's spec, retrying on write conflicts with the operator's status
 // writes, and returns the graph as stored.
