@@ -46,6 +46,7 @@ type ServiceGraphReconciler struct {
 	// Workers bounds the concurrent applies within one phase.
 	Workers int
 
+	// creator writes the objects that do not exist yet.
 	creator *creator
 
 	// replaced holds, per graph, the resourceVersions its last two status writes replaced (a
