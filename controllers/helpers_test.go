@@ -56,7 +56,7 @@ func compiled(sg *v1alpha1.ServiceGraph) map[v1alpha1.ObjectReference]client.Obj
 	return objs
 }
 
-// specOf renders an object's spec the way the operator compares it.
+// specOf renders an object's spec in its JSON form (testenv.SpecOf).
 func specOf(obj client.Object) any {
 	spec, err := testenv.SpecOf(k8s, obj)
 	Expect(err).NotTo(HaveOccurred())

@@ -68,7 +68,8 @@ func Refs[V any](objs map[v1alpha1.ObjectReference]V) []v1alpha1.ObjectReference
 	return out
 }
 
-// SpecOf renders an object's spec the way the operator compares it.
+// SpecOf renders an object's spec in its JSON form, so tests compare a live and a compiled object
+// field by field, independently of the typed comparison the operator makes.
 func SpecOf(c client.Client, obj client.Object) (any, error) {
 	gvk, err := apiutil.GVKForObject(obj, c.Scheme())
 	if err != nil {
