@@ -42,6 +42,13 @@ func seedGraph(ns string) *v1alpha1.ServiceGraph {
 
 var ref, refs = testenv.Ref, testenv.Refs[client.Object]
 
+// seedCounts are the seed scenario's objects by kind, as status.counts lists them.
+var seedCounts = []v1alpha1.KindCount{
+	{Group: "security.istio.io", Kind: "AuthorizationPolicy", Count: 3},
+	{Group: "networking.k8s.io", Kind: "NetworkPolicy", Count: 6},
+	{Group: "security.istio.io", Kind: "PeerAuthentication", Count: 1},
+}
+
 // generated is every object in ns that carries the operator's graph label, keyed by kind/name.
 func generated(ctx context.Context, c client.Client, ns string) map[v1alpha1.ObjectReference]client.Object {
 	objs, err := testenv.Generated(ctx, c, ns)

@@ -2,29 +2,13 @@ package controllers
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
-)
-
-// Event reasons, one per category.
-const (
-	EventApplied        = "Applied"
-	EventPruned         = "Pruned"
-	EventDriftCorrected = "DriftCorrected"
-	EventInvalidSpec    = "InvalidSpec"
-	EventConflict       = "Conflict"
-	EventApplyFailed    = "ApplyFailed"
-	EventUnmeshed       = "UnmeshedWorkloads"
-	EventEnforcement    = "EnforcementChanged"
+	"github.com/servicegraph/servicegraph-operator/internal/outcome"
 )
 
 var (
@@ -34,8 +18,8 @@ var (
 	}, []string{"namespace", "name"})
 	objectsGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "servicegraph_generated_objects",
-		Help: "Objects generated for each ServiceGraph, by kind.",
-	}, []string{"namespace", "name", "kind"})
+		Help: "Objects generated for each ServiceGraph, by group and kind.",
+	}, []string{"namespace", "name", "group", "kind"})
 	conflictsGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "servicegraph_conflicts",
 		Help: "Conflicts blocking each ServiceGraph: another active graph or foreign objects under generated names.",
@@ -54,72 +38,38 @@ func init() {
 	metrics.Registry.MustRegister(edgesGauge, objectsGauge, conflictsGauge, driftCorrections, compileErrors)
 }
 
-// record emits the events, logs and metrics of one reconcile. Events fire on changes only, never
-// on a quiet reconcile; a problem already reported for this generation is not reported again.
-func (r *ServiceGraphReconciler) record(ctx context.Context, sg *v1alpha1.ServiceGraph, out outcome) {
+// record emits the events, logs and metrics of one reconcile, all derived from the findings and
+// their classification.
+func (r *ServiceGraphReconciler) record(ctx context.Context, sg *v1alpha1.ServiceGraph, f outcome.Findings, c outcome.Class) {
 	log := logf.FromContext(ctx) // carries the graph's namespace and name
-	reported := func(reason string) bool {
-		ready := meta.FindStatusCondition(sg.Status.Conditions, v1alpha1.ConditionReady)
-		return sg.Status.ObservedGeneration == sg.Generation && ready != nil && ready.Reason == reason
-	}
-	emit := func(eventType string) func(reason, action, note string) {
-		return func(reason, action, note string) {
-			log.Info(note, "reason", reason)
-			r.Recorder.Eventf(sg, nil, eventType, reason, action, "%s", shorten(note, maxEventNote))
-		}
-	}
-	warn, normal := emit(corev1.EventTypeWarning), emit(corev1.EventTypeNormal)
-	conflicts := len(out.conflicts)
-	switch {
-	case out.activeGraph != "":
-		conflicts = 1
-		if !reported(v1alpha1.ReasonConflict) {
-			warn(EventConflict, "Compile", fmt.Sprintf("ServiceGraph %q is already active in this namespace; this graph generates nothing", out.activeGraph))
-		}
-	case out.compileErr != nil:
-		if !reported(v1alpha1.ReasonInvalidSpec) {
+	for _, ev := range outcome.Events(sg, f, c) {
+		log.Info(ev.Note, "reason", ev.Reason)
+		r.Recorder.Eventf(sg, nil, ev.Type, ev.Reason, ev.Action, "%s", outcome.Shorten(ev.Note, maxEventNote))
+		switch ev.Reason {
+		case outcome.EventInvalidSpec:
 			compileErrors.Inc()
-			warn(EventInvalidSpec, "Compile", "Invalid spec, last good policies kept: "+out.compileErr.Error())
-		}
-	case len(out.conflicts) > 0 && !reported(v1alpha1.ReasonConflict):
-		warn(EventConflict, "Apply", "Left alone: "+strings.Join(out.conflicts, "; "))
-	}
-	if out.err != nil && !(errors.As(out.err, new(rejectedError)) && reported(v1alpha1.ReasonRejected)) {
-		warn(EventApplyFailed, "Apply", out.err.Error())
-	}
-	if mtls := meta.FindStatusCondition(sg.Status.Conditions, v1alpha1.ConditionMTLSReady); out.desired != nil && len(out.unmeshed) > 0 &&
-		(mtls == nil || mtls.Reason != v1alpha1.ReasonUnmeshedWorkloads) {
-		warn(EventUnmeshed, "Preflight", unmeshedMessage(out.unmeshed, sg.Spec.MTLSPreflight != v1alpha1.MTLSPreflightWarn, out.desired.MTLSMode))
-	}
-	if out.desired != nil && out.err == nil && sg.Status.Enforcement != "" && sg.Status.Enforcement != out.desired.Enforcement {
-		normal(EventEnforcement, "Apply", enforcementNote[out.desired.Enforcement])
-	}
-	if len(out.applied) > 0 {
-		if out.drift {
-			for _, ref := range out.applied {
+		case outcome.EventDriftCorrected:
+			for _, ref := range f.Changes.Written() {
 				driftCorrections.WithLabelValues(ref.Kind).Inc()
 			}
-			normal(EventDriftCorrected, "Apply", "Restored "+joinRefs(out.applied))
-		} else {
-			normal(EventApplied, "Apply", "Applied "+joinRefs(out.applied))
 		}
 	}
-	if len(out.pruned) > 0 {
-		normal(EventPruned, "Delete", "Deleted "+joinRefs(out.pruned))
+	conflicts := len(f.Changes.Conflicts)
+	if f.ActiveGraph != "" {
+		conflicts = 1
 	}
 	conflictsGauge.WithLabelValues(sg.Namespace, sg.Name).Set(float64(conflicts))
-	if out.desired != nil {
-		edgesGauge.WithLabelValues(sg.Namespace, sg.Name).Set(float64(out.desired.Edges))
-		counts := countKinds(out.desired)
-		objectsGauge.WithLabelValues(sg.Namespace, sg.Name, "NetworkPolicy").Set(float64(counts.NetworkPolicies))
-		objectsGauge.WithLabelValues(sg.Namespace, sg.Name, "PeerAuthentication").Set(float64(counts.PeerAuthentications))
-		objectsGauge.WithLabelValues(sg.Namespace, sg.Name, "AuthorizationPolicy").Set(float64(counts.AuthorizationPolicies))
+	if f.Desired == nil {
+		return
 	}
-}
-
-var enforcementNote = map[v1alpha1.Enforcement]string{
-	v1alpha1.EnforcementEnforce: "Switched to Enforce: allow rules applied first, then STRICT mutual TLS, then default-deny",
-	v1alpha1.EnforcementAudit:   "Switched to Audit: default-deny removed first, then mutual TLS relaxed to PERMISSIVE, then AuthorizationPolicies set to dry-run",
+	edgesGauge.WithLabelValues(sg.Namespace, sg.Name).Set(float64(f.Desired.Edges))
+	counts := map[[2]string]int32{}
+	for _, kc := range f.Desired.Counts() {
+		counts[[2]string{kc.Group, kc.Kind}] = kc.Count
+	}
+	for _, o := range f.Outputs {
+		objectsGauge.WithLabelValues(sg.Namespace, sg.Name, o.GVK.Group, o.GVK.Kind).Set(float64(counts[[2]string{o.GVK.Group, o.GVK.Kind}]))
+	}
 }
 
 // forget drops the metrics of a deleted graph.
@@ -132,11 +82,3 @@ func forget(namespace, name string) {
 
 // maxEventNote is the longest note events.k8s.io accepts; a longer one loses the whole event.
 const maxEventNote = 1024
-
-func joinRefs(refs []v1alpha1.ObjectReference) string {
-	names := make([]string, len(refs))
-	for i, ref := range refs {
-		names[i] = ref.Kind + "/" + ref.Name
-	}
-	return strings.Join(names, ", ")
-}

@@ -85,7 +85,7 @@ var _ = Describe("Rollout", func() {
 		enforce := seedGraph(ns)
 		var want []v1alpha1.PlannedObject
 		for _, r := range refs(compiled(enforce)) {
-			want = append(want, v1alpha1.PlannedObject{Kind: r.Kind, Name: r.Name, Exists: r.Kind != "NetworkPolicy"})
+			want = append(want, v1alpha1.PlannedObject{Group: r.Group, Kind: r.Kind, Name: r.Name, Exists: r.Kind != "NetworkPolicy"})
 		}
 		Expect(live.Status.Plan).To(ConsistOf(want))
 	})

@@ -126,7 +126,7 @@ var _ = Describe("ServiceGraph reconciler", func() {
 		Expect(live.Status.Services).To(BeEquivalentTo(3))
 		Expect(live.Status.Edges).To(BeEquivalentTo(2))
 		Expect(live.Status.MTLS).To(Equal(v1alpha1.MTLSStrict))
-		Expect(live.Status.ObjectCounts).To(Equal(v1alpha1.ObjectCounts{NetworkPolicies: 6, PeerAuthentications: 1, AuthorizationPolicies: 3}))
+		Expect(live.Status.Counts).To(Equal(seedCounts))
 		Expect(live.Status.GeneratedObjects).To(ConsistOf(refs(have)))
 		for _, t := range []string{v1alpha1.ConditionReady, v1alpha1.ConditionNetworkPoliciesReady, v1alpha1.ConditionMTLSReady, v1alpha1.ConditionAuthorizationReady} {
 			c := condition(live, t)

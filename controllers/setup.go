@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"time"
 
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
@@ -10,11 +11,19 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/controllers/ssa"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 )
 
@@ -30,7 +39,7 @@ func NewScheme() *runtime.Scheme {
 // CacheOptions make the manager's cache hold only the operator's own objects (and the
 // ServiceGraphs), so memory stays flat in a cluster full of foreign policies. The label filter is
 // the default rather than per kind because per-kind options need the kind to be served when the
-// manager starts, and Istio's may be installed later.
+// manager starts, and an output's API (Istio's) may be installed later.
 func CacheOptions() cache.Options {
 	return cache.Options{
 		DefaultLabelSelector: labels.SelectorFromSet(labels.Set{compiler.LabelManagedBy: compiler.ManagedByValue}),
@@ -41,6 +50,13 @@ func CacheOptions() cache.Options {
 		},
 		DefaultTransform: cache.TransformStripManagedFields(),
 	}
+}
+
+// ClientOptions make every cached read wait until the cache has seen the operator's own earlier
+// writes (controller-runtime's read-your-writes consistency): a reconcile never works from a
+// graph its own status write replaced.
+func ClientOptions() client.Options {
+	return client.Options{Cache: &client.CacheOptions{EnableReadYourWritesConsistency: ptr.To(true)}}
 }
 
 // Config is what the reconciler takes from the command line.
@@ -61,15 +77,63 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Options.Outputs == nil {
+		cfg.Options.Outputs = compiler.Builtin()
+	}
 	r := &ServiceGraphReconciler{
 		Client:          mgr.GetClient(),
 		APIReader:       mgr.GetAPIReader(),
 		Recorder:        mgr.GetEventRecorder(FieldOwner),
-		Istio:           NewIstioDetector(dc, mgr.GetCache(), mgr.GetClient()),
+		APIs:            NewAPIDetector(dc, mgr.GetCache(), mgr.GetClient(), cfg.Options.Outputs),
 		Options:         cfg.Options,
+		Writer:          ssa.New(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetConfig(), mgr.GetHTTPClient(), FieldOwner, cfg.Workers),
 		RecheckInterval: cfg.RecheckInterval,
-		Workers:         cfg.Workers,
-		creator:         newCreator(mgr.GetConfig(), mgr.GetHTTPClient(), mgr.GetRESTMapper(), mgr.GetScheme()),
 	}
 	return r.SetupWithManager(mgr)
+}
+
+// SetupWithManager watches ServiceGraphs and pods; the generated objects of each output are
+// watched once its API is served (see APIDetector).
+func (r *ServiceGraphReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	c, err := ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.ServiceGraph{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WatchesMetadata(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.graphsOfPod)).
+		// Creating or deleting a graph can change which graph of the namespace is active.
+		Watches(&v1alpha1.ServiceGraph{}, handler.EnqueueRequestsFromMapFunc(r.siblings),
+			builder.WithPredicates(predicate.Funcs{
+				UpdateFunc: func(event.UpdateEvent) bool { return false },
+			})).
+		Named("servicegraph").
+		Build(r)
+	if err != nil {
+		return err
+	}
+	r.APIs.attach(c)
+	return nil
+}
+
+// skipCreates drops the create events of generated objects: the operator created them in the
+// reconcile that is about to report them (or, at start-up, the graphs are enqueued anyway), and a
+// second look would re-read the whole graph for nothing.
+var skipCreates = predicate.Funcs{CreateFunc: func(event.CreateEvent) bool { return false }}
+
+// siblings enqueues the other ServiceGraphs of a namespace.
+func (r *ServiceGraphReconciler) siblings(ctx context.Context, obj client.Object) []reconcile.Request {
+	return r.graphsIn(ctx, obj.GetNamespace(), obj.GetName())
+}
+
+// graphsIn enqueues the ServiceGraphs of a namespace but the one named except.
+func (r *ServiceGraphReconciler) graphsIn(ctx context.Context, namespace, except string) []reconcile.Request {
+	var list v1alpha1.ServiceGraphList
+	if err := r.List(ctx, &list, client.InNamespace(namespace)); err != nil {
+		logf.FromContext(ctx).Error(err, "listing ServiceGraphs", "namespace", namespace)
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, sg := range list.Items {
+		if sg.Name != except {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&sg)})
+		}
+	}
+	return reqs
 }

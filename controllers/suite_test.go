@@ -62,14 +62,18 @@ func restartManager() {
 	stopMgr, mgrDone = startManager(cfg, writes)
 }
 
-// startManager runs the operator in-process on cfg, with every request it makes recorded.
-func startManager(cfg *rest.Config, log *testenv.RequestLog) (context.CancelFunc, chan struct{}) {
+// startManager runs the operator in-process on cfg, with every request it makes recorded, its
+// configuration changed by the options given.
+func startManager(cfg *rest.Config, log *testenv.RequestLog, options ...func(*controllers.Config)) (context.CancelFunc, chan struct{}) {
 	mgrCfg := rest.CopyConfig(cfg)
 	mgrCfg.Wrap(log.Wrap)
 	mgr, err := ctrl.NewManager(mgrCfg, testenv.ManagerOptions())
 	Expect(err).NotTo(HaveOccurred())
 	conf := controllers.DefaultConfig()
 	conf.RecheckInterval = time.Second
+	for _, o := range options {
+		o(&conf)
+	}
 	Expect(controllers.Setup(mgr, conf)).To(Succeed())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 
@@ -10,12 +9,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
-	"github.com/servicegraph/servicegraph-operator/internal/graph"
+	"github.com/servicegraph/servicegraph-operator/internal/compiler"
+	"github.com/servicegraph/servicegraph-operator/internal/outcome"
 )
 
 const (
@@ -24,9 +23,31 @@ const (
 	// annotationAmbient is set by Istio's CNI on pods enrolled in ambient mode.
 	annotationAmbient = "ambient.istio.io/redirection"
 	sidecarContainer  = "istio-proxy"
-	// namedPodsLimit bounds the pods a message names.
-	namedPodsLimit = 10
 )
+
+// facts gathers what the compiler needs to know about the cluster, and the namespace's pods.
+// The mesh facts cost reads, so they are gathered only when STRICT mutual TLS is asked for and
+// Istio is served.
+func (r *ServiceGraphReconciler) facts(ctx context.Context, sg *v1alpha1.ServiceGraph) (compiler.Facts, []metav1.PartialObjectMetadata, error) {
+	var facts compiler.Facts
+	var err error
+	if facts.Missing, err = r.APIs.Missing(); err != nil {
+		return facts, nil, err
+	}
+	pods, err := r.podsOf(ctx, sg.Namespace)
+	if err != nil || !compiler.WantsStrict(&sg.Spec) || !layerOn(facts.Missing, r.outputs().KindsOf(compiler.LayerIstio)) {
+		return facts, pods, err
+	}
+	if facts.Unmeshed, err = r.unmeshed(ctx, pods); err != nil || len(facts.Unmeshed) == 0 {
+		return facts, pods, err
+	}
+	facts.MTLSInForce, err = r.mtlsInForce(ctx, sg)
+	return facts, pods, err
+}
+
+func layerOn[T comparable](missing, kinds []T) bool {
+	return !slices.ContainsFunc(kinds, func(k T) bool { return slices.Contains(missing, k) })
+}
 
 // podsOf lists the metadata of the pods of a namespace (the cache holds pod metadata only).
 func (r *ServiceGraphReconciler) podsOf(ctx context.Context, namespace string) ([]metav1.PartialObjectMetadata, error) {
@@ -57,7 +78,7 @@ func (r *ServiceGraphReconciler) unmeshed(ctx context.Context, pods []metav1.Par
 			return nil, err
 		}
 		if !hasSidecar(&pod) {
-			out = append(out, describePod(&p))
+			out = append(out, outcome.DescribePod(&p))
 		}
 	}
 	return out, nil
@@ -72,98 +93,14 @@ func hasSidecar(pod *corev1.Pod) bool {
 	return false
 }
 
-// describePod names a pod and, when it has one, its controller ("web-1 (ReplicaSet/web-5d9f)").
-func describePod(p *metav1.PartialObjectMetadata) string {
-	if owner := metav1.GetControllerOfNoCopy(p); owner != nil {
-		return fmt.Sprintf("%s (%s/%s)", p.Name, owner.Kind, owner.Name)
-	}
-	return p.Name
-}
-
-// effectiveMTLS returns the graph as it may be applied now: when STRICT mutual TLS is asked for
-// but pods are not in the mesh, Block keeps the mode in force (PERMISSIVE for a new graph).
-func (r *ServiceGraphReconciler) effectiveMTLS(ctx context.Context, sg *v1alpha1.ServiceGraph, unmeshed []string) (*v1alpha1.ServiceGraph, error) {
-	if len(unmeshed) == 0 || sg.Spec.MTLSPreflight == v1alpha1.MTLSPreflightWarn {
-		return sg, nil
-	}
-	mode := v1alpha1.MTLSPermissive
+// mtlsInForce reads the mode of the graph's own PeerAuthentication, "" when it has none.
+func (r *ServiceGraphReconciler) mtlsInForce(ctx context.Context, sg *v1alpha1.ServiceGraph) (v1alpha1.MTLSMode, error) {
 	var pa securityv1.PeerAuthentication
 	err := r.Get(ctx, client.ObjectKey{Namespace: sg.Namespace, Name: sg.Name}, &pa)
-	if err == nil && metav1.IsControlledBy(&pa, sg) && pa.Spec.GetMtls() != nil {
-		mode = v1alpha1.MTLSMode(pa.Spec.GetMtls().GetMode().String())
-	} else if client.IgnoreNotFound(err) != nil {
-		return nil, err
+	if err != nil || !metav1.IsControlledBy(&pa, sg) || pa.Spec.GetMtls() == nil {
+		return "", client.IgnoreNotFound(err)
 	}
-	held := sg.DeepCopy()
-	held.Spec.MTLS = mode
-	return held, nil
-}
-
-// wantsStrictEnforced tells whether the spec asks for STRICT mutual TLS to be enforced.
-func wantsStrictEnforced(sg *v1alpha1.ServiceGraph) bool {
-	return sg.Spec.Enforcement != v1alpha1.EnforcementAudit && sg.Spec.MTLS != v1alpha1.MTLSPermissive
-}
-
-// coverage relates the namespace's pods to the graph's local services.
-func coverage(g *graph.Graph, pods []metav1.PartialObjectMetadata) *v1alpha1.Coverage {
-	cov := &v1alpha1.Coverage{}
-	covered := make([]bool, len(pods))
-	for _, svc := range g.Services {
-		if !g.Local(&svc) {
-			continue
-		}
-		sel := labels.SelectorFromSet(svc.Labels)
-		sc := v1alpha1.ServiceCoverage{Name: svc.Name}
-		for i, p := range pods {
-			if sel.Matches(labels.Set(p.Labels)) {
-				sc.Pods++
-				covered[i] = true
-			}
-		}
-		cov.Services = append(cov.Services, sc)
-	}
-	for i := range pods {
-		if covered[i] {
-			cov.CoveredPods++
-			continue
-		}
-		cov.UncoveredPods++
-		if len(cov.Uncovered) < namedPodsLimit {
-			cov.Uncovered = append(cov.Uncovered, describePod(&pods[i]))
-		}
-	}
-	return cov
-}
-
-// coverageCondition summarises the coverage: gaps are worth a look but do not make a graph unready.
-func coverageCondition(cov *v1alpha1.Coverage) (metav1.ConditionStatus, string, string) {
-	var empty []string
-	for _, s := range cov.Services {
-		if s.Pods == 0 {
-			empty = append(empty, s.Name)
-		}
-	}
-	var gaps []string
-	if len(empty) > 0 {
-		gaps = append(gaps, "services whose selector matches no pod (they protect nothing; check the selector): "+strings.Join(empty, ", "))
-	}
-	if cov.UncoveredPods > 0 {
-		gaps = append(gaps, fmt.Sprintf("%d pods in no service (default-deny cuts them off): %s%s",
-			cov.UncoveredPods, strings.Join(cov.Uncovered, ", "), more(int(cov.UncoveredPods), len(cov.Uncovered))))
-	}
-	if len(gaps) == 0 {
-		return metav1.ConditionTrue, v1alpha1.ReasonCovered,
-			fmt.Sprintf("Every service matches pods and all %d pods belong to a service", cov.CoveredPods)
-	}
-	return metav1.ConditionFalse, v1alpha1.ReasonCoverageGaps, strings.Join(gaps, "; ")
-}
-
-// more says how many items a truncated list left out.
-func more(total, shown int) string {
-	if total <= shown {
-		return ""
-	}
-	return fmt.Sprintf(" and %d more", total-shown)
+	return v1alpha1.MTLSMode(pa.Spec.GetMtls().GetMode().String()), nil
 }
 
 // graphsOfPod enqueues the ServiceGraphs of a pod's namespace: a pod coming, going or getting a

@@ -214,7 +214,11 @@ type ConnectionPort struct {
 
 // ObjectReference names a generated object.
 type ObjectReference struct {
-	// kind of the object: NetworkPolicy, PeerAuthentication or AuthorizationPolicy.
+	// group of the object's API ("networking.k8s.io", "security.istio.io"; empty for the core group).
+	// Two kinds of the same name in different groups (Kubernetes' and a CNI's NetworkPolicy) stay apart.
+	// +optional
+	Group string `json:"group"`
+	// kind of the object: NetworkPolicy, PeerAuthentication, AuthorizationPolicy, ...
 	// +required
 	Kind string `json:"kind"`
 	// name of the object, in the graph's namespace.
@@ -222,21 +226,24 @@ type ObjectReference struct {
 	Name string `json:"name"`
 }
 
-// ObjectCounts counts the generated objects by kind.
-type ObjectCounts struct {
-	// networkPolicies generated.
+// KindCount counts the generated objects of one kind.
+type KindCount struct {
+	// group of the kind's API (empty for the core group).
 	// +optional
-	NetworkPolicies int32 `json:"networkPolicies"`
-	// peerAuthentications generated.
+	Group string `json:"group"`
+	// kind of the objects.
+	// +required
+	Kind string `json:"kind"`
+	// count of objects of the kind the graph generates.
 	// +optional
-	PeerAuthentications int32 `json:"peerAuthentications"`
-	// authorizationPolicies generated.
-	// +optional
-	AuthorizationPolicies int32 `json:"authorizationPolicies"`
+	Count int32 `json:"count"`
 }
 
 // PlannedObject is an object that Enforce mode applies, and whether it exists now.
 type PlannedObject struct {
+	// group of the object's API (empty for the core group).
+	// +optional
+	Group string `json:"group"`
 	// kind of the object.
 	// +required
 	Kind string `json:"kind"`
@@ -304,9 +311,12 @@ type ServiceGraphStatus struct {
 	// +optional
 	MTLS MTLSMode `json:"mtls,omitempty"`
 
-	// objectCounts counts the generated objects by kind.
+	// counts lists, per generated kind, how many objects the graph generates (sorted by group and
+	// kind; kinds whose API is not served are left out).
 	// +optional
-	ObjectCounts ObjectCounts `json:"objectCounts,omitzero"`
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	Counts []KindCount `json:"counts,omitempty"`
 
 	// generatedObjects lists the objects the operator applied for the last good spec.
 	// +optional
@@ -366,8 +376,4 @@ type ServiceGraphList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []ServiceGraph `json:"items"`
-}
-
-func init() {
-	SchemeBuilder.Register(&ServiceGraph{}, &ServiceGraphList{})
 }

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"strings"
 
-	"sigs.k8s.io/controller-runtime/pkg/client"
+	"github.com/servicegraph/servicegraph-operator/internal/object"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
@@ -22,7 +22,8 @@ func runCompile(e *env, args []string) int {
 			"by namespace and name. Invalid input prints every error and exits 1, printing nothing else.\n"+
 			"The operator adds an ownerReference to each object; the output has none.")
 	opts := compiler.DefaultOptions()
-	fs.BoolVar(&opts.Istio, "istio", opts.Istio, "generate the Istio PeerAuthentication and AuthorizationPolicies and allow egress to istiod")
+	istio := true
+	fs.BoolVar(&istio, "istio", istio, "generate the Istio PeerAuthentication and AuthorizationPolicies and allow egress to istiod")
 	fs.StringVar(&opts.TrustDomain, "trust-domain", opts.TrustDomain, "the mesh's trust domain, used in AuthorizationPolicy principals")
 	var output string
 	fs.StringVar(&output, "o", "yaml", "output format: yaml (a multi-document stream) or json (a v1 List)")
@@ -30,12 +31,16 @@ func runCompile(e *env, args []string) int {
 	if code, ok := parseFlags(e, fs, args, files); !ok {
 		return code
 	}
-	printer := map[string]func([]client.Object) ([]byte, error){"yaml": render.YAML, "json": render.JSON}[output]
+	printer := map[string]func([]object.Object) ([]byte, error){"yaml": render.YAML, "json": render.JSON}[output]
 	if printer == nil {
 		return usageError(e, fs, "-o must be yaml or json, not %q", output)
 	}
 
-	objs, errs := compileFiles(*files, e.stdin, opts)
+	var facts compiler.Facts
+	if !istio {
+		facts.Missing = compiler.Builtin().KindsOf(compiler.LayerIstio)
+	}
+	objs, errs := compileFiles(*files, e.stdin, opts, facts)
 	if len(errs) > 0 {
 		printErrors(e, errs)
 		return ExitInvalid
@@ -51,10 +56,10 @@ func runCompile(e *env, args []string) int {
 // compileFiles compiles every graph of the inputs and returns their objects, graphs sorted by
 // namespace and name, each graph's objects in apply order; or every error, each naming the file,
 // the graph and the edge.
-func compileFiles(files []string, stdin io.Reader, opts compiler.Options) ([]client.Object, []error) {
-	var objs []client.Object
+func compileFiles(files []string, stdin io.Reader, opts compiler.Options, facts compiler.Facts) ([]object.Object, []error) {
+	var objs []object.Object
 	errs := eachGraph(files, stdin, func(sg *v1alpha1.ServiceGraph) error {
-		res, err := compiler.Compile(sg, opts)
+		res, err := compiler.Compile(sg, opts, facts)
 		if err == nil {
 			objs = append(objs, res.Objects()...)
 		}

@@ -13,10 +13,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/servicegraph/servicegraph-operator/internal/object"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
@@ -31,7 +31,7 @@ type document struct {
 	// line is where the object's YAML document starts (its first line that is not blank or a
 	// comment), for findings to point at.
 	line int
-	obj  client.Object
+	obj  object.Object
 }
 
 func (d document) String() string {
@@ -46,13 +46,13 @@ func (d document) graph() *v1alpha1.ServiceGraph {
 
 // kinds maps the apiVersion and kind of the documents a command reads to a new object to decode
 // them into; documents of other kinds are skipped.
-type kinds map[metav1.TypeMeta]func() client.Object
+type kinds map[metav1.TypeMeta]func() object.Object
 
-func newServiceGraph() client.Object { return &v1alpha1.ServiceGraph{} }
+func newServiceGraph() object.Object { return &v1alpha1.ServiceGraph{} }
 
-func newAuthorizationPolicy() client.Object { return &securityv1.AuthorizationPolicy{} }
+func newAuthorizationPolicy() object.Object { return &securityv1.AuthorizationPolicy{} }
 
-func newPeerAuthentication() client.Object { return &securityv1.PeerAuthentication{} }
+func newPeerAuthentication() object.Object { return &securityv1.PeerAuthentication{} }
 
 // graphKinds are what compile and graph read.
 var graphKinds = kinds{
@@ -63,7 +63,7 @@ var graphKinds = kinds{
 // and v1 share one spec, so both decode into the v1 types.
 var lintKinds = kinds{
 	{APIVersion: v1alpha1.GroupVersion.String(), Kind: "ServiceGraph"}:     newServiceGraph,
-	{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"}:            func() client.Object { return &networkingv1.NetworkPolicy{} },
+	{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"}:            func() object.Object { return &networkingv1.NetworkPolicy{} },
 	{APIVersion: "security.istio.io/v1", Kind: "AuthorizationPolicy"}:      newAuthorizationPolicy,
 	{APIVersion: "security.istio.io/v1beta1", Kind: "AuthorizationPolicy"}: newAuthorizationPolicy,
 	{APIVersion: "security.istio.io/v1", Kind: "PeerAuthentication"}:       newPeerAuthentication,
@@ -166,7 +166,7 @@ func decode(file string, data []byte, want kinds) ([]document, []error) {
 	return docs, errs
 }
 
-func decodeObject(raw []byte, want kinds) ([]client.Object, []error) {
+func decodeObject(raw []byte, want kinds) ([]object.Object, []error) {
 	var meta struct {
 		metav1.TypeMeta `json:",inline"`
 		Metadata        struct{ Name, Namespace string } `json:"metadata"`
@@ -193,12 +193,12 @@ func decodeObject(raw []byte, want kinds) ([]client.Object, []error) {
 		if obj.GetNamespace() == "" {
 			obj.SetNamespace(metav1.NamespaceDefault)
 		}
-		return []client.Object{obj}, nil
+		return []object.Object{obj}, nil
 	}
 	if meta.APIVersion != "v1" || meta.Kind != "List" {
 		return nil, nil
 	}
-	var objs []client.Object
+	var objs []object.Object
 	var errs []error
 	for i, item := range meta.Items {
 		o, e := decodeObject(item, want)

@@ -15,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/cli-runtime/pkg/resource"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/internal/render"
@@ -182,8 +181,8 @@ func (w *world) write(sg *v1alpha1.ServiceGraph, e worldEdge, rng *rand.Rand) {
 }
 
 // objects are the pods and namespaces of the world, with kube-dns and istiod.
-func (w *world) objects() []client.Object {
-	objs := []client.Object{
+func (w *world) objects() []Object {
+	objs := []Object{
 		namespace("kube-system"), namespace("istio-system"),
 		pod("kube-system", "kube-dns", map[string]string{"k8s-app": "kube-dns"}, 0),
 		pod("istio-system", "istiod", map[string]string{"app": "istiod"}, 1),
@@ -222,11 +221,13 @@ func pod(ns, name string, labels map[string]string, i int) *corev1.Pod {
 // graph's namespace (kube-system and istio-system have no policy, so they reach everything).
 func (w *world) analyze(t *testing.T, graphs []*v1alpha1.ServiceGraph) connections {
 	t.Helper()
-	opts := DefaultOptions()
-	opts.Istio = w.istio
+	facts := istioOff()
+	if w.istio {
+		facts = Facts{}
+	}
 	objs := w.objects()
 	for _, sg := range graphs {
-		for _, o := range mustCompile(t, sg, opts).Objects() {
+		for _, o := range mustCompile(t, sg, DefaultOptions(), facts).Objects() {
 			if _, ok := o.(*networkingv1.NetworkPolicy); ok {
 				objs = append(objs, o)
 			}

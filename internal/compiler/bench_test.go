@@ -33,7 +33,7 @@ func BenchmarkCompile(b *testing.B) {
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := Compile(sg, DefaultOptions()); err != nil {
+				if _, err := Compile(sg, DefaultOptions(), Facts{}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -15,94 +15,104 @@ import (
 	"strings"
 
 	securityv1beta1 "istio.io/api/security/v1beta1"
-	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/internal/graph"
 )
 
-// Compile validates the graph as a whole and returns the objects that enforce it, or a
-// graph.ErrorList naming every offending edge. Objects carry no ownerReferences: the reconciler
-// adds them. They share no memory with the input, but objects of one Result share the parts that
-// many rules repeat (a service's label selector, an edge's ports, a caller's principal): DeepCopy
-// an object before changing its spec.
-func Compile(sg *v1alpha1.ServiceGraph, opts Options) (*Result, error) {
-	if err := opts.validate(); err != nil {
+// Compile validates the graph as a whole and returns the objects that enforce it and the plan to
+// apply them, given the facts observed in the cluster; or a graph.ErrorList naming every offending
+// edge. Objects carry no ownerReferences: the reconciler adds them. They share no memory with the
+// input, but objects of one Result share the parts that many rules repeat (a service's label
+// selector, an edge's ports, a caller's principal): DeepCopy an object before changing its spec.
+func Compile(sg *v1alpha1.ServiceGraph, opts Options, facts Facts) (*Result, error) {
+	reg := opts.outputs()
+	off := reg.layersOff(facts.Missing)
+	if err := opts.validate(!slices.Contains(off, LayerIstio)); err != nil {
 		return nil, err
 	}
 	g, err := graph.Build(sg)
 	if err != nil {
 		return nil, err
 	}
-	audit := sg.Spec.Enforcement == v1alpha1.EnforcementAudit
-	if audit {
-		g.MTLS = v1alpha1.MTLSPermissive
-	}
-	c := compilation{
-		g:          g,
-		opts:       opts,
-		services:   make(map[string]*servicePolicy, len(g.Services)),
-		peers:      make(map[string][]networkingv1.NetworkPolicyPeer, len(g.Services)),
-		sources:    make(map[string][]*securityv1beta1.Rule_From, len(g.Services)),
-		protocols:  make(map[corev1.Protocol]*corev1.Protocol, 3),
-		portValues: make(map[intstr.IntOrString]*intstr.IntOrString),
-	}
-	c.collect()
-	res := &Result{
-		Allow:    c.allow(),
-		Deny:     c.deny(),
-		Services: len(g.Services),
-		Edges:    len(g.Edges),
-		MTLSMode: g.MTLS,
-		Graph:    g,
-	}
-	if opts.Istio {
-		res.MTLS = []client.Object{c.peerAuthentication()}
-	}
-	res.Enforcement = v1alpha1.EnforcementEnforce
-	if audit {
+	declared := g.MTLS
+	mtls := decideMTLS(&sg.Spec, declared, !slices.Contains(off, LayerIstio), facts)
+	g.MTLS = mtls.mode
+	res := newCompilation(g, opts, reg, off).result()
+	res.MTLSHeldBack, res.Unmeshed = mtls.heldBack, mtls.unmeshed
+	if sg.Spec.Enforcement == v1alpha1.EnforcementAudit {
+		enforce := *g
+		enforce.MTLS = declared
+		res.Enforce = newCompilation(&enforce, opts, reg, off).result()
 		res.audit()
 	}
-	if err := checkLimits(res.Objects()); err != nil {
+	if err := checkLimits(reg, res.Objects()); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
-// audit turns an enforcing result into its audit form: the AuthorizationPolicies in Istio's
-// dry-run mode and no NetworkPolicy (any NetworkPolicy selecting a pod isolates it, so none can
-// merely observe). The PeerAuthentication was compiled PERMISSIVE already.
-func (r *Result) audit() {
-	r.Enforcement = v1alpha1.EnforcementAudit
-	r.Allow = dryRun(r.Allow)
-	r.Deny = dryRun(r.Deny)
-}
-
-// dryRun keeps the AuthorizationPolicies of a phase, marked dry-run.
-func dryRun(objs []client.Object) []client.Object {
-	var out []client.Object
-	for _, obj := range objs {
-		if ap, ok := obj.(*securityv1.AuthorizationPolicy); ok {
-			ap.Annotations = map[string]string{AnnotationDryRun: "true"}
-			out = append(out, ap)
+// result emits every output whose layer is on, phase by phase, kind by kind, each kind's objects
+// sorted by name (names are unique within a kind only).
+func (c *Compilation) result() *Result {
+	c.collect()
+	res := &Result{
+		Services:    len(c.g.Services),
+		Edges:       len(c.g.Edges),
+		MTLSMode:    c.g.MTLS,
+		Enforcement: v1alpha1.EnforcementEnforce,
+		Graph:       c.g,
+		Outputs:     c.reg,
+		Off:         c.off,
+	}
+	phases := []*[]Object{PhaseAllow: &res.Allow, PhaseMTLS: &res.MTLS, PhaseDeny: &res.Deny}
+	for _, o := range c.reg {
+		if slices.Contains(c.off, o.Layer) {
+			continue
+		}
+		var emitted [3][]Object
+		for _, e := range o.Emit(c) {
+			emitted[e.Phase] = append(emitted[e.Phase], e.Object)
+		}
+		for phase, objs := range emitted {
+			*phases[phase] = append(*phases[phase], sortByName(objs)...)
 		}
 	}
-	return out
+	return res
 }
 
-func (o *Options) validate() error {
+// audit turns an enforcing result into its audit form, each output's objects as its Audit says
+// (the AuthorizationPolicies in Istio's dry-run mode, no NetworkPolicy: any NetworkPolicy selecting
+// a pod isolates it, so none can merely observe). The PeerAuthentication was compiled PERMISSIVE.
+func (r *Result) audit() {
+	r.Enforcement = v1alpha1.EnforcementAudit
+	for _, phase := range []*[]Object{&r.Allow, &r.MTLS, &r.Deny} {
+		var kept []Object
+		for _, obj := range *phase {
+			if o := r.Outputs.Of(obj); o.Audit != nil {
+				obj = o.Audit(obj)
+			}
+			if obj != nil {
+				kept = append(kept, obj)
+			}
+		}
+		*phase = kept
+	}
+}
+
+func (o *Options) validate(istio bool) error {
 	var problems []string
 	if o.DNS.Namespace == "" {
 		problems = append(problems, "DNS.Namespace must be set")
 	}
-	if o.Istio && o.TrustDomain == "" {
+	if istio && o.TrustDomain == "" {
 		problems = append(problems, "TrustDomain must be set when Istio is on")
 	}
-	if o.Istio && o.Istiod.Namespace == "" {
+	if istio && o.Istiod.Namespace == "" {
 		problems = append(problems, "Istiod.Namespace must be set when Istio is on")
 	}
 	if len(problems) > 0 {
@@ -111,10 +121,13 @@ func (o *Options) validate() error {
 	return nil
 }
 
-// compilation holds one Compile call's state.
-type compilation struct {
+// Compilation holds one compilation's state; outputs read the graph and shared helpers through it.
+type Compilation struct {
 	g    *graph.Graph
 	opts Options
+	reg  Registry
+	// off are the layers whose APIs are not served.
+	off []*Layer
 	// services are the local services that have edges, keyed by name.
 	services map[string]*servicePolicy
 	// These memoise values that many rules repeat, per service or per port.
@@ -122,6 +135,50 @@ type compilation struct {
 	sources    map[string][]*securityv1beta1.Rule_From
 	protocols  map[corev1.Protocol]*corev1.Protocol
 	portValues map[intstr.IntOrString]*intstr.IntOrString
+}
+
+func newCompilation(g *graph.Graph, opts Options, reg Registry, off []*Layer) *Compilation {
+	return &Compilation{
+		g:          g,
+		opts:       opts,
+		reg:        reg,
+		off:        off,
+		services:   make(map[string]*servicePolicy, len(g.Services)),
+		peers:      make(map[string][]networkingv1.NetworkPolicyPeer, len(g.Services)),
+		sources:    make(map[string][]*securityv1beta1.Rule_From, len(g.Services)),
+		protocols:  make(map[corev1.Protocol]*corev1.Protocol, 3),
+		portValues: make(map[intstr.IntOrString]*intstr.IntOrString),
+	}
+}
+
+// Graph is the validated graph being compiled. Outputs must not change it.
+func (c *Compilation) Graph() *graph.Graph { return c.g }
+
+// LayerOn tells whether a layer's APIs are served.
+func (c *Compilation) LayerOn(l *Layer) bool { return !slices.Contains(c.off, l) }
+
+// Meta is the metadata of a generated object: its name, the graph's namespace and the operator's
+// labels; service is "" for a namespace-wide object.
+func (c *Compilation) Meta(name, service string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name, Namespace: c.g.Namespace, Labels: c.labels(service)}
+}
+
+// GraphObjectName names a namespace-wide object; ServiceObjectName one object of a service.
+func (c *Compilation) GraphObjectName(suffix string) string { return graphObjectName(c.g.Name, suffix) }
+
+// ServiceObjectName names the object of a service.
+func (c *Compilation) ServiceObjectName(service string) string {
+	return serviceObjectName(c.g.Name, service)
+}
+
+// LocalServices returns the services of the graph's namespace that have edges, by name.
+func (c *Compilation) LocalServices() []*graph.Service {
+	policies := c.sortedPolicies()
+	out := make([]*graph.Service, len(policies))
+	for i, sp := range policies {
+		out[i] = sp.svc
+	}
+	return out
 }
 
 // servicePolicy gathers the edges that touch one local service.
@@ -140,7 +197,7 @@ type edge struct {
 
 // collect files every edge under the local services at its ends; the graph's edges are sorted, so
 // each service's lists are too.
-func (c *compilation) collect() {
+func (c *Compilation) collect() {
 	edges := make([]edge, len(c.g.Edges))
 	for i := range c.g.Edges {
 		e := &edges[i]
@@ -156,7 +213,7 @@ func (c *compilation) collect() {
 }
 
 // local returns the policy of a local service, nil for a peer in another namespace.
-func (c *compilation) local(name string) *servicePolicy {
+func (c *Compilation) local(name string) *servicePolicy {
 	svc, _ := c.g.Service(name)
 	if !c.g.Local(svc) {
 		return nil
@@ -170,7 +227,7 @@ func (c *compilation) local(name string) *servicePolicy {
 }
 
 // sortedPolicies returns the service policies by service name.
-func (c *compilation) sortedPolicies() []*servicePolicy {
+func (c *Compilation) sortedPolicies() []*servicePolicy {
 	names := slices.Sorted(maps.Keys(c.services))
 	out := make([]*servicePolicy, len(names))
 	for i, n := range names {
@@ -179,36 +236,9 @@ func (c *compilation) sortedPolicies() []*servicePolicy {
 	return out
 }
 
-func (c *compilation) allow() []client.Object {
-	var nps, aps []client.Object
-	if c.g.AllowDNS {
-		nps = append(nps, c.allowDNS())
-	}
-	if c.opts.Istio {
-		nps = append(nps, c.allowIstiod())
-	}
-	for _, sp := range c.sortedPolicies() {
-		nps = append(nps, c.serviceNetworkPolicy(sp))
-		if c.opts.Istio {
-			if ap := c.serviceAuthorizationPolicy(sp); ap != nil {
-				aps = append(aps, ap)
-			}
-		}
-	}
-	return append(sortByName(aps), sortByName(nps)...)
-}
-
-func (c *compilation) deny() []client.Object {
-	if !c.opts.Istio {
-		return []client.Object{c.defaultDeny()}
-	}
-	return []client.Object{c.denyAll(), c.defaultDeny()}
-}
-
-// sortByName orders objects of one kind (a phase lists its kinds in alphabetical order, then
-// each kind's objects by name: names are unique within a kind only).
-func sortByName(objs []client.Object) []client.Object {
-	slices.SortFunc(objs, func(a, b client.Object) int { return strings.Compare(a.GetName(), b.GetName()) })
+// sortByName orders objects of one kind by name.
+func sortByName(objs []Object) []Object {
+	slices.SortFunc(objs, func(a, b Object) int { return strings.Compare(a.GetName(), b.GetName()) })
 	return objs
 }
 
@@ -235,7 +265,7 @@ func (r *run[T]) first(peer string, v T, same func(T, T) bool) bool {
 }
 
 // labels are the generated objects' labels; service is "" for namespace-wide objects.
-func (c *compilation) labels(service string) map[string]string {
+func (c *Compilation) labels(service string) map[string]string {
 	l := map[string]string{
 		LabelManagedBy: ManagedByValue,
 		LabelGraph:     c.g.Name,
@@ -246,7 +276,7 @@ func (c *compilation) labels(service string) map[string]string {
 	return l
 }
 
-func (c *compilation) service(name string) *graph.Service {
+func (c *Compilation) service(name string) *graph.Service {
 	s, _ := c.g.Service(name)
 	return s
 }

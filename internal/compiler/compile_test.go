@@ -15,7 +15,6 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/internal/graph"
@@ -23,7 +22,7 @@ import (
 )
 
 // kindNames lists a phase as "Kind/name".
-func kindNames(objs []client.Object) []string {
+func kindNames(objs []Object) []string {
 	out := make([]string, len(objs))
 	for i, o := range objs {
 		out[i] = o.GetObjectKind().GroupVersionKind().Kind + "/" + o.GetName()
@@ -31,7 +30,7 @@ func kindNames(objs []client.Object) []string {
 	return out
 }
 
-func find[T client.Object](t *testing.T, objs []client.Object, name string) T {
+func find[T Object](t *testing.T, objs []Object, name string) T {
 	t.Helper()
 	for _, o := range objs {
 		if typed, ok := o.(T); ok && o.GetName() == name {
@@ -174,9 +173,9 @@ func TestCompileObjectKinds(t *testing.T) {
 	})
 }
 
-func yamlOf(t *testing.T, obj client.Object) string {
+func yamlOf(t *testing.T, obj Object) string {
 	t.Helper()
-	return mustYAML(t, []client.Object{obj})
+	return mustYAML(t, []Object{obj})
 }
 
 // Every object is complete for server-side apply, labelled, and carries nothing of the graph's own
@@ -292,9 +291,7 @@ func TestCompileUDPOnlyDestination(t *testing.T) {
 
 func TestCompileOptions(t *testing.T) {
 	sg := readGraph(t, "testdata/input/seed.yaml")
-	opts := DefaultOptions()
-	opts.Istio = false
-	res := mustCompile(t, sg, opts)
+	res := mustCompile(t, sg, DefaultOptions(), istioOff())
 	for _, o := range res.Objects() {
 		if _, ok := o.(*networkingv1.NetworkPolicy); !ok || o.GetName() == "shop-allow-istiod" {
 			t.Errorf("Istio off: unexpected %T %s", o, o.GetName())
@@ -304,7 +301,7 @@ func TestCompileOptions(t *testing.T) {
 		t.Errorf("Istio off: MTLS phase %v", kindNames(res.MTLS))
 	}
 
-	opts = DefaultOptions()
+	opts := DefaultOptions()
 	opts.TrustDomain = "mesh.example"
 	opts.DNS = PeerSelector{Namespace: "dns", Labels: map[string]string{"app": "coredns"}}
 	opts.Istiod = PeerSelector{Namespace: "mesh", Labels: map[string]string{"istio": "pilot"}}
@@ -326,7 +323,7 @@ func TestCompileOptions(t *testing.T) {
 		}
 	}
 
-	if _, err := Compile(sg, Options{Istio: true}); err == nil || err.Error() !=
+	if _, err := Compile(sg, Options{}, Facts{}); err == nil || err.Error() !=
 		"compiler options: DNS.Namespace must be set; TrustDomain must be set when Istio is on; Istiod.Namespace must be set when Istio is on" {
 		t.Errorf("empty options: %v", err)
 	}
@@ -334,7 +331,7 @@ func TestCompileOptions(t *testing.T) {
 
 func TestCompileReportsGraphErrors(t *testing.T) {
 	sg := newGraph("shop", []string{"web", "api"}, "web->api:8080", "web->db:5432", "web->api:0", "api->api:1")
-	_, err := Compile(sg, DefaultOptions())
+	_, err := Compile(sg, DefaultOptions(), Facts{})
 	var list graph.ErrorList
 	if !errors.As(err, &list) {
 		t.Fatalf("Compile error %v is a %T, want a graph.ErrorList", err, err)

@@ -10,14 +10,15 @@ import (
 // goldenCases pairs each input under testdata/input with the options it compiles under; the
 // compiled YAML (what `servicegraph compile` prints) is testdata/golden/<name>.yaml.
 var goldenCases = []struct {
-	name string
-	opts func(*Options)
+	name  string
+	opts  func(*Options)
+	facts Facts
 }{
 	{name: "seed"},
 	{name: "cross-namespace"},
 	{name: "named-ports"},
 	{name: "connections"},
-	{name: "istio-off", opts: func(o *Options) { o.Istio = false }},
+	{name: "istio-off", facts: istioOff()},
 	{name: "no-dns"},
 	{name: "long-names", opts: func(o *Options) { o.TrustDomain = "mesh.example.com" }},
 	{name: "audit"},
@@ -31,7 +32,7 @@ func TestGolden(t *testing.T) {
 				tc.opts(&opts)
 			}
 			sg := readGraph(t, filepath.Join("testdata", "input", tc.name+".yaml"))
-			got := mustYAML(t, mustCompile(t, sg, opts).Objects())
+			got := mustYAML(t, mustCompile(t, sg, opts, tc.facts).Objects())
 			golden.Check(t, filepath.Join("testdata", "golden", tc.name+".yaml"), got)
 		})
 	}

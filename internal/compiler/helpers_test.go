@@ -4,7 +4,6 @@ import (
 	"os"
 	"testing"
 
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
@@ -25,10 +24,11 @@ func readGraph(t testing.TB, path string) *v1alpha1.ServiceGraph {
 	return sg
 }
 
-// mustCompile compiles a graph that must be valid.
-func mustCompile(t testing.TB, sg *v1alpha1.ServiceGraph, opts Options) *Result {
+// mustCompile compiles a graph that must be valid, in a cluster that serves every output (or, given
+// facts, the cluster they describe).
+func mustCompile(t testing.TB, sg *v1alpha1.ServiceGraph, opts Options, facts ...Facts) *Result {
 	t.Helper()
-	res, err := Compile(sg, opts)
+	res, err := Compile(sg, opts, append(facts, Facts{})[0])
 	if err != nil {
 		t.Fatalf("Compile: %v", err)
 	}
@@ -36,7 +36,7 @@ func mustCompile(t testing.TB, sg *v1alpha1.ServiceGraph, opts Options) *Result 
 }
 
 // mustYAML renders objects that must render.
-func mustYAML(t testing.TB, objs []client.Object) string {
+func mustYAML(t testing.TB, objs []Object) string {
 	t.Helper()
 	out, err := render.YAML(objs)
 	if err != nil {
@@ -54,4 +54,9 @@ func newGraph(name string, services []string, edges ...string) *v1alpha1.Service
 	}
 	sg.Spec.Edges = edges
 	return sg
+}
+
+// istioOff describes a cluster without Istio.
+func istioOff() Facts {
+	return Facts{Missing: Builtin().KindsOf(LayerIstio)}
 }

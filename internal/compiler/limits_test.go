@@ -34,14 +34,14 @@ func fanIn(n int, callerLabels int) *v1alpha1.ServiceGraph {
 }
 
 func TestLimits(t *testing.T) {
-	if _, err := Compile(fanIn(MaxAuthorizationRules, 0), DefaultOptions()); err != nil {
+	if _, err := Compile(fanIn(MaxAuthorizationRules, 0), DefaultOptions(), Facts{}); err != nil {
 		t.Fatalf("%d callers must compile: %v", MaxAuthorizationRules, err)
 	}
-	_, err := Compile(fanIn(MaxAuthorizationRules+1, 0), DefaultOptions())
+	_, err := Compile(fanIn(MaxAuthorizationRules+1, 0), DefaultOptions(), Facts{})
 	if err == nil || !strings.Contains(err.Error(), `AuthorizationPolicy "fan-svc-hub": would have 513 rules; Istio accepts at most 512`) {
 		t.Errorf("513 callers: got %v", err)
 	}
-	_, err = Compile(fanIn(100, 120), DefaultOptions())
+	_, err = Compile(fanIn(100, 120), DefaultOptions(), Facts{})
 	var list graph.ErrorList
 	if !errors.As(err, &list) || len(list) == 0 || list[0].Kind != graph.KindTooLarge ||
 		!strings.Contains(err.Error(), `NetworkPolicy "fan-svc-hub": would be `) {
@@ -49,18 +49,21 @@ func TestLimits(t *testing.T) {
 	}
 }
 
-// roughSize must stay within a factor of two of the encoded size, or objects near the limit
-// would skip the exact check.
+// Each output's RoughSize must stay within a factor of two of the encoded size, or objects near
+// the limit would skip the exact check.
 func TestRoughSizeBoundsTheEncodedSize(t *testing.T) {
 	for _, sg := range []*v1alpha1.ServiceGraph{fanIn(50, 0), fanIn(20, 30), fanIn(3, 1)} {
-		res, err := Compile(sg, DefaultOptions())
+		res, err := Compile(sg, DefaultOptions(), Facts{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, obj := range res.Objects() {
-			data, _ := json.Marshal(obj)
-			if rough := roughSize(obj); rough*2 < len(data) {
-				t.Errorf("%s: rough size %d, encoded %d", obj.GetName(), rough, len(data))
+			rough := res.Outputs.Of(obj).RoughSize
+			if rough == nil {
+				continue // always encoded
+			}
+			if data, _ := json.Marshal(obj); rough(obj)*2 < len(data) {
+				t.Errorf("%s: rough size %d, encoded %d", obj.GetName(), rough(obj), len(data))
 			}
 		}
 	}

@@ -1,16 +1,92 @@
 package compiler
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/internal/graph"
 )
+
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
+
+// LayerNetworkPolicy is the cluster's NetworkPolicy implementation (the CNI).
+var LayerNetworkPolicy = &Layer{
+	Name:    "NetworkPolicy",
+	Reason:  "NetworkPolicyNotServed",
+	Missing: "the networking.k8s.io/v1 NetworkPolicy API is not served in this cluster",
+	Needed:  func(*Result) bool { return true },
+	Waiting: "waiting for the networking.k8s.io/v1 NetworkPolicy API to be served",
+}
+
+// NetworkPolicies isolate every pod of the namespace (default-deny, both directions) and allow
+// exactly the edges at layer 4, plus DNS and, with Istio, the sidecars' connection to istiod.
+var NetworkPolicies = &Output{
+	GVK:       networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy"),
+	Layer:     LayerNetworkPolicy,
+	Condition: v1alpha1.ConditionNetworkPoliciesReady,
+	Emit: func(c *Compilation) []Emitted {
+		var out []Emitted
+		allow := func(np *networkingv1.NetworkPolicy) { out = append(out, Emitted{Object: np, Phase: PhaseAllow}) }
+		if c.g.AllowDNS {
+			allow(c.allowDNS())
+		}
+		if c.LayerOn(LayerIstio) {
+			allow(c.allowIstiod())
+		}
+		for _, sp := range c.sortedPolicies() {
+			allow(c.serviceNetworkPolicy(sp))
+		}
+		return append(out, Emitted{Object: c.defaultDeny(), Phase: PhaseDeny})
+	},
+	// Any NetworkPolicy that selects a pod isolates it, so none can merely observe.
+	Audit: func(Object) Object { return nil },
+	SpecEqual: func(want, have Object) bool {
+		w, ok1 := want.(*networkingv1.NetworkPolicy)
+		h, ok2 := have.(*networkingv1.NetworkPolicy)
+		return ok1 && ok2 && equality.Semantic.DeepEqual(w.Spec, h.Spec)
+	},
+	Describe: func(s Summary) string {
+		if s.Audit {
+			return fmt.Sprintf("Audit mode: no NetworkPolicy applied (Enforce would apply %d)", s.Planned)
+		}
+		return fmt.Sprintf("%d NetworkPolicies applied, default-deny included", s.Count)
+	},
+	RoughSize: func(obj Object) int {
+		np, ok := obj.(*networkingv1.NetworkPolicy)
+		if !ok {
+			return 0
+		}
+		s := newSizer()
+		peersAndPorts := func(peers []networkingv1.NetworkPolicyPeer, ports []networkingv1.NetworkPolicyPort) {
+			s.size += len(ports) * 2 * perItem
+			for _, p := range peers {
+				s.size += 2 * perItem
+				if p.PodSelector != nil {
+					s.labels(p.PodSelector.MatchLabels)
+				}
+				if p.NamespaceSelector != nil {
+					s.labels(p.NamespaceSelector.MatchLabels)
+				}
+			}
+		}
+		s.labels(np.Spec.PodSelector.MatchLabels)
+		for _, r := range np.Spec.Ingress {
+			peersAndPorts(r.From, r.Ports)
+		}
+		for _, r := range np.Spec.Egress {
+			peersAndPorts(r.To, r.Ports)
+		}
+		return s.size
+	},
+}
 
 // namespaceLabel is set by Kubernetes on every namespace to its name; it is how a NetworkPolicy
 // selects a peer's namespace.
@@ -30,7 +106,7 @@ func policyTypes(ingress, egress bool) []networkingv1.PolicyType {
 
 var networkPolicyType = metav1.TypeMeta{APIVersion: networkingv1.SchemeGroupVersion.String(), Kind: "NetworkPolicy"}
 
-func (c *compilation) networkPolicy(name, service string) *networkingv1.NetworkPolicy {
+func (c *Compilation) networkPolicy(name, service string) *networkingv1.NetworkPolicy {
 	return &networkingv1.NetworkPolicy{
 		TypeMeta: networkPolicyType,
 		ObjectMeta: metav1.ObjectMeta{
@@ -43,27 +119,27 @@ func (c *compilation) networkPolicy(name, service string) *networkingv1.NetworkP
 
 // defaultDeny selects every pod of the namespace for both directions with no rule: whatever no
 // other policy allows is denied.
-func (c *compilation) defaultDeny() *networkingv1.NetworkPolicy {
+func (c *Compilation) defaultDeny() *networkingv1.NetworkPolicy {
 	np := c.networkPolicy(graphObjectName(c.g.Name, suffixDefaultDeny), "")
 	np.Spec.PolicyTypes = policyTypes(true, true)
 	return np
 }
 
 // allowDNS keeps name resolution working under default-deny egress.
-func (c *compilation) allowDNS() *networkingv1.NetworkPolicy {
+func (c *Compilation) allowDNS() *networkingv1.NetworkPolicy {
 	return c.egressToAll(suffixAllowDNS, c.opts.DNS,
 		port(corev1.ProtocolUDP, intstr.FromInt32(53)), port(corev1.ProtocolTCP, intstr.FromInt32(53)))
 }
 
 // allowIstiod keeps sidecars connected to istiod (xDS on 15012, the webhook port 15017) under
 // default-deny egress.
-func (c *compilation) allowIstiod() *networkingv1.NetworkPolicy {
+func (c *Compilation) allowIstiod() *networkingv1.NetworkPolicy {
 	return c.egressToAll(suffixAllowIstiod, c.opts.Istiod,
 		port(corev1.ProtocolTCP, intstr.FromInt32(15012)), port(corev1.ProtocolTCP, intstr.FromInt32(15017)))
 }
 
 // egressToAll lets every pod of the namespace reach the selected pods on the given ports.
-func (c *compilation) egressToAll(suffix string, to PeerSelector, ports ...networkingv1.NetworkPolicyPort) *networkingv1.NetworkPolicy {
+func (c *Compilation) egressToAll(suffix string, to PeerSelector, ports ...networkingv1.NetworkPolicyPort) *networkingv1.NetworkPolicy {
 	np := c.networkPolicy(graphObjectName(c.g.Name, suffix), "")
 	np.Spec.PolicyTypes = policyTypes(false, true)
 	np.Spec.Egress = []networkingv1.NetworkPolicyEgressRule{{
@@ -77,7 +153,7 @@ func (c *compilation) egressToAll(suffix string, to PeerSelector, ports ...netwo
 // each caller, egress to each callee. policyTypes lists only the directions that have rules; the
 // default-deny policy closes the other. Edges that differ only above layer 4 (paths, methods,
 // HTTP or TCP) give one rule.
-func (c *compilation) serviceNetworkPolicy(sp *servicePolicy) *networkingv1.NetworkPolicy {
+func (c *Compilation) serviceNetworkPolicy(sp *servicePolicy) *networkingv1.NetworkPolicy {
 	np := c.networkPolicy(serviceObjectName(c.g.Name, sp.svc.Name), sp.svc.Name)
 	np.Spec.PodSelector = *selector(sp.svc.Labels)
 	np.Spec.Ingress = make([]networkingv1.NetworkPolicyIngressRule, 0, len(sp.ingress))
@@ -111,7 +187,7 @@ func sameL4(a, b *edge) bool {
 
 // networkPolicyPorts are an edge's ports for its NetworkPolicy rules. Named ports stay names:
 // Kubernetes resolves them per destination pod.
-func (c *compilation) networkPolicyPorts(e *graph.Edge) []networkingv1.NetworkPolicyPort {
+func (c *Compilation) networkPolicyPorts(e *graph.Edge) []networkingv1.NetworkPolicyPort {
 	ports := make([]networkingv1.NetworkPolicyPort, len(e.Ports))
 	for i, p := range e.Ports {
 		ports[i] = networkingv1.NetworkPolicyPort{Protocol: intern(c.protocols, p.L4()), Port: intern(c.portValues, p.Port)}
@@ -132,7 +208,7 @@ func intern[T comparable](pointers map[T]*T, v T) *T {
 }
 
 // peer selects a service's pods as a rule's only peer.
-func (c *compilation) peer(name string) []networkingv1.NetworkPolicyPeer {
+func (c *Compilation) peer(name string) []networkingv1.NetworkPolicyPeer {
 	if p, ok := c.peers[name]; ok {
 		return p
 	}

@@ -1,10 +1,9 @@
 package compiler
 
 import (
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/internal/graph"
+	"github.com/servicegraph/servicegraph-operator/internal/object"
 )
 
 // Labels every generated object carries. The graph's own labels and annotations are never copied:
@@ -21,20 +20,16 @@ const (
 	AnnotationDryRun = "istio.io/dry-run"
 )
 
-// ManagedAnnotations are the annotations the compiler may set; one missing from a desired object
-// must be removed from the live one.
-var ManagedAnnotations = []string{AnnotationDryRun}
-
 // PeerSelector picks the pods of a namespace by label.
 type PeerSelector struct {
 	Namespace string
 	Labels    map[string]string
 }
 
-// Options are the cluster facts the compiler cannot read from the graph.
+// Options are the cluster settings the compiler cannot read from the graph.
 type Options struct {
-	// Istio generates the PeerAuthentication and AuthorizationPolicies, and the egress rule to istiod.
-	Istio bool
+	// Outputs are the kinds to generate; nil means Builtin().
+	Outputs Registry
 	// TrustDomain is the mesh's SPIFFE trust domain used in principals.
 	TrustDomain string
 	// DNS is where kube-dns runs (the allow-dns egress target).
@@ -46,45 +41,137 @@ type Options struct {
 // DefaultOptions are right for a stock cluster with Istio installed in istio-system.
 func DefaultOptions() Options {
 	return Options{
-		Istio:       true,
 		TrustDomain: DefaultTrustDomain,
 		DNS:         PeerSelector{Namespace: DefaultDNSNamespace, Labels: map[string]string{"k8s-app": "kube-dns"}},
 		Istiod:      PeerSelector{Namespace: DefaultIstiodNS, Labels: map[string]string{"app": "istiod"}},
 	}
 }
 
-// Result is the desired state of one graph: every object sorted by name within its kind.
+func (o *Options) outputs() Registry {
+	if o.Outputs == nil {
+		return Builtin()
+	}
+	return o.Outputs
+}
+
+// Result is the desired state of one graph and the plan to reach it.
 type Result struct {
 	// Allow are the objects that open traffic: per-service and namespace-wide allow NetworkPolicies
 	// and the ALLOW AuthorizationPolicies.
-	Allow []client.Object
+	Allow []Object
 	// MTLS holds the namespace-wide PeerAuthentication (empty without Istio).
-	MTLS []client.Object
+	MTLS []Object
 	// Deny holds the default-deny NetworkPolicy and the allow-nothing AuthorizationPolicy.
-	Deny []client.Object
+	Deny []Object
 
 	// Services and Edges count what the spec declares (edges after de-duplication).
 	Services int
 	Edges    int
-	// MTLSMode is the effective mode (STRICT when the spec leaves it unset, PERMISSIVE in Audit).
+	// MTLSMode is the mode applied: the spec's (STRICT when unset), PERMISSIVE in Audit, or the mode
+	// in force while STRICT is held back.
 	MTLSMode v1alpha1.MTLSMode
+	// MTLSHeldBack is set when STRICT is wanted but the preflight keeps MTLSMode in force.
+	MTLSHeldBack bool
+	// Unmeshed are the pods STRICT mutual TLS cuts off (or would, while held back).
+	Unmeshed []string
 	// Enforcement is Enforce or Audit.
 	Enforcement v1alpha1.Enforcement
+	// Enforce is, in Audit mode, what Enforce mode would apply (status.plan); nil otherwise.
+	Enforce *Result
 	// Graph is the validated graph with its defaults applied.
 	Graph *graph.Graph
+	// Outputs are the kinds compiled for, and Off the layers whose APIs are not served.
+	Outputs Registry
+	Off     []*Layer
 }
 
 // Phases returns the objects in the order they must be applied so that a rollout never cuts live
 // traffic: allow rules first, then mutual TLS, default-deny last.
-func (r *Result) Phases() [][]client.Object {
-	return [][]client.Object{r.Allow, r.MTLS, r.Deny}
+func (r *Result) Phases() [][]Object {
+	return [][]Object{r.Allow, r.MTLS, r.Deny}
 }
 
 // Objects returns every object in apply order.
-func (r *Result) Objects() []client.Object {
-	var all []client.Object
+func (r *Result) Objects() []Object {
+	var all []Object
 	for _, p := range r.Phases() {
 		all = append(all, p...)
 	}
 	return all
+}
+
+// Served tells whether the output's layer is on.
+func (r *Result) Served(o *Output) bool {
+	for _, l := range r.Off {
+		if l == o.Layer {
+			return false
+		}
+	}
+	return true
+}
+
+// Counts counts the objects of every served output, in registry order.
+func (r *Result) Counts() []v1alpha1.KindCount {
+	var counts []v1alpha1.KindCount
+	for _, o := range r.Outputs {
+		if r.Served(o) {
+			counts = append(counts, v1alpha1.KindCount{Group: o.GVK.Group, Kind: o.GVK.Kind, Count: int32(r.count(o))})
+		}
+	}
+	return counts
+}
+
+// count is the number of objects of an output.
+func (r *Result) count(o *Output) int {
+	n := 0
+	for _, obj := range r.Objects() {
+		if obj.GetObjectKind().GroupVersionKind().GroupKind() == o.GroupKind() {
+			n++
+		}
+	}
+	return n
+}
+
+// Summary is what the condition of an output says.
+func (r *Result) Summary(o *Output) Summary {
+	s := Summary{Count: r.count(o), Planned: r.count(o), Audit: r.Enforcement == v1alpha1.EnforcementAudit, MTLS: r.MTLSMode}
+	if r.Enforce != nil {
+		s.Planned = r.Enforce.count(o)
+	}
+	return s
+}
+
+// Waiting returns the first layer that is off although the graph needs it, nil when none is.
+func (r *Result) Waiting() *Layer {
+	for _, l := range r.Off {
+		if l.Needed != nil && l.Needed(r) {
+			return l
+		}
+	}
+	return nil
+}
+
+// Step is one stage of the plan: its objects are applied together, or its stale objects pruned,
+// and the next stage starts only when it is done.
+type Step struct {
+	// Apply are the objects to create or update, concurrently.
+	Apply []Object
+	// Prune deletes the graph's live objects that the Result does not hold; when Only is set, only
+	// those among them.
+	Prune bool
+	Only  map[v1alpha1.ObjectReference]bool
+}
+
+// Steps is the plan. A rollout applies allow rules, then mutual TLS, then default-deny, and prunes
+// last. Audit mode loosens every policy, so it runs the other way: the denies Enforce mode would
+// hold go first, then the other stale objects, then the audit forms deny, mTLS, allow.
+func (r *Result) Steps() []Step {
+	if r.Enforce == nil {
+		return []Step{{Apply: r.Allow}, {Apply: r.MTLS}, {Apply: r.Deny}, {Prune: true}}
+	}
+	denies := map[v1alpha1.ObjectReference]bool{}
+	for _, obj := range r.Enforce.Deny {
+		denies[object.Ref(obj)] = true
+	}
+	return []Step{{Prune: true, Only: denies}, {Prune: true}, {Apply: r.Deny}, {Apply: r.MTLS}, {Apply: r.Allow}}
 }

@@ -14,9 +14,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/servicegraph/servicegraph-operator/internal/object"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
@@ -35,7 +35,7 @@ type Object struct {
 	// Object is a *v1alpha1.ServiceGraph, *networkingv1.NetworkPolicy,
 	// *securityv1.AuthorizationPolicy or *securityv1.PeerAuthentication (Istio's v1beta1 manifests
 	// decode into the v1 types: the spec is the same). Other types are counted but not checked.
-	Object client.Object
+	Object object.Object
 }
 
 // Finding is one problem in one object.
@@ -101,7 +101,7 @@ func Lint(objs []Object, opts Options) []Finding {
 
 // checkObject runs the chain for the object's kind. Objects the operator generated are the
 // compiler's business: their ServiceGraph is checked instead.
-func checkObject(obj client.Object, opts Options) []problem {
+func checkObject(obj object.Object, opts Options) []problem {
 	if generated(obj) {
 		return nil
 	}
@@ -118,7 +118,7 @@ func checkObject(obj client.Object, opts Options) []problem {
 	return nil
 }
 
-func generated(obj client.Object) bool {
+func generated(obj object.Object) bool {
 	return obj.GetLabels()[compiler.LabelManagedBy] == compiler.ManagedByValue
 }
 
@@ -147,7 +147,7 @@ func locate(o Object, problems []problem) []Finding {
 
 // kindOf names the object's kind. The Go type's name is the kind for every type the linter
 // checks, and unlike TypeMeta it is set on objects built in code too.
-func kindOf(obj client.Object) string {
+func kindOf(obj object.Object) string {
 	return reflect.TypeOf(obj).Elem().Name()
 }
 

@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/servicegraph/servicegraph-operator/internal/object"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
@@ -24,7 +24,7 @@ func decode(t *testing.T, stream string) []Object {
 		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
 			t.Fatal(err)
 		}
-		var obj client.Object
+		var obj object.Object
 		switch meta.Kind {
 		case "ServiceGraph":
 			obj = &v1alpha1.ServiceGraph{}

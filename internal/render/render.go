@@ -9,13 +9,14 @@ import (
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	"github.com/servicegraph/servicegraph-operator/internal/object"
 )
 
 // ToUnstructured converts an object through its JSON encoding, then drops what a desired state
 // must not carry: status and a null creationTimestamp. The object needs apiVersion and kind.
-func ToUnstructured(obj client.Object) (*unstructured.Unstructured, error) {
+func ToUnstructured(obj object.Object) (*unstructured.Unstructured, error) {
 	data, err := json.Marshal(obj)
 	if err != nil {
 		return nil, fmt.Errorf("encoding %s: %w", describe(obj), err)
@@ -35,7 +36,7 @@ func ToUnstructured(obj client.Object) (*unstructured.Unstructured, error) {
 }
 
 // ToUnstructuredList converts objects in order.
-func ToUnstructuredList(objs []client.Object) ([]*unstructured.Unstructured, error) {
+func ToUnstructuredList(objs []object.Object) ([]*unstructured.Unstructured, error) {
 	out := make([]*unstructured.Unstructured, len(objs))
 	for i, o := range objs {
 		u, err := ToUnstructured(o)
@@ -49,7 +50,7 @@ func ToUnstructuredList(objs []client.Object) ([]*unstructured.Unstructured, err
 
 // YAML prints the objects in order as a multi-document YAML stream, each document starting with
 // "---", keys sorted. Empty input gives empty output.
-func YAML(objs []client.Object) ([]byte, error) {
+func YAML(objs []object.Object) ([]byte, error) {
 	us, err := ToUnstructuredList(objs)
 	if err != nil {
 		return nil, err
@@ -67,7 +68,7 @@ func YAML(objs []client.Object) ([]byte, error) {
 }
 
 // JSON prints the objects in order as one indented v1 List, which kubectl applies as a whole.
-func JSON(objs []client.Object) ([]byte, error) {
+func JSON(objs []object.Object) ([]byte, error) {
 	us, err := ToUnstructuredList(objs)
 	if err != nil {
 		return nil, err
@@ -84,7 +85,7 @@ func JSON(objs []client.Object) ([]byte, error) {
 	return append(out, '\n'), nil
 }
 
-func describe(obj client.Object) string {
+func describe(obj object.Object) string {
 	kind := obj.GetObjectKind().GroupVersionKind().Kind
 	return fmt.Sprintf("%s %s/%s", kind, obj.GetNamespace(), obj.GetName())
 }

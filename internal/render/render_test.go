@@ -6,12 +6,12 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/servicegraph/servicegraph-operator/internal/object"
 	securityv1beta1 "istio.io/api/security/v1beta1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 func networkPolicy(name string) *networkingv1.NetworkPolicy {
@@ -88,7 +88,7 @@ func TestToUnstructuredNeedsKind(t *testing.T) {
 }
 
 func TestYAML(t *testing.T) {
-	out, err := YAML([]client.Object{networkPolicy("b"), authorizationPolicy("a")})
+	out, err := YAML([]object.Object{networkPolicy("b"), authorizationPolicy("a")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ spec:
 }
 
 func TestJSON(t *testing.T) {
-	out, err := JSON([]client.Object{networkPolicy("b"), authorizationPolicy("a")})
+	out, err := JSON([]object.Object{networkPolicy("b"), authorizationPolicy("a")})
 	if err != nil {
 		t.Fatal(err)
 	}

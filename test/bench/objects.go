@@ -32,7 +32,7 @@ var generatedKinds = []schema.GroupVersionKind{
 
 // compile compiles sg as the manager does (default options, Istio installed).
 func compile(sg *v1alpha1.ServiceGraph) (*compiler.Result, error) {
-	return compiler.Compile(sg, compiler.DefaultOptions())
+	return compiler.Compile(sg, compiler.DefaultOptions(), compiler.Facts{})
 }
 
 // versions lists the objects of the generated kinds in a namespace with their resourceVersions,

@@ -41,7 +41,7 @@ func oversizedGraph(ns string, n int) *v1alpha1.ServiceGraph {
 // compiledSize is the JSON size of the graph's hub NetworkPolicy, as the compiler's own size check
 // measures and reports it: the object really is beyond what the API server stores.
 func compiledSize(sg *v1alpha1.ServiceGraph) int {
-	_, err := compiler.Compile(sg, compiler.DefaultOptions())
+	_, err := compiler.Compile(sg, compiler.DefaultOptions(), compiler.Facts{})
 	Expect(err).To(HaveOccurred())
 	m := regexp.MustCompile(`NetworkPolicy "big-svc-hub": would be (\d+) bytes`).FindStringSubmatch(err.Error())
 	Expect(m).NotTo(BeNil(), err.Error())

@@ -4,42 +4,49 @@ import (
 	"context"
 	"sort"
 
-	securityv1 "istio.io/client-go/pkg/apis/security/v1"
-	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
+	"github.com/servicegraph/servicegraph-operator/internal/object"
 	"github.com/servicegraph/servicegraph-operator/internal/render"
 )
 
-// Ref names an object as a ServiceGraph's status lists it.
+// Ref names an object of one of the operator's own kinds as a ServiceGraph's status lists it.
 func Ref(kind, name string) v1alpha1.ObjectReference {
+	for _, o := range compiler.Builtin() {
+		if o.GVK.Kind == kind {
+			return v1alpha1.ObjectReference{Group: o.GVK.Group, Kind: kind, Name: name}
+		}
+	}
 	return v1alpha1.ObjectReference{Kind: kind, Name: name}
 }
 
 // Generated reads every object of a namespace that carries the operator's graph label, keyed by
-// kind and name.
-func Generated(ctx context.Context, c client.Client, ns string) (map[v1alpha1.ObjectReference]client.Object, error) {
+// group, kind and name, for every kind of outputs (the built-in ones when none are given).
+func Generated(ctx context.Context, c client.Client, ns string, outputs ...*compiler.Output) (map[v1alpha1.ObjectReference]client.Object, error) {
+	if len(outputs) == 0 {
+		outputs = compiler.Builtin()
+	}
 	out := map[v1alpha1.ObjectReference]client.Object{}
-	for _, list := range []client.ObjectList{&networkingv1.NetworkPolicyList{}, &securityv1.PeerAuthenticationList{}, &securityv1.AuthorizationPolicyList{}} {
+	for _, o := range outputs {
+		fresh, err := c.Scheme().New(o.GVK.GroupVersion().WithKind(o.GVK.Kind + "List"))
+		if err != nil {
+			return nil, err
+		}
+		list := fresh.(client.ObjectList)
 		if err := c.List(ctx, list, client.InNamespace(ns), client.HasLabels{compiler.LabelGraph}); err != nil {
 			return nil, err
 		}
-		switch l := list.(type) {
-		case *networkingv1.NetworkPolicyList:
-			for i := range l.Items {
-				out[Ref("NetworkPolicy", l.Items[i].Name)] = &l.Items[i]
-			}
-		case *securityv1.PeerAuthenticationList:
-			for _, pa := range l.Items {
-				out[Ref("PeerAuthentication", pa.Name)] = pa
-			}
-		case *securityv1.AuthorizationPolicyList:
-			for _, ap := range l.Items {
-				out[Ref("AuthorizationPolicy", ap.Name)] = ap
-			}
+		items, err := meta.ExtractList(list)
+		if err != nil {
+			return nil, err
+		}
+		for _, item := range items {
+			obj := item.(client.Object)
+			out[v1alpha1.ObjectReference{Group: o.GVK.Group, Kind: o.GVK.Kind, Name: obj.GetName()}] = obj
 		}
 	}
 	return out, nil
@@ -47,13 +54,13 @@ func Generated(ctx context.Context, c client.Client, ns string) (map[v1alpha1.Ob
 
 // Compiled is what the compiler wants for sg with Istio on, keyed by kind and name.
 func Compiled(sg *v1alpha1.ServiceGraph) (map[v1alpha1.ObjectReference]client.Object, error) {
-	res, err := compiler.Compile(sg, compiler.DefaultOptions())
+	res, err := compiler.Compile(sg, compiler.DefaultOptions(), compiler.Facts{})
 	if err != nil {
 		return nil, err
 	}
 	out := map[v1alpha1.ObjectReference]client.Object{}
 	for _, obj := range res.Objects() {
-		out[Ref(obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName())] = obj
+		out[object.Ref(obj)] = obj
 	}
 	return out, nil
 }

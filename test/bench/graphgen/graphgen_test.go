@@ -16,7 +16,7 @@ func TestGraphIsDeterministicAndCompiles(t *testing.T) {
 		if want := n * min(EdgesPerService, n-1); len(a.Spec.Edges) != want {
 			t.Errorf("%d services: %d edges, want %d", n, len(a.Spec.Edges), want)
 		}
-		res, err := compiler.Compile(a, compiler.DefaultOptions())
+		res, err := compiler.Compile(a, compiler.DefaultOptions(), compiler.Facts{})
 		if err != nil {
 			t.Fatalf("%d services: %v", n, err)
 		}
@@ -39,7 +39,7 @@ func TestNewEdge(t *testing.T) {
 		t.Fatalf("%q is already in the graph", e)
 	}
 	sg.Spec.Edges = append(sg.Spec.Edges, e)
-	if _, err := compiler.Compile(sg, compiler.DefaultOptions()); err != nil {
+	if _, err := compiler.Compile(sg, compiler.DefaultOptions(), compiler.Facts{}); err != nil {
 		t.Fatalf("the graph with %q does not compile: %v", e, err)
 	}
 	full := Graph("g", "ns", 3, 1) // with 3 services each calls both others

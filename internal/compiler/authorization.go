@@ -1,45 +1,89 @@
 package compiler
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strconv"
 
+	"google.golang.org/protobuf/proto"
 	securityv1beta1 "istio.io/api/security/v1beta1"
 	typev1beta1 "istio.io/api/type/v1beta1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/internal/graph"
 )
 
-func (c *compilation) istioMeta(name, service string) metav1.ObjectMeta {
-	return metav1.ObjectMeta{Name: name, Namespace: c.g.Namespace, Labels: c.labels(service)}
-}
+// +kubebuilder:rbac:groups=security.istio.io,resources=authorizationpolicies,verbs=get;list;watch;create;update;patch;delete
 
-var istioAPIVersion = securityv1.SchemeGroupVersion.String()
-
-func istioType(kind string) metav1.TypeMeta {
-	return metav1.TypeMeta{APIVersion: istioAPIVersion, Kind: kind}
-}
-
-// peerAuthentication sets the namespace-wide mutual-TLS mode (no selector).
-func (c *compilation) peerAuthentication() *securityv1.PeerAuthentication {
-	pa := &securityv1.PeerAuthentication{
-		TypeMeta:   istioType("PeerAuthentication"),
-		ObjectMeta: c.istioMeta(c.g.Name, ""),
-	}
-	mode := securityv1beta1.PeerAuthentication_MutualTLS_Mode_value[string(c.g.MTLS)]
-	pa.Spec.Mtls = &securityv1beta1.PeerAuthentication_MutualTLS{Mode: securityv1beta1.PeerAuthentication_MutualTLS_Mode(mode)}
-	return pa
+// AuthorizationPolicies allow each local service's callers by identity, in one ALLOW policy per
+// service, and deny everything else with Istio's allow-nothing policy.
+var AuthorizationPolicies = &Output{
+	GVK:       securityv1.SchemeGroupVersion.WithKind("AuthorizationPolicy"),
+	Layer:     LayerIstio,
+	Condition: v1alpha1.ConditionAuthorizationReady,
+	Emit: func(c *Compilation) []Emitted {
+		var out []Emitted
+		for _, sp := range c.sortedPolicies() {
+			if ap := c.serviceAuthorizationPolicy(sp); ap != nil {
+				out = append(out, Emitted{Object: ap, Phase: PhaseAllow})
+			}
+		}
+		return append(out, Emitted{Object: c.denyAll(), Phase: PhaseDeny})
+	},
+	// Istio evaluates and reports a dry-run policy without enforcing it.
+	Audit: func(obj Object) Object {
+		obj.SetAnnotations(map[string]string{AnnotationDryRun: "true"})
+		return obj
+	},
+	SpecEqual: func(want, have Object) bool {
+		w, ok1 := want.(*securityv1.AuthorizationPolicy)
+		h, ok2 := have.(*securityv1.AuthorizationPolicy)
+		return ok1 && ok2 && proto.Equal(&w.Spec, &h.Spec)
+	},
+	ManagedAnnotations: []string{AnnotationDryRun},
+	Describe: func(s Summary) string {
+		if s.Audit {
+			return fmt.Sprintf("Audit mode: %d AuthorizationPolicies applied in dry-run (evaluated and reported, not enforced)", s.Count)
+		}
+		return fmt.Sprintf("%d AuthorizationPolicies applied, allow-nothing included", s.Count)
+	},
+	Limit: func(obj Object) string {
+		if ap, ok := obj.(*securityv1.AuthorizationPolicy); ok && len(ap.Spec.Rules) > MaxAuthorizationRules {
+			return fmt.Sprintf("would have %d rules; Istio accepts at most %d: split the callers across services", len(ap.Spec.Rules), MaxAuthorizationRules)
+		}
+		return ""
+	},
+	RoughSize: func(obj Object) int {
+		ap, ok := obj.(*securityv1.AuthorizationPolicy)
+		if !ok {
+			return 0
+		}
+		s := newSizer()
+		s.labels(ap.Spec.GetSelector().GetMatchLabels())
+		for _, r := range ap.Spec.Rules {
+			for _, f := range r.From {
+				s.strings(f.GetSource().GetPrincipals())
+			}
+			for _, t := range r.To {
+				op := t.GetOperation()
+				s.strings(op.GetPorts())
+				s.strings(op.GetPaths())
+				s.strings(op.GetMethods())
+			}
+			s.size += 4 * perItem
+		}
+		return s.size
+	},
 }
 
 // denyAll is Istio's allow-nothing policy: an empty spec selects every workload of the namespace
 // and, having no rule, matches no request.
-func (c *compilation) denyAll() *securityv1.AuthorizationPolicy {
+func (c *Compilation) denyAll() *securityv1.AuthorizationPolicy {
 	return &securityv1.AuthorizationPolicy{
 		TypeMeta:   istioType("AuthorizationPolicy"),
-		ObjectMeta: c.istioMeta(graphObjectName(c.g.Name, suffixDenyAll), ""),
+		ObjectMeta: c.Meta(graphObjectName(c.g.Name, suffixDenyAll), ""),
 	}
 }
 
@@ -47,7 +91,7 @@ func (c *compilation) denyAll() *securityv1.AuthorizationPolicy {
 // ALLOW policy selects a workload, whatever it does not match is denied, so callers must not be
 // split across objects that apply one by one). It returns nil when no edge into the service has a
 // port Istio intercepts: Istio does not see UDP or SCTP.
-func (c *compilation) serviceAuthorizationPolicy(sp *servicePolicy) *securityv1.AuthorizationPolicy {
+func (c *Compilation) serviceAuthorizationPolicy(sp *servicePolicy) *securityv1.AuthorizationPolicy {
 	var rules []*securityv1beta1.Rule
 	var dedup run[*securityv1beta1.Rule]
 	for _, e := range sp.ingress {
@@ -60,7 +104,7 @@ func (c *compilation) serviceAuthorizationPolicy(sp *servicePolicy) *securityv1.
 	}
 	ap := &securityv1.AuthorizationPolicy{
 		TypeMeta:   istioType("AuthorizationPolicy"),
-		ObjectMeta: c.istioMeta(serviceObjectName(c.g.Name, sp.svc.Name), sp.svc.Name),
+		ObjectMeta: c.Meta(serviceObjectName(c.g.Name, sp.svc.Name), sp.svc.Name),
 	}
 	ap.Spec.Selector = &typev1beta1.WorkloadSelector{MatchLabels: maps.Clone(sp.svc.Labels)}
 	// ALLOW is the action's zero value: the printed object leaves it out, and Istio reads it so.
@@ -73,7 +117,7 @@ func (c *compilation) serviceAuthorizationPolicy(sp *servicePolicy) *securityv1.
 // AuthorizationPolicy ports are numbers only: when an edge has a named port the rule leaves ports
 // out and restricts by identity (and path) alone, and the NetworkPolicy still restricts the port.
 // nil when the edge has no port Istio intercepts.
-func (c *compilation) authorizationRule(e *graph.Edge) *securityv1beta1.Rule {
+func (c *Compilation) authorizationRule(e *graph.Edge) *securityv1beta1.Rule {
 	var ports []string
 	named := false
 	for _, p := range e.Ports {
@@ -120,7 +164,7 @@ func sameOperation(a, b *securityv1beta1.Rule) bool {
 
 // source is a rule's from: the caller's principal, "<trustDomain>/ns/<namespace>/sa/<account>".
 // One per service, shared by its rules.
-func (c *compilation) source(name string) []*securityv1beta1.Rule_From {
+func (c *Compilation) source(name string) []*securityv1beta1.Rule_From {
 	if f, ok := c.sources[name]; ok {
 		return f
 	}

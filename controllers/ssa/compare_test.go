@@ -1,4 +1,4 @@
-package controllers
+package ssa
 
 import (
 	"maps"
@@ -25,9 +25,7 @@ func TestUpToDate(t *testing.T) {
 			Edges:    []string{"web→api:8080", "api→database:5432/data"},
 		},
 	}
-	opts := compiler.DefaultOptions()
-	opts.Istio = true
-	res, err := compiler.Compile(sg, opts)
+	res, err := compiler.Compile(sg, compiler.DefaultOptions(), compiler.Facts{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,12 +84,13 @@ func TestUpToDate(t *testing.T) {
 			}
 			have := want.DeepCopyObject().(client.Object)
 			tt.edit(have)
-			if got := upToDate(want, have); got != tt.want {
+			if got := upToDate(res.Outputs.Of(want), want, have); got != tt.want {
 				t.Errorf("upToDate = %v, want %v", got, tt.want)
 			}
 		})
 	}
-	if upToDate(desired["NetworkPolicy/shop-svc-api"], desired["AuthorizationPolicy/shop-svc-api"]) {
+	np := desired["NetworkPolicy/shop-svc-api"]
+	if upToDate(res.Outputs.Of(np), np, desired["AuthorizationPolicy/shop-svc-api"]) {
 		t.Error("objects of different kinds compare equal")
 	}
 }

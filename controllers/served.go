@@ -1,0 +1,91 @@
+package controllers
+
+import (
+	"slices"
+	"sync"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/compiler"
+)
+
+// APIDetector tells which outputs' APIs the cluster serves, and starts watching an output's kind
+// the first time it is served, so CRDs installed after the operator (Istio's, typically) are
+// picked up without a restart.
+type APIDetector struct {
+	discovery discovery.DiscoveryInterface
+	cache     cache.Cache
+	client    client.Client
+	outputs   compiler.Registry
+
+	mu         sync.Mutex
+	controller controller.Controller
+	served     map[schema.GroupKind]bool
+}
+
+// NewAPIDetector asks discovery about the outputs' APIs; watches go through the manager's cache.
+func NewAPIDetector(dc discovery.DiscoveryInterface, c cache.Cache, cl client.Client, outputs compiler.Registry) *APIDetector {
+	return &APIDetector{discovery: dc, cache: c, client: cl, outputs: outputs, served: map[schema.GroupKind]bool{}}
+}
+
+// Missing lists the output kinds whose API is not served. Once a kind is served the answer is
+// remembered and its objects are watched.
+func (d *APIDetector) Missing() ([]schema.GroupKind, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var missing []schema.GroupKind
+	kinds := map[schema.GroupVersion][]string{} // discovery answers, one request per group version
+	for _, o := range d.outputs {
+		if d.served[o.GroupKind()] {
+			continue
+		}
+		gv := o.GVK.GroupVersion()
+		if _, asked := kinds[gv]; !asked {
+			resources, err := d.discovery.ServerResourcesForGroupVersion(gv.String())
+			if err != nil && !apierrors.IsNotFound(err) {
+				return nil, err
+			}
+			kinds[gv] = []string{}
+			if resources != nil {
+				for _, r := range resources.APIResources {
+					kinds[gv] = append(kinds[gv], r.Kind)
+				}
+			}
+		}
+		if !slices.Contains(kinds[gv], o.GVK.Kind) {
+			missing = append(missing, o.GroupKind())
+			continue
+		}
+		if err := d.watch(o); err != nil {
+			return nil, err
+		}
+		d.served[o.GroupKind()] = true
+	}
+	return missing, nil
+}
+
+// watch makes changes to an output's generated objects (drift, deletion) enqueue their graph.
+func (d *APIDetector) watch(o *compiler.Output) error {
+	obj, err := d.client.Scheme().New(o.GVK)
+	if err != nil {
+		return err
+	}
+	owner := handler.TypedEnqueueRequestForOwner[client.Object](d.client.Scheme(), d.client.RESTMapper(),
+		&v1alpha1.ServiceGraph{}, handler.OnlyControllerOwner())
+	return d.controller.Watch(source.Kind(d.cache, obj.(client.Object), owner, skipCreates))
+}
+
+// attach gives the detector the controller whose queue the watches feed.
+func (d *APIDetector) attach(c controller.Controller) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.controller = c
+}

@@ -1,0 +1,74 @@
+package outcome
+
+import (
+	"fmt"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/graph"
+)
+
+// Coverage relates the namespace's pods (sorted by name) to the graph's local services.
+func Coverage(g *graph.Graph, pods []metav1.PartialObjectMetadata) *v1alpha1.Coverage {
+	cov := &v1alpha1.Coverage{}
+	covered := make([]bool, len(pods))
+	for _, svc := range g.Services {
+		if !g.Local(&svc) {
+			continue
+		}
+		sel := labels.SelectorFromSet(svc.Labels)
+		sc := v1alpha1.ServiceCoverage{Name: svc.Name}
+		for i, p := range pods {
+			if sel.Matches(labels.Set(p.Labels)) {
+				sc.Pods++
+				covered[i] = true
+			}
+		}
+		cov.Services = append(cov.Services, sc)
+	}
+	for i := range pods {
+		if covered[i] {
+			cov.CoveredPods++
+			continue
+		}
+		cov.UncoveredPods++
+		if len(cov.Uncovered) < NamedLimit {
+			cov.Uncovered = append(cov.Uncovered, DescribePod(&pods[i]))
+		}
+	}
+	return cov
+}
+
+// CoverageCondition summarises the coverage: gaps are worth a look but do not make a graph unready.
+func CoverageCondition(cov *v1alpha1.Coverage) (metav1.ConditionStatus, string, string) {
+	var empty []string
+	for _, s := range cov.Services {
+		if s.Pods == 0 {
+			empty = append(empty, s.Name)
+		}
+	}
+	var gaps []string
+	if len(empty) > 0 {
+		gaps = append(gaps, "services whose selector matches no pod (they protect nothing; check the selector): "+strings.Join(empty, ", "))
+	}
+	if cov.UncoveredPods > 0 {
+		gaps = append(gaps, fmt.Sprintf("%d pods in no service (default-deny cuts them off): %s%s",
+			cov.UncoveredPods, strings.Join(cov.Uncovered, ", "), More(int(cov.UncoveredPods), len(cov.Uncovered))))
+	}
+	if len(gaps) == 0 {
+		return metav1.ConditionTrue, v1alpha1.ReasonCovered,
+			fmt.Sprintf("Every service matches pods and all %d pods belong to a service", cov.CoveredPods)
+	}
+	return metav1.ConditionFalse, v1alpha1.ReasonCoverageGaps, strings.Join(gaps, "; ")
+}
+
+// DescribePod names a pod and, when it has one, its controller ("web-1 (ReplicaSet/web-5d9f)").
+func DescribePod(p *metav1.PartialObjectMetadata) string {
+	if owner := metav1.GetControllerOfNoCopy(p); owner != nil {
+		return fmt.Sprintf("%s (%s/%s)", p.Name, owner.Kind, owner.Name)
+	}
+	return p.Name
+}

@@ -1,0 +1,169 @@
+package outcome
+
+import (
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/change"
+	"github.com/servicegraph/servicegraph-operator/internal/compiler"
+	"github.com/servicegraph/servicegraph-operator/internal/object"
+)
+
+// SetStatus writes into sg.Status what the findings and their class call for. Messages carry no
+// volatile text (times, random names): a changing message would make every reconcile write.
+// A failed reconcile keeps the summary fields of the last good one.
+func SetStatus(sg *v1alpha1.ServiceGraph, f Findings, c Class) {
+	sg.Status.ObservedGeneration = sg.Generation
+	switch {
+	case c.Retry == RetryBackoff:
+		// A Ready graph stays Ready: its policies are still in force, and one failed request must
+		// not flap Ready.
+		if !meta.IsStatusConditionTrue(sg.Status.Conditions, v1alpha1.ConditionReady) {
+			setCondition(sg, v1alpha1.ConditionReady, metav1.ConditionFalse, c.Reason, c.Message)
+		}
+		setCondition(sg, v1alpha1.ConditionReconciling, metav1.ConditionTrue, c.Reason, c.Message)
+		meta.RemoveStatusCondition(&sg.Status.Conditions, v1alpha1.ConditionStalled)
+	case c.Stalled && (f.Desired == nil || f.Rejected):
+		// Nothing (or not everything) was applied: every condition says why.
+		for _, t := range append([]string{v1alpha1.ConditionReady}, f.Outputs.Conditions()...) {
+			setCondition(sg, t, metav1.ConditionFalse, c.Reason, c.Message)
+		}
+		setCondition(sg, v1alpha1.ConditionStalled, metav1.ConditionTrue, c.Reason, c.Message)
+		meta.RemoveStatusCondition(&sg.Status.Conditions, v1alpha1.ConditionReconciling)
+	default:
+		converged(sg, f, c)
+	}
+}
+
+// converged reports a graph whose spec compiled and whose objects were applied, but for what the
+// class says holds it back.
+func converged(sg *v1alpha1.ServiceGraph, f Findings, c Class) {
+	d := f.Desired
+	for _, t := range f.Outputs.Conditions() {
+		status, reason, msg := outputCondition(d, f.Changes.Conflicts, t)
+		setCondition(sg, t, status, reason, msg)
+	}
+	if len(d.Unmeshed) > 0 && !hasCondition(sg, v1alpha1.ConditionMTLSReady, v1alpha1.ReasonConflict) {
+		setCondition(sg, v1alpha1.ConditionMTLSReady, metav1.ConditionFalse, v1alpha1.ReasonUnmeshedWorkloads, UnmeshedMessage(d))
+	}
+	sg.Status.Services = int32(d.Services)
+	sg.Status.Edges = int32(d.Edges)
+	sg.Status.MTLS = d.MTLSMode
+	sg.Status.Enforcement = d.Enforcement
+	sg.Status.Coverage = f.Coverage
+	if f.Coverage != nil {
+		status, reason, msg := CoverageCondition(f.Coverage)
+		setCondition(sg, v1alpha1.ConditionCoverage, status, reason, msg)
+	}
+	setCondition(sg, v1alpha1.ConditionReady, c.Ready, c.Reason, c.Message)
+	if c.Stalled {
+		setCondition(sg, v1alpha1.ConditionStalled, metav1.ConditionTrue, c.Reason, c.Message)
+		meta.RemoveStatusCondition(&sg.Status.Conditions, v1alpha1.ConditionReconciling)
+		return // objects in the way: the inventory stays the last complete one
+	}
+	meta.RemoveStatusCondition(&sg.Status.Conditions, v1alpha1.ConditionStalled)
+	if c.Reconciling {
+		setCondition(sg, v1alpha1.ConditionReconciling, metav1.ConditionTrue, c.Reason, c.Message)
+	} else {
+		meta.RemoveStatusCondition(&sg.Status.Conditions, v1alpha1.ConditionReconciling)
+	}
+	sg.Status.Counts = d.Counts()
+	sg.Status.GeneratedObjects = refs(d.Objects())
+	sg.Status.Plan = plan(d)
+}
+
+// outputCondition is the condition of the outputs that report under condType: a conflict on one
+// of their objects, their layer missing, or what was applied.
+func outputCondition(d *compiler.Result, conflicts []change.Conflict, condType string) (metav1.ConditionStatus, string, string) {
+	var applied, inTheWay []string
+	for _, o := range d.Outputs {
+		if o.Condition != condType {
+			continue
+		}
+		for _, c := range conflicts {
+			if c.Ref.Group == o.GVK.Group && c.Ref.Kind == o.GVK.Kind {
+				inTheWay = append(inTheWay, c.String())
+			}
+		}
+		if !d.Served(o) {
+			return metav1.ConditionFalse, o.Layer.Reason, o.Layer.Missing
+		}
+		applied = append(applied, o.Describe(d.Summary(o)))
+	}
+	if len(inTheWay) > 0 {
+		return metav1.ConditionFalse, v1alpha1.ReasonConflict, strings.Join(inTheWay, "; ")
+	}
+	reason := v1alpha1.ReasonApplied
+	if d.Enforcement == v1alpha1.EnforcementAudit {
+		reason = v1alpha1.ReasonAudit
+	}
+	return metav1.ConditionTrue, reason, strings.Join(applied, "; ")
+}
+
+func hasCondition(sg *v1alpha1.ServiceGraph, condType, reason string) bool {
+	c := meta.FindStatusCondition(sg.Status.Conditions, condType)
+	return c != nil && c.Reason == reason
+}
+
+// plan lists, in Audit mode, what Enforce would apply and whether it exists now: the objects
+// applied in their audit form exist, the NetworkPolicies do not.
+func plan(d *compiler.Result) []v1alpha1.PlannedObject {
+	if d.Enforce == nil {
+		return nil
+	}
+	exists := map[v1alpha1.ObjectReference]bool{}
+	for _, obj := range d.Objects() {
+		exists[object.Ref(obj)] = true
+	}
+	var planned []v1alpha1.PlannedObject
+	for _, obj := range d.Enforce.Objects() {
+		ref := object.Ref(obj)
+		planned = append(planned, v1alpha1.PlannedObject{Group: ref.Group, Kind: ref.Kind, Name: ref.Name, Exists: exists[ref]})
+	}
+	return planned
+}
+
+func refs(objs []compiler.Object) []v1alpha1.ObjectReference {
+	out := make([]v1alpha1.ObjectReference, len(objs))
+	for i, obj := range objs {
+		out[i] = object.Ref(obj)
+	}
+	return out
+}
+
+// MarkReconciling records that a new generation is being worked on before any policy is touched,
+// so no tool mistakes a fresh or changed object for a finished one. It reports whether anything
+// changed.
+func MarkReconciling(sg *v1alpha1.ServiceGraph) bool {
+	ready := meta.FindStatusCondition(sg.Status.Conditions, v1alpha1.ConditionReady)
+	if sg.Status.ObservedGeneration == sg.Generation && ready != nil {
+		return false
+	}
+	msg := "Reconciling generation " + strconv.FormatInt(sg.Generation, 10)
+	if ready == nil {
+		setCondition(sg, v1alpha1.ConditionReady, metav1.ConditionUnknown, v1alpha1.ReasonReconciling, msg)
+	}
+	setCondition(sg, v1alpha1.ConditionReconciling, metav1.ConditionTrue, v1alpha1.ReasonReconciling, msg)
+	return true
+}
+
+func setCondition(sg *v1alpha1.ServiceGraph, condType string, status metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(&sg.Status.Conditions, metav1.Condition{
+		Type: condType, Status: status, Reason: reason, Message: Shorten(msg, maxConditionMessage), ObservedGeneration: sg.Generation,
+	})
+}
+
+// maxConditionMessage is the API's limit on condition messages.
+const maxConditionMessage = 32768
+
+// Shorten cuts a message to at most limit bytes, marking the cut.
+func Shorten(msg string, limit int) string {
+	if len(msg) <= limit {
+		return msg
+	}
+	return strings.ToValidUTF8(msg[:limit-len(" …")], "") + " …"
+}
