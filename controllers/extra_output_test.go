@@ -16,7 +16,6 @@ import (
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/controllers"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
-	"github.com/servicegraph/servicegraph-operator/test/testenv"
 )
 
 // callerLists is an output the operator does not ship, declared only here: a ConfigMap per local
@@ -58,19 +57,8 @@ var _ = Describe("An output registered only in a test", Ordered, func() {
 		c   client.Client
 	)
 	BeforeAll(func() {
-		env, err := testenv.New(true)
-		Expect(err).NotTo(HaveOccurred())
-		cfg, err := env.Start()
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(env.Stop)
-		c, err = client.New(cfg, client.Options{Scheme: controllers.NewScheme()})
-		Expect(err).NotTo(HaveOccurred())
-		stop, done := startManager(cfg, &testenv.RequestLog{}, func(conf *controllers.Config) {
+		c, _ = startOwnControlPlane(true, func(conf *controllers.Config) {
 			conf.Options.Outputs = compiler.Builtin().With(callerLists)
-		})
-		DeferCleanup(func() {
-			stop()
-			<-done
 		})
 	})
 

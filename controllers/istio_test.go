@@ -12,7 +12,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
-	"github.com/servicegraph/servicegraph-operator/controllers"
 	"github.com/servicegraph/servicegraph-operator/test/testenv"
 )
 
@@ -23,21 +22,7 @@ var _ = Describe("ServiceGraph reconciler without Istio", Ordered, func() {
 		noMesh *envtest.Environment
 		c      client.Client
 	)
-	BeforeAll(func() {
-		var err error
-		noMesh, err = testenv.New(false)
-		Expect(err).NotTo(HaveOccurred())
-		cfg, err := noMesh.Start()
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(noMesh.Stop)
-		c, err = client.New(cfg, client.Options{Scheme: controllers.NewScheme()})
-		Expect(err).NotTo(HaveOccurred())
-		stop, done := startManager(cfg, &testenv.RequestLog{})
-		DeferCleanup(func() {
-			stop()
-			<-done
-		})
-	})
+	BeforeAll(func() { c, noMesh = startOwnControlPlane(false) })
 
 	It("applies the NetworkPolicies, says IstioNotInstalled, and converges once Istio's CRDs appear", func() {
 		ns := newNamespace(ctx, c)

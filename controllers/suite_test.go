@@ -84,3 +84,21 @@ func startManager(cfg *rest.Config, log *testenv.RequestLog, options ...func(*co
 	}()
 	return cancel, done
 }
+
+// startOwnControlPlane starts a control plane of a spec's own (with Istio's CRDs or not) and a
+// manager on it, both stopped when the spec's container ends, and returns a client of the test's.
+func startOwnControlPlane(withIstio bool, options ...func(*controllers.Config)) (client.Client, *envtest.Environment) {
+	env, err := testenv.New(withIstio)
+	Expect(err).NotTo(HaveOccurred())
+	cfg, err := env.Start()
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(env.Stop)
+	c, err := client.New(cfg, client.Options{Scheme: controllers.NewScheme()})
+	Expect(err).NotTo(HaveOccurred())
+	stop, done := startManager(cfg, &testenv.RequestLog{}, options...)
+	DeferCleanup(func() {
+		stop()
+		<-done
+	})
+	return c, env
+}

@@ -37,11 +37,7 @@ var AuthorizationPolicies = &Output{
 		obj.SetAnnotations(map[string]string{AnnotationDryRun: "true"})
 		return obj
 	},
-	SpecEqual: func(want, have Object) bool {
-		w, ok1 := want.(*securityv1.AuthorizationPolicy)
-		h, ok2 := have.(*securityv1.AuthorizationPolicy)
-		return ok1 && ok2 && proto.Equal(&w.Spec, &h.Spec)
-	},
+	SpecEqual:          sameSpec(func(w, h *securityv1.AuthorizationPolicy) bool { return proto.Equal(&w.Spec, &h.Spec) }),
 	ManagedAnnotations: []string{AnnotationDryRun},
 	Describe: func(s Summary) string {
 		if s.Audit {

@@ -47,12 +47,8 @@ var NetworkPolicies = &Output{
 		return append(out, Emitted{Object: c.defaultDeny(), Phase: PhaseDeny})
 	},
 	// Any NetworkPolicy that selects a pod isolates it, so none can merely observe.
-	Audit: func(Object) Object { return nil },
-	SpecEqual: func(want, have Object) bool {
-		w, ok1 := want.(*networkingv1.NetworkPolicy)
-		h, ok2 := have.(*networkingv1.NetworkPolicy)
-		return ok1 && ok2 && equality.Semantic.DeepEqual(w.Spec, h.Spec)
-	},
+	Audit:     func(Object) Object { return nil },
+	SpecEqual: sameSpec(func(w, h *networkingv1.NetworkPolicy) bool { return equality.Semantic.DeepEqual(w.Spec, h.Spec) }),
 	Describe: func(s Summary) string {
 		if s.Audit {
 			return fmt.Sprintf("Audit mode: no NetworkPolicy applied (Enforce would apply %d)", s.Planned)

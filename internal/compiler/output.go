@@ -163,3 +163,12 @@ func (r Registry) layersOff(missing []schema.GroupKind) []*Layer {
 	}
 	return off
 }
+
+// sameSpec makes an Output's SpecEqual from a comparison of two objects of its Go type.
+func sameSpec[T Object](equal func(want, have T) bool) func(want, have Object) bool {
+	return func(want, have Object) bool {
+		w, ok1 := want.(T)
+		h, ok2 := have.(T)
+		return ok1 && ok2 && equal(w, h)
+	}
+}

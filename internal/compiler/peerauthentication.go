@@ -32,11 +32,7 @@ var PeerAuthentications = &Output{
 	Emit: func(c *Compilation) []Emitted {
 		return []Emitted{{Object: c.peerAuthentication(), Phase: PhaseMTLS}}
 	},
-	SpecEqual: func(want, have Object) bool {
-		w, ok1 := want.(*securityv1.PeerAuthentication)
-		h, ok2 := have.(*securityv1.PeerAuthentication)
-		return ok1 && ok2 && proto.Equal(&w.Spec, &h.Spec)
-	},
+	SpecEqual: sameSpec(func(w, h *securityv1.PeerAuthentication) bool { return proto.Equal(&w.Spec, &h.Spec) }),
 	// Istio gives no precedence between two namespace-wide PeerAuthentications.
 	Exclusive: func(obj Object) bool {
 		pa, ok := obj.(*securityv1.PeerAuthentication)
