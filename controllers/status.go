@@ -16,7 +16,7 @@ func (r *ServiceGraphReconciler) markReconciling(ctx context.Context, sg *v1alph
 	if !outcome.MarkReconciling(sg) {
 		return nil
 	}
-	return r.Status().Patch(ctx, sg, statusPatch(before))
+	return r.patchStatus(ctx, sg, statusPatch(before))
 }
 
 // writeStatus writes the status the classification calls for, and nothing when it is already there.
@@ -26,7 +26,23 @@ func (r *ServiceGraphReconciler) writeStatus(ctx context.Context, sg *v1alpha1.S
 	if equality.Semantic.DeepEqual(next.Status, sg.Status) {
 		return nil
 	}
-	return r.Status().Patch(ctx, next, statusPatch(sg))
+	return r.patchStatus(ctx, next, statusPatch(sg))
+}
+
+// patchStatus writes sg's status and remembers the version it replaced.
+func (r *ServiceGraphReconciler) patchStatus(ctx context.Context, sg *v1alpha1.ServiceGraph, patch client.Patch) error {
+	replaced := sg.ResourceVersion
+	if err := r.Status().Patch(ctx, sg, patch); err != nil || sg.ResourceVersion == replaced {
+		// A patch that changed nothing leaves the version as it was: the cache is not behind it.
+		return err
+	}
+	key := client.ObjectKeyFromObject(sg)
+	versions := []string{replaced}
+	if earlier, ok := r.replaced.Load(key); ok {
+		versions = append(versions, earlier.([]string)[0])
+	}
+	r.replaced.Store(key, versions)
+	return nil
 }
 
 // statusPatch patches from the graph as read, on the condition that it is still the live version:

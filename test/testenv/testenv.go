@@ -82,7 +82,6 @@ func ManagerOptions() ctrl.Options {
 	return ctrl.Options{
 		Scheme:                 controllers.NewScheme(),
 		Cache:                  controllers.CacheOptions(),
-		Client:                 controllers.ClientOptions(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
