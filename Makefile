@@ -21,6 +21,10 @@ BENCHSTAT_VERSION ?= v0.0.0-20260908200009-22c9c6c9d4da
 GOVULNDB ?= https://vuln.go.dev
 
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+# The NetworkPolicy enforcer of the dataplane suite, at the version hack/tools/knp/go.mod pins.
+KNP_VERSION := $(shell awk '$$1 == "sigs.k8s.io/kube-network-policies" {print $$2}' hack/tools/knp/go.mod)
+KNP_DIR := $(BIN)/knp/$(KNP_VERSION)
+KNP := $(KNP_DIR)/kube-network-policies
 # The control plane the tests and the demo run: kube-apiserver, etcd and a kubectl of the same version.
 ENVTEST_DIR := $(BIN)/k8s/$(K8S_VERSION)-$(GOOS)-$(GOARCH)
 KUBE_APISERVER := $(ENVTEST_DIR)/kube-apiserver
@@ -74,7 +78,7 @@ verify-generated: generate manifests ## Fail if the generated code or manifests 
 	@git diff --exit-code -- api config/crd config/rbac || { echo "run 'make generate manifests' and commit the result"; exit 1; }
 
 .PHONY: test
-test: envtest lint verify-generated ## Run every test: unit, golden, fuzz seeds, envtest and e2e.
+test: envtest knp lint verify-generated ## Run every test: unit, golden, fuzz seeds, envtest, e2e and real packets (needs root).
 	go test ./... -count=1 -timeout 25m
 	go test ./internal/graph -run '^$$' -fuzz FuzzParseEdge -fuzztime 5s
 
@@ -110,6 +114,13 @@ $(KUBECTL): hack/tools/k8s/go.mod
 
 $(ETCD): hack/tools/etcd/go.mod
 	cd hack/tools/etcd && go build -trimpath -ldflags "-s -w" -o $@ go.etcd.io/etcd/server/v3
+
+.PHONY: knp
+knp: $(KNP) ## Build kube-network-policies (as released and adapted to kernels without NFT_QUEUE) and the kernel probe.
+
+$(KNP): hack/tools/knp/go.mod hack/tools/knp/build.sh $(wildcard hack/tools/knp/*/*.go)
+	@echo "building kube-network-policies $(KNP_VERSION) from the Go module proxy (first time: a few minutes)"
+	hack/tools/knp/build.sh $(KNP_DIR)
 
 $(CONTROLLER_GEN):
 	GOBIN=$(BIN)/tmp go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)

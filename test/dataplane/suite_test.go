@@ -1,0 +1,89 @@
+package dataplane_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/servicegraph/servicegraph-operator/test/dataplane"
+	"github.com/servicegraph/servicegraph-operator/test/testenv"
+)
+
+// The suite runs inside a node network namespace of its own: TestMain sets the namespaces up,
+// runs the test binary again in there, and tears everything down when it ends. It needs root and
+// a kernel that can queue packets to user space from nftables; without them it fails, saying which.
+func TestMain(m *testing.M) {
+	if dataplane.InNode() == nil {
+		code, err := dataplane.RunInNode()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "dataplane:", err)
+			os.Exit(1)
+		}
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+func TestDataplane(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Dataplane Suite")
+}
+
+var (
+	ctx     = context.Background()
+	cluster *dataplane.Cluster
+	bins    dataplane.Binaries
+	kernel  dataplane.Kernel
+	// prober and canary tell a live enforcer from a dead one.
+	prober, canary *dataplane.Pod
+	// system are kube-dns and istiod, shared by every spec.
+	system []*dataplane.Pod
+)
+
+var _ = BeforeSuite(func() {
+	var err error
+	bins, err = dataplane.FindBinaries()
+	Expect(err).NotTo(HaveOccurred())
+	kernel, err = dataplane.ProbeKernel(bins.Probe)
+	Expect(err).NotTo(HaveOccurred())
+	fmt.Fprintln(GinkgoWriter, kernel.Describe())
+	manager, err := testenv.BuildManager(GinkgoT().TempDir())
+	Expect(err).NotTo(HaveOccurred())
+	cluster, err = dataplane.StartCluster(dataplane.InNode(), manager, GinkgoWriter)
+	Expect(err).NotTo(HaveOccurred())
+	prober, canary, err = cluster.Canary(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	system = dataplane.SystemPods()
+	Expect(cluster.AddPods(ctx, system...)).To(Succeed())
+	startEnforcer(bins.Enforcer)
+})
+
+var _ = AfterSuite(func() {
+	if cluster != nil {
+		Expect(cluster.Stop()).To(Succeed())
+	}
+})
+
+// startEnforcer runs an enforcer build and waits until it refuses the canary's forbidden
+// connection.
+func startEnforcer(binary string) {
+	GinkgoHelper()
+	_, err := cluster.StartEnforcer(ctx, binary, 0)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(cluster.WaitEnforcing(prober, canary, 20*time.Second)).To(Succeed())
+}
+
+// expectVerdicts runs the probes and fails listing every one whose verdict is not the wanted one.
+func expectVerdicts(probes []dataplane.Probe) []dataplane.Result {
+	GinkgoHelper()
+	results := dataplane.Run(probes)
+	connected, refused := dataplane.Count(results)
+	fmt.Fprintf(GinkgoWriter, "%d probes: %d connected, %d refused\n", len(results), connected, refused)
+	Expect(dataplane.Mismatches(results)).To(BeEmpty())
+	return results
+}
