@@ -150,4 +150,11 @@ kinds) belongs to its start, not to a graph.
   sooner) and reports the live heap that collection found (` + "`go_gc_heap_live_bytes`" + `), then the
   median and max of several samples a second apart of ` + "`go_memstats_heap_inuse_bytes`" + ` and
   ` + "`process_resident_memory_bytes`" + `. The goal is judged on the live heap and the RSS.
+- **Time to enforcement on real packets**: the dataplane suite (` + "`test/dataplane`" + `, run as root)
+  applies the seed graph on its own control plane, with the operator and kube-network-policies,
+  then alternately removes and adds back the edge api→database with ` + "`kubectl patch`" + `. From just
+  before kubectl starts, a new connection api→database:5432 is opened every 10 ms from the api
+  pod's network namespace (250 ms timeout); the figure is the start of the first of three probes in
+  a row with the new verdict. It includes kubectl's start, the operator's reconcile and writes, and
+  the enforcer's watch and nftables update.
 `

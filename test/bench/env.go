@@ -87,9 +87,11 @@ func (e *env) stop(keep bool) {
 		if err := e.cluster.Stop(); err != nil {
 			e.progress("stopping the control plane: %v", err)
 		}
+		e.cluster = nil
 	}
 	if e.log != nil {
 		_ = e.log.Close()
+		e.log = nil
 	}
 	if keep {
 		e.progress("kept %s (manager.log is the manager's log)", e.dir)

@@ -44,6 +44,9 @@ type config struct {
 	Settle time.Duration
 	// Profile is how long kube-apiserver is profiled while the operator converges the largest graph.
 	Profile time.Duration
+	// EnforcementChanges is how many edge changes the time-to-enforcement measurement makes on
+	// real packets (the dataplane suite, which needs root); 0 skips it.
+	EnforcementChanges int
 	// Manager is a manager binary to run; empty builds ./cmd/manager from the working tree.
 	Manager string
 	// Workers is the manager's --apply-workers.
@@ -68,6 +71,8 @@ func defaultConfig() config {
 		Settle:        time.Second,
 		Profile:       10 * time.Second,
 		Workers:       8,
+
+		EnforcementChanges: 24,
 		Seed:          1,
 		Out:           filepath.Join(testenv.Root(), "docs", "performance.md"),
 		Command:       "make bench",
@@ -82,6 +87,7 @@ func main() {
 	flag.IntVar(&cfg.Foreign, "foreign", cfg.Foreign, "foreign NetworkPolicies (and as many ConfigMaps) created for the memory measurement")
 	flag.IntVar(&cfg.Resyncs, "resyncs", cfg.Resyncs, "forced reconciles of the quiet steady state")
 	flag.StringVar(&cfg.Manager, "manager", cfg.Manager, "manager binary to measure (default: build ./cmd/manager)")
+	flag.IntVar(&cfg.EnforcementChanges, "enforcement-changes", cfg.EnforcementChanges, "edge changes timed on real packets (needs root; 0 skips)")
 	flag.IntVar(&cfg.Workers, "apply-workers", cfg.Workers, "the manager's --apply-workers")
 	flag.StringVar(&cfg.Out, "out", cfg.Out, "markdown file to write (empty: none)")
 	timeout := flag.Duration("timeout", 30*time.Minute, "give up after this long")

@@ -21,6 +21,7 @@ func TestSmoke(t *testing.T) {
 	cfg.Samples, cfg.Every = 2, 100*time.Millisecond
 	cfg.Settle = 300 * time.Millisecond
 	cfg.Profile = time.Second
+	cfg.EnforcementChanges = 0 // the dataplane suite measures it in make test
 	cfg.Out, cfg.Command = "", "go test ./test/bench -run TestSmoke"
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -30,6 +30,7 @@ type report struct {
 	incremental incrementalResult
 	quiet       quietResult
 	memory      memoryResult
+	enforcement enforcementResult
 }
 
 // row is one line of the results table; met is "yes", "NO" or empty when no goal applies.
@@ -39,7 +40,8 @@ func (r *report) rows() []row {
 	var rows []row
 	rows = append(rows, r.compileRows()...)
 	rows = append(rows, r.coldRows()...)
-	return append(rows, r.incrementalRow(), r.quietRow(), r.memoryBeforeRow(), r.memoryAfterRow())
+	rows = append(rows, r.incrementalRow(), r.quietRow(), r.memoryBeforeRow(), r.memoryAfterRow())
+	return append(rows, r.enforcementRows()...)
 }
 
 func (r *report) compileRows() []row {

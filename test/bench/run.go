@@ -34,6 +34,13 @@ func run(ctx context.Context, cfg config, logTo io.Writer) (*report, error) {
 		return nil, fmt.Errorf("%w (manager log: %s)", err, e.log.Name())
 	}
 	failed = false
+	e.stop(false)
+	if cfg.EnforcementChanges > 0 {
+		progress("time to enforcement: %d edge changes on real packets (the dataplane suite)", cfg.EnforcementChanges)
+		if rep.enforcement, err = timeToEnforcement(ctx, cfg.EnforcementChanges); err != nil {
+			return nil, err
+		}
+	}
 	rep.machine.finish()
 	return rep, nil
 }

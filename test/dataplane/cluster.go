@@ -88,8 +88,8 @@ func (e *Enforcer) Log() string { return e.log.String() }
 // release is written for: a ServiceAccount with its upstream RBAC, the token and CA mounted at
 // /run/secrets/kubernetes.io/serviceaccount in a private mount namespace (so nothing of it
 // shows on the machine), and KUBERNETES_SERVICE_HOST/PORT pointing at the API server.
-// verbosity 2 makes it log each decision.
-func (c *Cluster) StartEnforcer(ctx context.Context, binary string, verbosity int) (*Enforcer, error) {
+// verbosity 2 makes it log each decision; the log goes to logTo too when it is not nil.
+func (c *Cluster) StartEnforcer(ctx context.Context, binary string, verbosity int, logTo io.Writer) (*Enforcer, error) {
 	if err := c.StopEnforcer(); err != nil {
 		return nil, err
 	}
@@ -112,7 +112,11 @@ shift && exec "$@"`
 		binary, "--hostname-override="+NodeName, fmt.Sprintf("-v=%d", verbosity), "--metrics-bind-address=127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "KUBERNETES_SERVICE_HOST="+host.Hostname(), "KUBERNETES_SERVICE_PORT="+host.Port())
 	e := &Enforcer{cmd: cmd, done: make(chan struct{}), log: &syncBuffer{}, dir: dir}
-	cmd.Stdout, cmd.Stderr = e.log, e.log
+	var out io.Writer = e.log
+	if logTo != nil {
+		out = io.MultiWriter(e.log, logTo)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, err

@@ -132,11 +132,15 @@ func (c *Cluster) decidedBy(p Probe, policies []networkingv1.NetworkPolicy) stri
 		return names
 	}
 	egress, ingress := selecting(p.From, networkingv1.PolicyTypeEgress), selecting(p.To, networkingv1.PolicyTypeIngress)
+	source := "the enforcer's log"
+	if direction == "" {
+		source = "no decision logged; by the selecting policies"
+	}
 	switch {
 	case direction == "egress" || (direction == "" && len(egress) > 0 && len(ingress) == 0):
-		return fmt.Sprintf("egress of %s: no rule of %s allows it", p.From.Key(), strings.Join(egress, ", "))
+		return fmt.Sprintf("egress of %s: no rule of %s allows it (%s)", p.From.Key(), strings.Join(egress, ", "), source)
 	case direction == "ingress" || (direction == "" && len(ingress) > 0):
-		return fmt.Sprintf("ingress of %s: no rule of %s allows it", p.To.Key(), strings.Join(ingress, ", "))
+		return fmt.Sprintf("ingress of %s: no rule of %s allows it (%s)", p.To.Key(), strings.Join(ingress, ", "), source)
 	}
 	return "no NetworkPolicy selects either pod: not refused by policy"
 }
@@ -159,28 +163,26 @@ func (c *Cluster) currentEnforcer() *Enforcer {
 	return c.enforcer
 }
 
-// refusingSide reads the enforcer's decision log (at -v=2 it logs, per packet, the pods and the
-// egress then ingress verdicts) for the last decision about the probe's pods: "egress",
-// "ingress", or "" when it logged none.
+// refusingSide reads the enforcer's decision log for the last decision on a connection like the
+// probe's: "egress" or "ingress" for the side whose NetworkPolicies refused it, "" when it logged
+// none. At -v=2 kube-network-policies logs, per packet, the pods, then the packet as
+// "[ID] SRC:PORT DST:PORT PROTO" on a line of its own, then each side's verdict with that ID.
 func (e *Enforcer) refusingSide(p Probe) string {
-	lines := e.log.Lines()
-	side := ""
-	id := ""
-	for _, line := range lines {
-		if strings.Contains(line, `"Evaluating packet"`) && strings.Contains(line, `srcPod="`+p.From.Key()+`"`) &&
-			strings.Contains(line, `dstPod="`+p.To.Key()+`"`) {
-			id = logValue(line, "id")
-			side = ""
-			continue
-		}
-		if id == "" || logValue(line, "id") != id || !strings.Contains(line, "allowed=false") {
-			continue
-		}
+	want := fmt.Sprintf("%s:%d %s", p.To.Slot.IP, p.Port.Number, p.Port.Protocol)
+	pods := `srcPod="` + p.From.Key() + `" dstPod="` + p.To.Key() + `"`
+	side, id, podsMatch := "", "", false
+	for _, line := range e.log.Lines() {
 		switch {
-		case strings.Contains(line, `"Egress NetworkPolicies"`):
-			side = "egress"
-		case strings.Contains(line, `"Ingress NetworkPolicies"`):
-			side = "ingress"
+		case strings.Contains(line, `"Evaluating packet"`):
+			podsMatch, id = strings.Contains(line, pods), ""
+		case podsMatch && strings.HasPrefix(strings.TrimSpace(line), "[") && strings.HasSuffix(line, want):
+			id = strings.Trim(strings.Fields(line)[0], "[]")
+		case id != "" && logValue(line, "id") == id && strings.Contains(line, "allowed=false"):
+			if strings.Contains(line, `"Egress NetworkPolicies"`) {
+				side = "egress"
+			} else if strings.Contains(line, `"Ingress NetworkPolicies"`) {
+				side = "ingress"
+			}
 		}
 	}
 	return side

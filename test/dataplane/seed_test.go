@@ -87,7 +87,7 @@ var _ = Describe("The enforcer as released", func() {
 		Expect(dataplane.Run([]dataplane.Probe{forbidden})[0].Connected).To(BeFalse(), "the adapted build refuses %s", forbidden)
 
 		DeferCleanup(startEnforcer, bins.Enforcer)
-		e, err := cluster.StartEnforcer(ctx, bins.Upstream, 0)
+		e, err := cluster.StartEnforcer(ctx, bins.Upstream, 0, nil)
 		Expect(err).NotTo(HaveOccurred())
 		err = cluster.WaitEnforcing(prober, canary, 6*time.Second)
 		if kernel.NativeQueue {

@@ -73,7 +73,7 @@ var _ = AfterSuite(func() {
 // connection.
 func startEnforcer(binary string) {
 	GinkgoHelper()
-	_, err := cluster.StartEnforcer(ctx, binary, 0)
+	_, err := cluster.StartEnforcer(ctx, binary, 0, nil)
 	Expect(err).NotTo(HaveOccurred())
 	Expect(cluster.WaitEnforcing(prober, canary, 20*time.Second)).To(Succeed())
 }
