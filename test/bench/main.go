@@ -73,9 +73,9 @@ func defaultConfig() config {
 		Workers:       8,
 
 		EnforcementChanges: 24,
-		Seed:          1,
-		Out:           filepath.Join(testenv.Root(), "docs", "performance.md"),
-		Command:       "make bench",
+		Seed:               1,
+		Out:                filepath.Join(testenv.Root(), "docs", "performance.md"),
+		Command:            "make bench",
 	}
 }
 
