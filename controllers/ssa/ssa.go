@@ -97,11 +97,16 @@ func (r *run) apply(ctx context.Context, objs []compiler.Object) (change.Set, er
 		conflict *change.Conflict
 	}
 	results := make([]result, len(objs))
-	g, gctx := errgroup.WithContext(ctx)
+	// No shared context: one object the API server refuses must not cancel the writes of the
+	// others in flight; they are all applied, and the error is reported after.
+	var g errgroup.Group
 	g.SetLimit(max(r.Workers, 1))
 	for i, obj := range objs {
-		g.Go(func() (err error) {
-			results[i].action, results[i].conflict, err = r.applyOne(gctx, obj)
+		g.Go(func() error {
+			action, conflict, err := r.applyOne(ctx, obj)
+			if err == nil {
+				results[i] = result{action: action, conflict: conflict}
+			}
 			return err
 		})
 	}

@@ -1,7 +1,6 @@
 package dataplane
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -77,7 +75,7 @@ func (c *Cluster) Stop() error {
 type Enforcer struct {
 	cmd  *exec.Cmd
 	done chan struct{}
-	log  *syncBuffer
+	log  *testenv.Log
 	dir  string
 }
 
@@ -111,12 +109,8 @@ shift && exec "$@"`
 	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", mount, "sh", dir,
 		binary, "--hostname-override="+NodeName, fmt.Sprintf("-v=%d", verbosity), "--metrics-bind-address=127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "KUBERNETES_SERVICE_HOST="+host.Hostname(), "KUBERNETES_SERVICE_PORT="+host.Port())
-	e := &Enforcer{cmd: cmd, done: make(chan struct{}), log: &syncBuffer{}, dir: dir}
-	var out io.Writer = e.log
-	if logTo != nil {
-		out = io.MultiWriter(e.log, logTo)
-	}
-	cmd.Stdout, cmd.Stderr = out, out
+	e := &Enforcer{cmd: cmd, done: make(chan struct{}), log: &testenv.Log{Also: logTo}, dir: dir}
+	cmd.Stdout, cmd.Stderr = e.log, e.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -188,37 +182,4 @@ func (c *Cluster) writeServiceAccount(ctx context.Context, dir string) error {
 		}
 	}
 	return nil
-}
-
-// syncBuffer is a log written by a process and read by the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// Lines returns the log's lines that contain every one of the words.
-func (b *syncBuffer) Lines(words ...string) []string {
-	var out []string
-	for _, line := range strings.Split(b.String(), "\n") {
-		match := true
-		for _, w := range words {
-			match = match && strings.Contains(line, w)
-		}
-		if match {
-			out = append(out, line)
-		}
-	}
-	return out
 }

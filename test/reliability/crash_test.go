@@ -119,7 +119,7 @@ var _ = Describe("Crash at any point", func() {
 			}
 			return ringGraph(ns, "big", crashServices, crashEdgesPer, round%20, (round+10)%20)
 		}
-		log := &processLog{}
+		log := newProcessLog()
 		var p *testenv.ManagerProcess
 		var before map[v1alpha1.ObjectReference]client.Object
 		interrupted := 0
@@ -176,7 +176,7 @@ var _ = Describe("Crash at any point", func() {
 
 // startProcess starts the manager binary (as the admin user unless args say otherwise); it is
 // stopped when the spec ends, so it never reconciles another scenario's graphs.
-func startProcess(log *processLog, args ...string) *testenv.ManagerProcess {
+func startProcess(log *testenv.Log, args ...string) *testenv.ManagerProcess {
 	GinkgoHelper()
 	p, err := cluster.StartManagerProcess(manager, log, args...)
 	Expect(err).NotTo(HaveOccurred())

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -326,24 +324,8 @@ func auditWrites(user string) []auditEvent {
 	return out
 }
 
-// processLog collects a manager process's output for the spec's report and for grepping.
-type processLog struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *processLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	_, _ = GinkgoWriter.Write(p)
-	return l.buf.Write(p)
-}
-
-func (l *processLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+// newProcessLog collects a manager process's output for the spec's report and for grepping.
+func newProcessLog() *testenv.Log { return &testenv.Log{Also: GinkgoWriter} }
 
 // waitHealthy waits until a manager process answers its readiness probe.
 func waitHealthy(port int) {

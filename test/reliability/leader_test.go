@@ -37,7 +37,7 @@ var _ = Describe("Leader election", func() {
 				"--leader-election-renew-deadline=" + renewDeadline.String(),
 				"--leader-election-retry-period=" + retryPeriod.String()}
 		}
-		logA, logB := &processLog{}, &processLog{}
+		logA, logB := newProcessLog(), newProcessLog()
 		a := startProcess(logA, args("manager-a")...)
 		Eventually(logA.String, timeout, poll).Should(ContainSubstring(acquiredLease))
 		b := startProcess(logB, args("manager-b")...)

@@ -205,7 +205,7 @@ var _ = Describe("Security", func() {
 		Expect(err).NotTo(HaveOccurred())
 		port, err := testenv.FreePort()
 		Expect(err).NotTo(HaveOccurred())
-		log := &processLog{}
+		log := newProcessLog()
 		p := startProcess(log, "--kubeconfig="+kubeconfig, fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", port))
 		waitHealthy(p.ProbePort)
 
