@@ -53,6 +53,7 @@ type ServiceGraphReconciler struct {
 // +kubebuilder:rbac:groups=policy.servicegraph.io,resources=servicegraphs/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=services,verbs=list;watch
 
 // Reconcile brings one ServiceGraph's generated policies to the compiled desired state and
 // reports the outcome in its status.

@@ -10,6 +10,7 @@ import (
 	. "github.com/onsi/gomega"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -449,6 +450,30 @@ var _ = Describe("ServiceGraph reconciler", func() {
 		Expect(have).To(HaveKey(ref("NetworkPolicy", "shop-svc-web")), "the rest of the allow rules are applied")
 		Expect(have).NotTo(HaveKey(ref("NetworkPolicy", "shop-default-deny")), "default-deny without every allow rule would cut live traffic")
 		Eventually(func() []string { return eventReasons(ctx, k8s, ns, "shop") }, timeout, poll).Should(ContainElement("ApplyFailed"))
+	})
+
+	It("says when a Service declares TCP on a port an edge matches HTTP paths on, and clears it when the port is renamed", func() {
+		database := &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "database", Namespace: ns},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "database"},
+				Ports: []corev1.ServicePort{{Name: "tcp-postgres", Port: 5432}}},
+		}
+		Expect(k8s.Create(ctx, database)).To(Succeed())
+		Expect(k8s.Create(ctx, seedGraph(ns))).To(Succeed())
+		sg := waitReason("shop", v1alpha1.ReasonProtocolMismatch)
+		Expect(condition(sg, v1alpha1.ConditionReady).Message).To(ContainSubstring(
+			"Service " + ns + "/database port 5432 (tcp-postgres) declares TCP (its name tcp-postgres)"))
+		Expect(condition(sg, v1alpha1.ConditionAuthorizationReady).Reason).To(Equal(v1alpha1.ReasonProtocolMismatch))
+		Expect(condition(sg, v1alpha1.ConditionStalled).Status).To(Equal(metav1.ConditionTrue))
+		Expect(kstatusOf(sg)).To(Equal(kstatus.FailedStatus))
+		waitConverged(sg) // the policies are applied as declared all the same
+		Eventually(func() []string { return eventReasons(ctx, k8s, ns, "shop") }, timeout, poll).Should(ContainElement("ProtocolMismatch"))
+
+		// Renaming the port is a change to the Service, not to the graph: the Service watch sees it.
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(database), database)).To(Succeed())
+		database.Spec.Ports[0].Name = "http-data"
+		Expect(k8s.Update(ctx, database)).To(Succeed())
+		waitReady("shop")
 	})
 
 	It("reports a namespace-wide PeerAuthentication owned by someone else as a conflict", func() {

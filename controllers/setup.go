@@ -6,6 +6,7 @@ import (
 
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -46,9 +47,24 @@ func CacheOptions() cache.Options {
 			&v1alpha1.ServiceGraph{}: {Label: labels.Everything()},
 			// Pods are watched as metadata only, for the mTLS preflight and workload coverage.
 			&corev1.Pod{}: {Label: labels.Everything()},
+			// Services are kept as their selector and ports, what Istio reads the ports' protocols from.
+			&corev1.Service{}: {Label: labels.Everything(), Transform: servicePorts},
 		},
 		DefaultTransform: cache.TransformStripManagedFields(),
 	}
+}
+
+// servicePorts keeps of a Service only what the operator reads, so the cache stays small in a
+// cluster with many Services.
+func servicePorts(obj any) (any, error) {
+	svc, ok := obj.(*corev1.Service)
+	if !ok {
+		return obj, nil
+	}
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: svc.Name, Namespace: svc.Namespace, UID: svc.UID, ResourceVersion: svc.ResourceVersion},
+		Spec:       corev1.ServiceSpec{Selector: svc.Spec.Selector, Ports: svc.Spec.Ports},
+	}, nil
 }
 
 // Config is what the reconciler takes from the command line.
@@ -89,7 +105,8 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 func (r *ServiceGraphReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.ServiceGraph{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		WatchesMetadata(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.graphsOfPod)).
+		WatchesMetadata(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.graphsOfNamespace)).
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.graphsOfNamespace)).
 		// Creating or deleting a graph can change which graph of the namespace is active.
 		Watches(&v1alpha1.ServiceGraph{}, handler.EnqueueRequestsFromMapFunc(r.siblings),
 			builder.WithPredicates(predicate.Funcs{

@@ -35,7 +35,10 @@ func (r *ServiceGraphReconciler) facts(ctx context.Context, sg *v1alpha1.Service
 		return facts, nil, err
 	}
 	pods, err := r.podsOf(ctx, sg.Namespace)
-	if err != nil || !compiler.WantsStrict(&sg.Spec) || !layerOn(facts.Missing, r.outputs().KindsOf(compiler.LayerIstio)) {
+	if err != nil || !layerOn(facts.Missing, r.outputs().KindsOf(compiler.LayerIstio)) {
+		return facts, pods, err
+	}
+	if facts.Services, err = r.servicesOf(ctx, sg.Namespace); err != nil || !compiler.WantsStrict(&sg.Spec) {
 		return facts, pods, err
 	}
 	if facts.Unmeshed, err = r.unmeshed(ctx, pods); err != nil || len(facts.Unmeshed) == 0 {
@@ -47,6 +50,19 @@ func (r *ServiceGraphReconciler) facts(ctx context.Context, sg *v1alpha1.Service
 
 func layerOn[T comparable](missing, kinds []T) bool {
 	return !slices.ContainsFunc(kinds, func(k T) bool { return slices.Contains(missing, k) })
+}
+
+// servicesOf lists the Services of a namespace: their selectors and ports.
+func (r *ServiceGraphReconciler) servicesOf(ctx context.Context, namespace string) ([]compiler.KubeService, error) {
+	var list corev1.ServiceList
+	if err := r.List(ctx, &list, client.InNamespace(namespace)); err != nil {
+		return nil, err
+	}
+	out := make([]compiler.KubeService, len(list.Items))
+	for i := range list.Items {
+		out[i] = compiler.KubeServiceOf(&list.Items[i])
+	}
+	return out, nil
 }
 
 // podsOf lists the metadata of the pods of a namespace (the cache holds pod metadata only).
@@ -103,8 +119,9 @@ func (r *ServiceGraphReconciler) mtlsInForce(ctx context.Context, sg *v1alpha1.S
 	return v1alpha1.MTLSMode(pa.Spec.GetMtls().GetMode().String()), nil
 }
 
-// graphsOfPod enqueues the ServiceGraphs of a pod's namespace: a pod coming, going or getting a
-// sidecar changes their coverage and mTLS preflight.
-func (r *ServiceGraphReconciler) graphsOfPod(ctx context.Context, pod client.Object) []reconcile.Request {
-	return r.graphsIn(ctx, pod.GetNamespace(), "")
+// graphsOfNamespace enqueues the ServiceGraphs of an object's namespace: a pod coming, going or
+// getting a sidecar changes their coverage and mTLS preflight; a Service's ports, what Istio reads
+// of the protocols.
+func (r *ServiceGraphReconciler) graphsOfNamespace(ctx context.Context, obj client.Object) []reconcile.Request {
+	return r.graphsIn(ctx, obj.GetNamespace(), "")
 }

@@ -38,6 +38,9 @@ const (
 	ReasonAudit = "Audit"
 	// ReasonUnmeshedWorkloads: pods without a sidecar would lose inbound traffic under STRICT mTLS.
 	ReasonUnmeshedWorkloads = "UnmeshedWorkloads"
+	// ReasonProtocolMismatch: an edge matches HTTP paths or methods on a port a Service declares
+	// as another protocol (tcp-…, appProtocol: tcp, …): Istio skips the rule and refuses the caller.
+	ReasonProtocolMismatch = "ProtocolMismatch"
 	// ReasonCovered: every service matches pods and every pod belongs to a service.
 	ReasonCovered = "Covered"
 	// ReasonCoverageGaps: a service matches no pod, or pods belong to no service.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/servicegraph/servicegraph-operator/internal/object"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
@@ -68,6 +69,8 @@ var lintKinds = kinds{
 	{APIVersion: "security.istio.io/v1beta1", Kind: "AuthorizationPolicy"}: newAuthorizationPolicy,
 	{APIVersion: "security.istio.io/v1", Kind: "PeerAuthentication"}:       newPeerAuthentication,
 	{APIVersion: "security.istio.io/v1beta1", Kind: "PeerAuthentication"}:  newPeerAuthentication,
+	// Services tell what protocol Istio sees on a port: a graph's HTTP paths are checked against them.
+	{APIVersion: "v1", Kind: "Service"}: func() object.Object { return &corev1.Service{} },
 }
 
 // readGraphs reads every ServiceGraph in the given files, directories (every *.yaml, *.yml and

@@ -44,6 +44,9 @@ func Compile(sg *v1alpha1.ServiceGraph, opts Options, facts Facts) (*Result, err
 	g.MTLS = mtls.mode
 	res := newCompilation(g, opts, reg, off).result()
 	res.MTLSHeldBack, res.Unmeshed = mtls.heldBack, mtls.unmeshed
+	if !slices.Contains(off, LayerIstio) {
+		res.ProtocolMismatches = ProtocolMismatches(g, facts.Services)
+	}
 	if sg.Spec.Enforcement == v1alpha1.EnforcementAudit {
 		enforce := *g
 		enforce.MTLS = declared

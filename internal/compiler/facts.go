@@ -17,6 +17,9 @@ type Facts struct {
 	Unmeshed []string
 	// MTLSInForce is the mode of the graph's own live PeerAuthentication, "" when it has none.
 	MTLSInForce v1alpha1.MTLSMode
+	// Services are the Kubernetes Services of the graph's namespace: their ports tell Istio which
+	// protocol each port speaks (see ProtocolMismatches).
+	Services []KubeService
 }
 
 // WantsStrict tells whether the spec asks for STRICT mutual TLS to be enforced: the only case in

@@ -74,6 +74,9 @@ type Result struct {
 	MTLSHeldBack bool
 	// Unmeshed are the pods STRICT mutual TLS cuts off (or would, while held back).
 	Unmeshed []string
+	// ProtocolMismatches are the edges whose HTTP fields a Service port's protocol makes Istio
+	// skip (with Istio on).
+	ProtocolMismatches []ProtocolMismatch
 	// Enforcement is Enforce or Audit.
 	Enforcement v1alpha1.Enforcement
 	// Enforce is, in Audit mode, what Enforce mode would apply (status.plan); nil otherwise.

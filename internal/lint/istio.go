@@ -2,6 +2,7 @@ package lint
 
 import (
 	"slices"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 	securityv1beta1 "istio.io/api/security/v1beta1"
@@ -14,6 +15,8 @@ var authorizationPolicyChecks = []check[*securityv1.AuthorizationPolicy]{
 	allowsAnyPrincipal,
 	allowsNamespaceWide,
 	denyNeverMatches,
+	allowsEverything,
+	neverMatches,
 }
 
 var peerAuthenticationChecks = []check[*securityv1.PeerAuthentication]{
@@ -73,6 +76,62 @@ func denyNeverMatches(ap *securityv1.AuthorizationPolicy, _ Options) []problem {
 		return nil
 	}
 	return []problem{ruleDenyNeverMatches.problemf("action DENY without rules never matches: the policy denies nothing")}
+}
+
+// allowsEverything finds ALLOW rules that are empty: an empty rule matches every request.
+func allowsEverything(ap *securityv1.AuthorizationPolicy, _ Options) []problem {
+	if !isAllow(ap) {
+		return nil
+	}
+	var out []problem
+	for i, r := range ap.Spec.GetRules() {
+		if proto.Size(r) == 0 {
+			out = append(out, ruleAllowEverything.problemf("spec.rules[%d] is empty: it matches every request from anyone", i))
+		}
+	}
+	return out
+}
+
+// neverMatches finds values Istio's validation accepts but its authorization builder can never
+// match (the builder's output shows it; test/istio checks each against it): a principal written
+// with spiffe:// (Istio adds the prefix itself) or with a wildcard between other characters, a path
+// without a leading / (other than a * form), port "0", and a method in lower case.
+func neverMatches(ap *securityv1.AuthorizationPolicy, _ Options) []problem {
+	var out []problem
+	bad := func(field string, i, j int, value, why string) {
+		out = append(out, ruleNeverMatches.problemf("spec.rules[%d].%s[%d] %q never matches: %s", i, field, j, value, why))
+	}
+	for i, r := range ap.Spec.GetRules() {
+		for _, f := range r.GetFrom() {
+			for j, p := range append(slices.Clone(f.GetSource().GetPrincipals()), f.GetSource().GetNotPrincipals()...) {
+				switch {
+				case strings.HasPrefix(p, "spiffe://"):
+					bad("from.source.principals", i, j, p, "Istio matches spiffe://"+p+"; write it without spiffe://")
+				case strings.Contains(strings.Trim(p, "*"), "*"):
+					bad("from.source.principals", i, j, p, "a * matches only at the start or the end")
+				}
+			}
+		}
+		for _, t := range r.GetTo() {
+			op := t.GetOperation()
+			for j, p := range append(slices.Clone(op.GetPaths()), op.GetNotPaths()...) {
+				if !strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "*") && !strings.HasSuffix(p, "*") {
+					bad("to.operation.paths", i, j, p, "request paths start with /")
+				}
+			}
+			for j, p := range append(slices.Clone(op.GetPorts()), op.GetNotPorts()...) {
+				if p == "0" {
+					bad("to.operation.ports", i, j, p, "no connection has port 0")
+				}
+			}
+			for j, m := range append(slices.Clone(op.GetMethods()), op.GetNotMethods()...) {
+				if m != strings.ToUpper(m) {
+					bad("to.operation.methods", i, j, m, "HTTP methods are matched case-sensitively and sent in upper case")
+				}
+			}
+		}
+	}
+	return out
 }
 
 func selectsAllWorkloads(sel *typev1beta1.WorkloadSelector) bool {

@@ -34,7 +34,8 @@ type Object struct {
 	Line int
 	// Object is a *v1alpha1.ServiceGraph, *networkingv1.NetworkPolicy,
 	// *securityv1.AuthorizationPolicy or *securityv1.PeerAuthentication (Istio's v1beta1 manifests
-	// decode into the v1 types: the spec is the same). Other types are counted but not checked.
+	// decode into the v1 types: the spec is the same), or a *corev1.Service, which the graphs of its
+	// namespace are checked against. Other types are counted but not checked.
 	Object object.Object
 }
 
@@ -91,6 +92,7 @@ func Lint(objs []Object, opts Options) []Finding {
 		out = append(out, locate(o, checkObject(o.Object, opts))...)
 	}
 	out = append(out, defaultDenyFindings(objs)...)
+	out = append(out, protocolMismatchFindings(objs)...)
 	slices.SortFunc(out, func(a, b Finding) int {
 		return cmp.Or(strings.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line), strings.Compare(a.Rule, b.Rule),
 			strings.Compare(a.Kind, b.Kind), strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name),

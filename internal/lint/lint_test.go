@@ -8,6 +8,7 @@ import (
 
 	"github.com/servicegraph/servicegraph-operator/internal/object"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"sigs.k8s.io/yaml"
 
@@ -34,6 +35,8 @@ func decode(t *testing.T, stream string) []Object {
 			obj = &securityv1.AuthorizationPolicy{}
 		case "PeerAuthentication":
 			obj = &securityv1.PeerAuthentication{}
+		case "Service":
+			obj = &corev1.Service{}
 		default:
 			t.Fatalf("document %d: kind %q", i, meta.Kind)
 		}
@@ -68,6 +71,11 @@ const (
 	selectorAPI    = "  selector: {matchLabels: {app: api}}\n"
 	ingressFromWeb = "  podSelector: {matchLabels: {app: api}}\n  ingress:\n  - ports: [{port: 80}]\n" + fromWeb
 )
+
+// serviceYAML is a Service shop/api in front of the api pods, with one port.
+func serviceYAML(port string) string {
+	return "apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: shop}\nspec:\n  selector: {app: api}\n  ports: [" + port + "]"
+}
 
 // ruleCases give, per rule, a minimal manifest it must find and a close one it must not.
 var ruleCases = []struct {
@@ -107,6 +115,12 @@ var ruleCases = []struct {
 	{"shared service account", "SG010",
 		graphYAML("  services: [{name: web, serviceAccount: shared}, {name: api, serviceAccount: shared}]\n  edges: [web->api:80]\n"),
 		graphYAML("  services: [{name: web, serviceAccount: shared}, {name: api}]\n  edges: [web->api:80]\n")},
+	{"a Service declares TCP where an edge matches a path", "SG011",
+		graphYAML(threeServices+"  edges: [web->api:80/x]\n") + "\n---\n" + serviceYAML("{name: tcp-web, port: 80}"),
+		graphYAML(threeServices+"  edges: [web->api:80/x]\n") + "\n---\n" + serviceYAML("{name: http-web, port: 80}")},
+	{"a Service's appProtocol says TCP", "SG011",
+		graphYAML(threeServices+"  edges: [web->api:8080/x]\n") + "\n---\n" + serviceYAML("{name: web, port: 80, targetPort: 8080, appProtocol: tcp}"),
+		graphYAML(threeServices+"  edges: [web->api:8080]\n") + "\n---\n" + serviceYAML("{name: web, port: 80, targetPort: 8080, appProtocol: tcp}")},
 
 	{"ingress without from", "NP001",
 		npYAML("  podSelector: {matchLabels: {app: api}}\n  ingress: [{ports: [{port: 80}]}]\n"),
@@ -154,6 +168,21 @@ var ruleCases = []struct {
 	{"DENY without rules", "AP004",
 		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  action: DENY\n"),
 		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  action: DENY\n  rules: [{}]\n")},
+	{"an empty ALLOW rule", "AP005",
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules: [{}]\n"),
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  action: DENY\n  rules: [{}]\n")},
+	{"spiffe:// in a principal", "AP006",
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules: [{from: [{source: {principals: ['spiffe://cluster.local/ns/shop/sa/web']}}]}]\n"),
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules:\n"+webPrincipal)},
+	{"a wildcard inside a principal", "AP006",
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules: [{from: [{source: {principals: ['cluster.local/ns/*/sa/web']}}]}]\n"),
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules: [{from: [{source: {principals: ['*/ns/shop/sa/web']}}]}]\n")},
+	{"a path without /", "AP006",
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules: [{from: [{source: {principals: [a]}}], to: [{operation: {paths: [healthz]}}]}]\n"),
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules: [{from: [{source: {principals: [a]}}], to: [{operation: {paths: ['*.css', /healthz, '/api/*']}}]}]\n")},
+	{"port 0 and a lower-case method", "AP006",
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules: [{from: [{source: {principals: [a]}}], to: [{operation: {ports: ['0'], methods: [get]}}]}]\n"),
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules: [{from: [{source: {principals: [a]}}], to: [{operation: {ports: ['80'], methods: [GET]}}]}]\n")},
 
 	{"DISABLE namespace-wide", "PA001",
 		istioYAML("PeerAuthentication", "shop", "  mtls: {mode: DISABLE}\n"),

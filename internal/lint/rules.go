@@ -78,6 +78,9 @@ var (
 	ruleSharedServiceAccount = &Rule{"SG010", SeverityWarning,
 		"services share a ServiceAccount: Istio principals cannot tell them apart",
 		"give each service its own ServiceAccount in spec.services[].serviceAccount"}
+	ruleProtocolMismatch = &Rule{"SG011", SeverityError,
+		"an edge matches HTTP paths or methods on a port a Service declares as TCP (or TLS, Mongo, ...): Istio skips the rule and refuses the caller",
+		"name the Service port http-… (grpc-… for gRPC) or set its appProtocol: http, or drop the paths and methods"}
 )
 
 // NetworkPolicy rules.
@@ -113,6 +116,12 @@ var (
 	ruleDenyNeverMatches = &Rule{"AP004", SeverityError,
 		"a DENY policy without rules never matches: it denies nothing",
 		"add the rules to deny; rules: [{}] denies every request"}
+	ruleAllowEverything = &Rule{"AP005", SeverityError,
+		"an ALLOW rule is empty (rules: [{}]): it matches every request from anyone",
+		"say in the rule who may call (from.source.principals) and on what (to.operation); a policy without rules allows nothing"}
+	ruleNeverMatches = &Rule{"AP006", SeverityError,
+		"a value Istio accepts can never match: a principal with spiffe:// or a wildcard inside, a path without a leading /, port 0, a lower-case method",
+		"principals are TRUST_DOMAIN/ns/NAMESPACE/sa/SERVICEACCOUNT (a * only at the start or end), paths start with /, ports are 1-65535, methods are upper case"}
 )
 
 // PeerAuthentication rules.
@@ -127,9 +136,9 @@ var (
 
 var catalogue = []*Rule{
 	ruleInvalidGraph, ruleUndeclaredService, ruleDuplicateEdge, ruleSelfEdge, ruleHTTPOnTCP, ruleHTTPUnstated,
-	rulePermissiveGraph, ruleNoDNS, ruleFanInToAll, ruleSharedServiceAccount,
+	rulePermissiveGraph, ruleNoDNS, ruleFanInToAll, ruleSharedServiceAccount, ruleProtocolMismatch,
 	ruleIngressFromAll, ruleEgressToAll, ruleSelectsEveryPod, ruleAnyAddress, ruleNoDefaultDeny,
-	ruleAllowAnySource, ruleAnyPrincipal, ruleAllowNamespaceWide, ruleDenyNeverMatches,
+	ruleAllowAnySource, ruleAnyPrincipal, ruleAllowNamespaceWide, ruleDenyNeverMatches, ruleAllowEverything, ruleNeverMatches,
 	ruleMTLSDisabled, ruleMTLSPermissive,
 }
 

@@ -7,7 +7,10 @@ import (
 	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 	"github.com/servicegraph/servicegraph-operator/internal/graph"
 )
 
@@ -203,4 +206,33 @@ func joinAnd(names []string) string {
 		return names[0]
 	}
 	return fmt.Sprintf("%s and %s", strings.Join(names[:len(names)-1], ", "), names[len(names)-1])
+}
+
+// protocolMismatchFindings checks each graph of the input against the Services of its namespace in
+// the input, with the function the operator uses: an edge with HTTP paths or methods to a port a
+// Service declares as another protocol is refused by Istio.
+func protocolMismatchFindings(objs []Object) []Finding {
+	services := map[string][]compiler.KubeService{}
+	for _, o := range objs {
+		if svc, ok := o.Object.(*corev1.Service); ok {
+			services[svc.Namespace] = append(services[svc.Namespace], compiler.KubeServiceOf(svc))
+		}
+	}
+	var out []Finding
+	for _, o := range objs {
+		sg, ok := o.Object.(*v1alpha1.ServiceGraph)
+		if !ok || len(services[sg.Namespace]) == 0 {
+			continue
+		}
+		g, err := graph.Build(sg)
+		if err != nil {
+			continue // SG001-SG005 report it
+		}
+		var problems []problem
+		for _, m := range compiler.ProtocolMismatches(g, services[sg.Namespace]) {
+			problems = append(problems, ruleProtocolMismatch.problemf("%s", m))
+		}
+		out = append(out, locate(o, problems)...)
+	}
+	return out
 }

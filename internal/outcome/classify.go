@@ -67,8 +67,9 @@ type Class struct {
 }
 
 // Classify decides, in priority order: another graph is active; the spec does not compile; the
-// API server refused an object; a transient failure; objects in the way; a layer the graph needs
-// is missing; STRICT mutual TLS held back; converged.
+// API server refused an object; a transient failure; objects in the way; an edge a Service's
+// protocol makes Istio skip; a layer the graph needs is missing; STRICT mutual TLS held back;
+// converged.
 func Classify(f Findings) Class {
 	d := f.Desired
 	switch {
@@ -90,6 +91,9 @@ func Classify(f Findings) Class {
 		// Foreign objects are not watched: look again for them going away.
 		return stalled(v1alpha1.ReasonConflict,
 			"Objects in the way (delete or rename them, or give them to this graph): "+conflictList(f.Changes.Conflicts), RetryRecheck, nil)
+	case len(d.ProtocolMismatches) > 0:
+		// The policies are applied as declared; a change to the Service or to the edge fixes it.
+		return stalled(v1alpha1.ReasonProtocolMismatch, MismatchMessage(d.ProtocolMismatches), RetryNone, nil)
 	}
 	if l := d.Waiting(); l != nil {
 		return waiting(l.Reason, l.Waiting)
@@ -134,6 +138,15 @@ func UnmeshedMessage(d *compiler.Result) string {
 		return fmt.Sprintf("STRICT mTLS held back (mtlsPreflight: Block), mode stays %s until these pods have an Istio sidecar: %s", d.MTLSMode, list)
 	}
 	return "STRICT mTLS applied (mtlsPreflight: Warn) although these pods have no Istio sidecar and lose all inbound traffic: " + list
+}
+
+// MismatchMessage lists the protocol mismatches.
+func MismatchMessage(mismatches []compiler.ProtocolMismatch) string {
+	texts := make([]string, len(mismatches))
+	for i, m := range mismatches {
+		texts[i] = m.String()
+	}
+	return "Callers refused by Istio: " + strings.Join(texts, "; ")
 }
 
 // NamedLimit bounds the pods a message names.

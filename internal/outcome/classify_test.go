@@ -37,11 +37,13 @@ func compile(t *testing.T, sg *v1alpha1.ServiceGraph, facts compiler.Facts) *com
 }
 
 var (
-	noIstio        = compiler.Facts{Missing: compiler.Builtin().KindsOf(compiler.LayerIstio)}
-	unmeshed       = compiler.Facts{Unmeshed: []string{"legacy-0 (ReplicaSet/legacy)"}}
-	permissive     = func(sg *v1alpha1.ServiceGraph) { sg.Spec.MTLS = v1alpha1.MTLSPermissive }
-	audit          = func(sg *v1alpha1.ServiceGraph) { sg.Spec.Enforcement = v1alpha1.EnforcementAudit }
-	warn           = func(sg *v1alpha1.ServiceGraph) { sg.Spec.MTLSPreflight = v1alpha1.MTLSPreflightWarn }
+	noIstio     = compiler.Facts{Missing: compiler.Builtin().KindsOf(compiler.LayerIstio)}
+	unmeshed    = compiler.Facts{Unmeshed: []string{"legacy-0 (ReplicaSet/legacy)"}}
+	permissive  = func(sg *v1alpha1.ServiceGraph) { sg.Spec.MTLS = v1alpha1.MTLSPermissive }
+	audit       = func(sg *v1alpha1.ServiceGraph) { sg.Spec.Enforcement = v1alpha1.EnforcementAudit }
+	warn        = func(sg *v1alpha1.ServiceGraph) { sg.Spec.MTLSPreflight = v1alpha1.MTLSPreflightWarn }
+	tcpDatabase = compiler.Facts{Services: []compiler.KubeService{{Name: "database", Namespace: "shop",
+		Selector: map[string]string{"app": "database"}, Ports: []compiler.KubeServicePort{{Name: "tcp-postgres", Port: 5432}}}}}
 	errTransient   = errors.New("etcdserver: leader changed")
 	networkPolicyX = v1alpha1.ObjectReference{Group: "networking.k8s.io", Kind: "NetworkPolicy", Name: "shop-svc-api"}
 )
@@ -81,6 +83,8 @@ func TestClassify(t *testing.T) {
 		{"object in the way", findings(t, seed(), compiler.Facts{}, func(f *Findings) {
 			f.Changes.Conflicts = []change.Conflict{{Ref: networkPolicyX, Cause: change.NotOwned}}
 		}), metav1.ConditionFalse, v1alpha1.ReasonConflict, true, false, RetryRecheck, "NetworkPolicy/shop-svc-api exists and is not managed"},
+		{"a Service declares a path's port TCP", findings(t, seed(), tcpDatabase),
+			metav1.ConditionFalse, v1alpha1.ReasonProtocolMismatch, true, false, RetryNone, "Service shop/database port 5432 (tcp-postgres) declares TCP"},
 		{"STRICT without Istio waits", findings(t, seed(), noIstio),
 			metav1.ConditionFalse, v1alpha1.ReasonIstioNotInstalled, false, true, RetryRecheck, "waiting for Istio"},
 		{"PERMISSIVE without Istio is Ready and rechecks", findings(t, seed(permissive), noIstio),

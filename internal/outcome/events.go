@@ -19,6 +19,7 @@ const (
 	EventApplyFailed    = "ApplyFailed"
 	EventUnmeshed       = "UnmeshedWorkloads"
 	EventEnforcement    = "EnforcementChanged"
+	EventMismatch       = "ProtocolMismatch"
 )
 
 // Event is one event to record about the graph.
@@ -56,6 +57,8 @@ func Events(before *v1alpha1.ServiceGraph, f Findings, c Class) []Event {
 		}
 	case len(f.Changes.Conflicts) > 0 && !reported(v1alpha1.ReasonConflict):
 		warn(EventConflict, "Apply", "Left alone: "+conflictList(f.Changes.Conflicts))
+	case f.Desired != nil && len(f.Desired.ProtocolMismatches) > 0 && !reported(v1alpha1.ReasonProtocolMismatch):
+		warn(EventMismatch, "Compile", MismatchMessage(f.Desired.ProtocolMismatches))
 	}
 	if f.Err != nil && !(f.Rejected && reported(v1alpha1.ReasonRejected)) {
 		warn(EventApplyFailed, "Apply", f.Err.Error())

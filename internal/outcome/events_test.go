@@ -60,6 +60,9 @@ func TestEvents(t *testing.T) {
 		{"unmeshed pods", fresh, findings(t, seed(), unmeshed),
 			[]Event{{corev1.EventTypeWarning, EventUnmeshed, "Preflight", "STRICT mTLS held back (mtlsPreflight: Block), mode stays PERMISSIVE until these pods have an Istio sidecar: legacy-0 (ReplicaSet/legacy)"}}},
 		{"unmeshed pods reported already", reportedBefore(findings(t, seed(), unmeshed)), findings(t, seed(), unmeshed), nil},
+		{"protocol mismatch", fresh, findings(t, seed(), tcpDatabase),
+			[]Event{{corev1.EventTypeWarning, EventMismatch, "Compile", MismatchMessage(findings(t, seed(), tcpDatabase).Desired.ProtocolMismatches)}}},
+		{"protocol mismatch reported already", reportedBefore(findings(t, seed(), tcpDatabase)), findings(t, seed(), tcpDatabase), nil},
 		{"switch to Audit", readyBefore, findings(t, seed(audit), compiler.Facts{}),
 			[]Event{{corev1.EventTypeNormal, EventEnforcement, "Apply", enforcementNote[v1alpha1.EnforcementAudit]}}},
 	}

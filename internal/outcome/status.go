@@ -50,6 +50,9 @@ func converged(sg *v1alpha1.ServiceGraph, f Findings, c Class) {
 	if len(d.Unmeshed) > 0 && !hasCondition(sg, v1alpha1.ConditionMTLSReady, v1alpha1.ReasonConflict) {
 		setCondition(sg, v1alpha1.ConditionMTLSReady, metav1.ConditionFalse, v1alpha1.ReasonUnmeshedWorkloads, UnmeshedMessage(d))
 	}
+	if len(d.ProtocolMismatches) > 0 && !hasCondition(sg, v1alpha1.ConditionAuthorizationReady, v1alpha1.ReasonConflict) {
+		setCondition(sg, v1alpha1.ConditionAuthorizationReady, metav1.ConditionFalse, v1alpha1.ReasonProtocolMismatch, MismatchMessage(d.ProtocolMismatches))
+	}
 	sg.Status.Services = int32(d.Services)
 	sg.Status.Edges = int32(d.Edges)
 	sg.Status.MTLS = d.MTLSMode
@@ -63,9 +66,12 @@ func converged(sg *v1alpha1.ServiceGraph, f Findings, c Class) {
 	if c.Stalled {
 		setCondition(sg, v1alpha1.ConditionStalled, metav1.ConditionTrue, c.Reason, c.Message)
 		meta.RemoveStatusCondition(&sg.Status.Conditions, v1alpha1.ConditionReconciling)
+	} else {
+		meta.RemoveStatusCondition(&sg.Status.Conditions, v1alpha1.ConditionStalled)
+	}
+	if len(f.Changes.Conflicts) > 0 {
 		return // objects in the way: the inventory stays the last complete one
 	}
-	meta.RemoveStatusCondition(&sg.Status.Conditions, v1alpha1.ConditionStalled)
 	if c.Reconciling {
 		setCondition(sg, v1alpha1.ConditionReconciling, metav1.ConditionTrue, c.Reason, c.Message)
 	} else {

@@ -104,6 +104,18 @@ func TestSetStatus(t *testing.T) {
 					t.Errorf("an incomplete rollout lists its objects: %v", s.GeneratedObjects)
 				}
 			}},
+		{name: "a protocol mismatch", before: func(*testing.T) *v1alpha1.ServiceGraph { return seed() }, f: findings(t, seed(), tcpDatabase),
+			want: map[string]*cond{
+				v1alpha1.ConditionReady:              {metav1.ConditionFalse, v1alpha1.ReasonProtocolMismatch, "Callers refused by Istio: edge api->shop/database:5432/data"},
+				v1alpha1.ConditionStalled:            {metav1.ConditionTrue, v1alpha1.ReasonProtocolMismatch, ""},
+				v1alpha1.ConditionAuthorizationReady: {metav1.ConditionFalse, v1alpha1.ReasonProtocolMismatch, "name the port http-"},
+				v1alpha1.ConditionReconciling:        nil,
+			},
+			check: func(t *testing.T, s v1alpha1.ServiceGraphStatus) {
+				if len(s.GeneratedObjects) != 10 {
+					t.Errorf("the objects are applied and listed: %v", s.GeneratedObjects)
+				}
+			}},
 		{name: "without Istio", before: func(*testing.T) *v1alpha1.ServiceGraph { return seed() }, f: findings(t, seed(), noIstio),
 			want: map[string]*cond{
 				v1alpha1.ConditionReady:                {metav1.ConditionFalse, v1alpha1.ReasonIstioNotInstalled, "waiting for Istio"},
