@@ -11,6 +11,7 @@ import (
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/test/world"
+	"github.com/servicegraph/servicegraph-operator/test/world/analysis"
 )
 
 // These tests check the compiled NetworkPolicies with an analyzer this project did not write
@@ -33,7 +34,7 @@ func analyze(t *testing.T, w *world.World, graphs []*v1alpha1.ServiceGraph) worl
 			}
 		}
 	}
-	got, err := world.Analyze(objs, w.Namespaces)
+	got, err := analysis.Analyze(objs, w.Namespaces)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/servicegraph/servicegraph-operator/internal/object"
 	"github.com/servicegraph/servicegraph-operator/test/dataplane"
 	"github.com/servicegraph/servicegraph-operator/test/world"
+	"github.com/servicegraph/servicegraph-operator/test/world/analysis"
 )
 
 // randomSeeds are the fixed seeds of the random worlds.
@@ -125,7 +126,7 @@ func analyzeLive(w *world.World) world.Connections {
 		nps.Items[i].TypeMeta = metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"}
 		objs = append(objs, &nps.Items[i])
 	}
-	conns, err := world.Analyze(objs, append([]string{"kube-system", "istio-system"}, w.Namespaces...))
+	conns, err := analysis.Analyze(objs, append([]string{"kube-system", "istio-system"}, w.Namespaces...))
 	Expect(err).NotTo(HaveOccurred())
 	return conns
 }

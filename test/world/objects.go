@@ -5,13 +5,10 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/np-guard/netpol-analyzer/pkg/netpol/connlist"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/cli-runtime/pkg/resource"
 
 	"github.com/servicegraph/servicegraph-operator/internal/object"
-	"github.com/servicegraph/servicegraph-operator/internal/render"
 )
 
 // namespaceLabel is set by Kubernetes on every namespace to its name.
@@ -55,55 +52,4 @@ func Pod(ns, name string, labels map[string]string, i int) *corev1.Pod {
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app", Ports: ports}}},
 		Status:     corev1.PodStatus{HostIP: "192.168.0.1", PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}},
 	}
-}
-
-// Analyze returns the connections np-guard's netpol-analyzer finds allowed among the objects
-// (namespaces, pods and NetworkPolicies, in the form the reconciler applies) that involve one of
-// the given namespaces. An IP range or a port range is listed as such.
-func Analyze(objs []object.Object, namespaces []string) (Connections, error) {
-	var infos []*resource.Info
-	for _, o := range objs {
-		u, err := render.ToUnstructured(o)
-		if err != nil {
-			return nil, err
-		}
-		infos = append(infos, &resource.Info{Object: u, Source: "objects"})
-	}
-	analyzer := connlist.NewConnlistAnalyzer(connlist.WithMuteErrsAndWarns())
-	conns, _, err := analyzer.ConnlistFromResourceInfos(infos)
-	if err != nil {
-		return nil, fmt.Errorf("analyzer: %w", err)
-	}
-	for _, e := range analyzer.Errors() {
-		return nil, fmt.Errorf("analyzer: %w", e.Error())
-	}
-	got := Connections{}
-	for _, c := range conns {
-		src, dst := c.Src(), c.Dst()
-		if !slices.Contains(namespaces, src.Namespace()) && !slices.Contains(namespaces, dst.Namespace()) {
-			continue
-		}
-		srcKey, dstKey := peerKey(src), peerKey(dst)
-		if c.AllProtocolsAndPorts() {
-			got[srcKey+" -> "+dstKey+" ALL"] = true
-			continue
-		}
-		for proto, ranges := range c.ProtocolsAndPorts() {
-			for _, r := range ranges {
-				if r.Start() != r.End() {
-					got[fmt.Sprintf("%s -> %s %s/%d-%d", srcKey, dstKey, proto, r.Start(), r.End())] = true
-					continue
-				}
-				got.Add(srcKey, dstKey, proto, int32(r.Start()))
-			}
-		}
-	}
-	return got, nil
-}
-
-func peerKey(p connlist.Peer) string {
-	if p.IsPeerIPType() {
-		return "ip:" + p.String()
-	}
-	return p.Namespace() + "/" + p.Name()
 }
