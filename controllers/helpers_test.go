@@ -145,3 +145,40 @@ func waitGraph(ctx context.Context, c client.Client, ns, name string, check func
 	}, timeout, poll).Should(BeTrue(), "graph %s/%s", ns, name)
 	return sg
 }
+
+// specEnv is a spec's own namespace and the waits its specs use.
+type specEnv struct {
+	ctx context.Context
+	ns  string
+}
+
+func newSpecEnv() *specEnv {
+	ctx := context.Background()
+	return &specEnv{ctx: ctx, ns: newNamespace(ctx, k8s)}
+}
+
+func (e *specEnv) waitReady(name string) *v1alpha1.ServiceGraph {
+	GinkgoHelper()
+	return waitGraph(e.ctx, k8s, e.ns, name, readyAtCurrentGeneration)
+}
+
+func (e *specEnv) waitReason(name, reason string) *v1alpha1.ServiceGraph {
+	GinkgoHelper()
+	return waitGraph(e.ctx, k8s, e.ns, name, func(sg *v1alpha1.ServiceGraph) bool {
+		c := condition(sg, v1alpha1.ConditionReady)
+		return c.ObservedGeneration == sg.Generation && c.Reason == reason
+	})
+}
+
+// waitConverged waits until the live generated objects are exactly the compiled ones.
+func (e *specEnv) waitConverged(sg *v1alpha1.ServiceGraph) {
+	GinkgoHelper()
+	want := compiled(sg)
+	Eventually(func(g Gomega) {
+		have := generated(e.ctx, k8s, e.ns)
+		g.Expect(refs(have)).To(Equal(refs(want)))
+		for r, obj := range want {
+			g.Expect(specOf(have[r])).To(Equal(specOf(obj)), "spec of %v", r)
+		}
+	}, timeout, poll).Should(Succeed())
+}
