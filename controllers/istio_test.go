@@ -24,6 +24,21 @@ var _ = Describe("ServiceGraph reconciler without Istio", Ordered, func() {
 	)
 	BeforeAll(func() { c, noMesh = startOwnControlPlane(false) })
 
+	It("is Ready with mesh None: NetworkPolicies only, and the conditions say so", func() {
+		ns := newNamespace(ctx, c)
+		sg := seedGraph(ns)
+		sg.Spec.Mesh = v1alpha1.MeshNone
+		Expect(c.Create(ctx, sg)).To(Succeed())
+		sg = waitGraph(ctx, c, ns, "shop", readyAtCurrentGeneration)
+		Expect(condition(sg, v1alpha1.ConditionReady).Message).To(ContainSubstring("spec.mesh is None: NetworkPolicies only"))
+		Expect(condition(sg, v1alpha1.ConditionMTLSReady).Reason).To(Equal(v1alpha1.ReasonMeshNone))
+		Expect(condition(sg, v1alpha1.ConditionAuthorizationReady).Reason).To(Equal(v1alpha1.ReasonMeshNone))
+		Expect(kstatusOf(sg)).To(Equal(kstatus.CurrentStatus))
+		Expect(sg.Status.Mesh).To(Equal(v1alpha1.MeshNone))
+		Expect(sg.Status.MTLS).To(BeEmpty())
+		Expect(sg.Status.Counts).To(Equal([]v1alpha1.KindCount{{Group: "networking.k8s.io", Kind: "NetworkPolicy", Count: 5}}))
+	})
+
 	It("applies the NetworkPolicies, says IstioNotInstalled, and converges once Istio's CRDs appear", func() {
 		ns := newNamespace(ctx, c)
 		Expect(c.Create(ctx, seedGraph(ns))).To(Succeed())

@@ -174,6 +174,25 @@ var _ = Describe("Rollout", func() {
 		Expect(condition(live, v1alpha1.ConditionMTLSReady).Message).To(ContainSubstring("database-1"))
 	})
 
+	It("removes the mesh's objects when a graph switches to mesh None, and brings them back", func() {
+		Expect(k8s.Create(ctx, seedGraph(ns))).To(Succeed())
+		waitFor(ready)
+		Expect(refs(generated(ctx, k8s, ns))).To(ContainElement(ref("PeerAuthentication", "shop")))
+		sg := getGraph(ctx, k8s, ns, "shop")
+		sg.Spec.Mesh = v1alpha1.MeshNone
+		Expect(k8s.Update(ctx, sg)).To(Succeed())
+		sg = waitFor(ready)
+		Eventually(func() []v1alpha1.ObjectReference { return refs(generated(ctx, k8s, ns)) }, timeout, poll).Should(Equal(refs(compiled(sg))))
+		for _, r := range refs(generated(ctx, k8s, ns)) {
+			Expect(r.Kind).To(Equal("NetworkPolicy"), "mesh None generates NetworkPolicies only")
+		}
+		Expect(generated(ctx, k8s, ns)).NotTo(HaveKey(ref("NetworkPolicy", "shop-allow-istiod")))
+		sg.Spec.Mesh = v1alpha1.MeshIstio
+		Expect(k8s.Update(ctx, sg)).To(Succeed())
+		waitFor(ready)
+		Eventually(func() []v1alpha1.ObjectReference { return refs(generated(ctx, k8s, ns)) }, timeout, poll).Should(ContainElement(ref("PeerAuthentication", "shop")))
+	})
+
 	It("counts the pods of each service and flags empty selectors and pods in no service", func() {
 		meshed := map[string]string{"sidecar.istio.io/status": "{}"}
 		pod("web-1", map[string]string{"app": "web"}, meshed, "web")

@@ -41,6 +41,8 @@ const (
 	// ReasonProtocolMismatch: an edge matches HTTP paths or methods on a port a Service declares
 	// as another protocol (tcp-…, appProtocol: tcp, …): Istio skips the rule and refuses the caller.
 	ReasonProtocolMismatch = "ProtocolMismatch"
+	// ReasonMeshNone: spec.mesh is None, so the mesh's objects are not generated.
+	ReasonMeshNone = "MeshNone"
 	// ReasonCovered: every service matches pods and every pod belongs to a service.
 	ReasonCovered = "Covered"
 	// ReasonCoverageGaps: a service matches no pod, or pods belong to no service.

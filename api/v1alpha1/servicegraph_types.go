@@ -16,6 +16,17 @@ const (
 	MTLSPermissive MTLSMode = "PERMISSIVE"
 )
 
+// Mesh is the service mesh that enforces identities and HTTP-level rules for the graph.
+// +kubebuilder:validation:Enum=Istio;None
+type Mesh string
+
+const (
+	// MeshIstio generates NetworkPolicies, a PeerAuthentication and AuthorizationPolicies.
+	MeshIstio Mesh = "Istio"
+	// MeshNone generates NetworkPolicies only: for clusters without a mesh.
+	MeshNone Mesh = "None"
+)
+
 // Enforcement says whether the generated policies are enforced or only audited.
 // +kubebuilder:validation:Enum=Enforce;Audit
 type Enforcement string
@@ -90,6 +101,13 @@ type ServiceGraphSpec struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=4096
 	Connections []Connection `json:"connections,omitempty"`
+
+	// mesh is the service mesh that enforces identities, mutual TLS and paths: Istio (the default
+	// when unset) or None. None generates NetworkPolicies only (layer 3/4: who may reach which
+	// port), no PeerAuthentication, no AuthorizationPolicy and no egress rule to istiod, and is Ready
+	// in a cluster without Istio. Paths, methods and mtls then have no effect.
+	// +optional
+	Mesh Mesh `json:"mesh,omitempty"`
 
 	// mtls is the Istio mutual-TLS mode of the namespace's PeerAuthentication: STRICT (the default
 	// when unset) or PERMISSIVE (plain text accepted too; for migrations).
@@ -307,7 +325,11 @@ type ServiceGraphStatus struct {
 	// +optional
 	Edges int32 `json:"edges,omitempty"`
 
-	// mtls is the mutual-TLS mode in force.
+	// mesh is the mesh that enforces the graph: Istio or None.
+	// +optional
+	Mesh Mesh `json:"mesh,omitempty"`
+
+	// mtls is the mutual-TLS mode in force (empty with mesh None).
 	// +optional
 	MTLS MTLSMode `json:"mtls,omitempty"`
 
@@ -348,6 +370,7 @@ type ServiceGraphStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Services",type=integer,JSONPath=`.status.services`
 // +kubebuilder:printcolumn:name="Edges",type=integer,JSONPath=`.status.edges`
+// +kubebuilder:printcolumn:name="Mesh",type=string,JSONPath=`.status.mesh`
 // +kubebuilder:printcolumn:name="mTLS",type=string,JSONPath=`.status.mtls`
 // +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.status.enforcement`,priority=1
 // +kubebuilder:printcolumn:name="Covered",type=integer,JSONPath=`.status.coverage.coveredPods`,priority=1

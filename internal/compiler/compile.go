@@ -30,27 +30,34 @@ import (
 // input, but objects of one Result share the parts that many rules repeat (a service's label
 // selector, an edge's ports, a caller's principal): DeepCopy an object before changing its spec.
 func Compile(sg *v1alpha1.ServiceGraph, opts Options, facts Facts) (*Result, error) {
-	reg := opts.outputs()
-	off := reg.layersOff(facts.Missing)
-	if err := opts.validate(!slices.Contains(off, LayerIstio)); err != nil {
-		return nil, err
-	}
 	g, err := graph.Build(sg)
 	if err != nil {
 		return nil, err
 	}
+	reg := opts.outputs()
+	l := layers{off: reg.layersOff(facts.Missing)}
+	if g.Mesh == v1alpha1.MeshNone {
+		l.disabled = []*Layer{LayerIstio}
+	}
+	meshOn := l.on(LayerIstio)
+	if err := opts.validate(meshOn); err != nil {
+		return nil, err
+	}
 	declared := g.MTLS
-	mtls := decideMTLS(&sg.Spec, declared, !slices.Contains(off, LayerIstio), facts)
+	mtls := decideMTLS(&sg.Spec, declared, meshOn, facts)
 	g.MTLS = mtls.mode
-	res := newCompilation(g, opts, reg, off).result()
+	if g.Mesh == v1alpha1.MeshNone {
+		declared, g.MTLS = "", "" // no mesh, no mutual TLS to speak of
+	}
+	res := newCompilation(g, opts, reg, l).result()
 	res.MTLSHeldBack, res.Unmeshed = mtls.heldBack, mtls.unmeshed
-	if !slices.Contains(off, LayerIstio) {
+	if meshOn {
 		res.ProtocolMismatches = ProtocolMismatches(g, facts.Services)
 	}
 	if sg.Spec.Enforcement == v1alpha1.EnforcementAudit {
 		enforce := *g
 		enforce.MTLS = declared
-		res.Enforce = newCompilation(&enforce, opts, reg, off).result()
+		res.Enforce = newCompilation(&enforce, opts, reg, l).result()
 		res.audit()
 	}
 	if err := checkLimits(reg, res.Objects()); err != nil {
@@ -70,11 +77,12 @@ func (c *Compilation) result() *Result {
 		Enforcement: v1alpha1.EnforcementEnforce,
 		Graph:       c.g,
 		Outputs:     c.reg,
-		Off:         c.off,
+		Off:         c.layers.off,
+		Disabled:    c.layers.disabled,
 	}
 	phases := []*[]Object{PhaseAllow: &res.Allow, PhaseMTLS: &res.MTLS, PhaseDeny: &res.Deny}
 	for _, o := range c.reg {
-		if slices.Contains(c.off, o.Layer) {
+		if !c.layers.on(o.Layer) {
 			continue
 		}
 		var emitted [3][]Object
@@ -129,8 +137,8 @@ type Compilation struct {
 	g    *graph.Graph
 	opts Options
 	reg  Registry
-	// off are the layers whose APIs are not served.
-	off []*Layer
+	// layers are the layers off and disabled.
+	layers layers
 	// services are the local services that have edges, keyed by name.
 	services map[string]*servicePolicy
 	// These memoise values that many rules repeat, per service or per port.
@@ -140,12 +148,20 @@ type Compilation struct {
 	portValues map[intstr.IntOrString]*intstr.IntOrString
 }
 
-func newCompilation(g *graph.Graph, opts Options, reg Registry, off []*Layer) *Compilation {
+// layers says which layers a compilation leaves out: off (their APIs are not served) or disabled
+// (the graph says so: mesh None).
+type layers struct{ off, disabled []*Layer }
+
+func (l layers) on(layer *Layer) bool {
+	return !slices.Contains(l.off, layer) && !slices.Contains(l.disabled, layer)
+}
+
+func newCompilation(g *graph.Graph, opts Options, reg Registry, l layers) *Compilation {
 	return &Compilation{
 		g:          g,
 		opts:       opts,
 		reg:        reg,
-		off:        off,
+		layers:     l,
 		services:   make(map[string]*servicePolicy, len(g.Services)),
 		peers:      make(map[string][]networkingv1.NetworkPolicyPeer, len(g.Services)),
 		sources:    make(map[string][]*securityv1beta1.Rule_From, len(g.Services)),
@@ -157,8 +173,8 @@ func newCompilation(g *graph.Graph, opts Options, reg Registry, off []*Layer) *C
 // Graph is the validated graph being compiled. Outputs must not change it.
 func (c *Compilation) Graph() *graph.Graph { return c.g }
 
-// LayerOn tells whether a layer's APIs are served.
-func (c *Compilation) LayerOn(l *Layer) bool { return !slices.Contains(c.off, l) }
+// LayerOn tells whether a layer is generated: its APIs are served and the graph wants it.
+func (c *Compilation) LayerOn(l *Layer) bool { return c.layers.on(l) }
 
 // Meta is the metadata of a generated object: its name, the graph's namespace and the operator's
 // labels; service is "" for a namespace-wide object.

@@ -22,6 +22,7 @@ var goldenCases = []struct {
 	{name: "no-dns"},
 	{name: "long-names", opts: func(o *Options) { o.TrustDomain = "mesh.example.com" }},
 	{name: "audit"},
+	{name: "mesh-none"},
 }
 
 func TestGolden(t *testing.T) {

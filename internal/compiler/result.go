@@ -1,6 +1,8 @@
 package compiler
 
 import (
+	"slices"
+
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/internal/graph"
 	"github.com/servicegraph/servicegraph-operator/internal/object"
@@ -83,9 +85,11 @@ type Result struct {
 	Enforce *Result
 	// Graph is the validated graph with its defaults applied.
 	Graph *graph.Graph
-	// Outputs are the kinds compiled for, and Off the layers whose APIs are not served.
-	Outputs Registry
-	Off     []*Layer
+	// Outputs are the kinds compiled for, Off the layers whose APIs are not served, and Disabled
+	// those the graph turns off (mesh None).
+	Outputs  Registry
+	Off      []*Layer
+	Disabled []*Layer
 }
 
 // Phases returns the objects in the order they must be applied so that a rollout never cuts live
@@ -103,21 +107,20 @@ func (r *Result) Objects() []Object {
 	return all
 }
 
-// Served tells whether the output's layer is on.
-func (r *Result) Served(o *Output) bool {
-	for _, l := range r.Off {
-		if l == o.Layer {
-			return false
-		}
-	}
-	return true
+// Served tells whether the API of the output's layer is served: its objects are listed (and
+// pruned) even when the graph disables the layer.
+func (r *Result) Served(o *Output) bool { return !slices.Contains(r.Off, o.Layer) }
+
+// Generated tells whether the output is generated: served and not disabled.
+func (r *Result) Generated(o *Output) bool {
+	return r.Served(o) && !slices.Contains(r.Disabled, o.Layer)
 }
 
-// Counts counts the objects of every served output, in registry order.
+// Counts counts the objects of every generated output, in registry order.
 func (r *Result) Counts() []v1alpha1.KindCount {
 	var counts []v1alpha1.KindCount
 	for _, o := range r.Outputs {
-		if r.Served(o) {
+		if r.Generated(o) {
 			counts = append(counts, v1alpha1.KindCount{Group: o.GVK.Group, Kind: o.GVK.Kind, Count: int32(r.count(o))})
 		}
 	}
@@ -135,6 +138,17 @@ func (r *Result) count(o *Output) int {
 	return n
 }
 
+// Missing lists the layers the graph wants whose APIs are not served.
+func (r *Result) Missing() []*Layer {
+	var out []*Layer
+	for _, l := range r.Off {
+		if !slices.Contains(r.Disabled, l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // Summary is what the condition of an output says.
 func (r *Result) Summary(o *Output) Summary {
 	s := Summary{Count: r.count(o), Planned: r.count(o), Audit: r.Enforcement == v1alpha1.EnforcementAudit, MTLS: r.MTLSMode}
@@ -147,7 +161,7 @@ func (r *Result) Summary(o *Output) Summary {
 // Waiting returns the first layer that is off although the graph needs it, nil when none is.
 func (r *Result) Waiting() *Layer {
 	for _, l := range r.Off {
-		if l.Needed != nil && l.Needed(r) {
+		if l.Needed != nil && l.Needed(r) && !slices.Contains(r.Disabled, l) {
 			return l
 		}
 	}

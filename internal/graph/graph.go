@@ -21,6 +21,8 @@ import (
 type Graph struct {
 	Name      string
 	Namespace string
+	// Mesh is spec.mesh, Istio when unset.
+	Mesh v1alpha1.Mesh
 	// MTLS is the effective mode: STRICT unless the spec says PERMISSIVE.
 	MTLS v1alpha1.MTLSMode
 	// AllowDNS is spec.allowDNS, true when unset.
@@ -67,6 +69,7 @@ func Build(sg *v1alpha1.ServiceGraph) (*Graph, error) {
 		g: &Graph{
 			Name:      sg.Name,
 			Namespace: sg.Namespace,
+			Mesh:      cmp.Or(sg.Spec.Mesh, v1alpha1.MeshIstio),
 			MTLS:      cmp.Or(sg.Spec.MTLS, v1alpha1.MTLSStrict),
 			AllowDNS:  sg.Spec.AllowDNS == nil || *sg.Spec.AllowDNS,
 			index:     make(map[string]int, len(sg.Spec.Services)),
@@ -115,6 +118,11 @@ func (b *builder) meta(sg *v1alpha1.ServiceGraph) {
 	case "", v1alpha1.MTLSStrict, v1alpha1.MTLSPermissive:
 	default:
 		b.errs.add("spec.mtls", "", "%q must be STRICT or PERMISSIVE", sg.Spec.MTLS)
+	}
+	switch sg.Spec.Mesh {
+	case "", v1alpha1.MeshIstio, v1alpha1.MeshNone:
+	default:
+		b.errs.add("spec.mesh", "", "%q must be Istio or None", sg.Spec.Mesh)
 	}
 	if len(sg.Spec.Edges)+len(sg.Spec.Connections) == 0 {
 		b.errs.add("spec", "", "a ServiceGraph needs at least one edge in spec.edges or spec.connections")

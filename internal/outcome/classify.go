@@ -102,7 +102,7 @@ func Classify(f Findings) Class {
 		return waiting(v1alpha1.ReasonUnmeshedWorkloads, UnmeshedMessage(d))
 	}
 	c := Class{Ready: metav1.ConditionTrue, Reason: v1alpha1.ReasonReconciled, Message: readyMessage(d)}
-	if len(d.Off) > 0 || len(d.Unmeshed) > 0 {
+	if len(d.Missing()) > 0 || len(d.Unmeshed) > 0 {
 		// An API installed later, or a pod meshed later, changes what is enforced.
 		c.Retry = RetryRecheck
 	}
@@ -122,13 +122,19 @@ func readyMessage(d *compiler.Result) string {
 	if d.Enforcement == v1alpha1.EnforcementAudit {
 		msg = "Audit mode: " + msg + "; nothing is enforced (status.plan lists what Enforce would apply)"
 	}
-	for _, l := range d.Off {
+	for _, l := range d.Missing() {
 		if l.Unenforced != "" {
 			msg += "; " + l.Unenforced
 		}
 	}
+	if d.Graph.Mesh == v1alpha1.MeshNone {
+		msg += "; " + meshNoneNote
+	}
 	return msg
 }
+
+// meshNoneNote says what a graph without a mesh leaves unenforced.
+const meshNoneNote = "spec.mesh is None: NetworkPolicies only, no mutual TLS, identities or HTTP-level rules"
 
 // UnmeshedMessage names the pods STRICT mutual TLS cuts off, and what the preflight did about it.
 func UnmeshedMessage(d *compiler.Result) string {

@@ -42,6 +42,7 @@ var (
 	permissive  = func(sg *v1alpha1.ServiceGraph) { sg.Spec.MTLS = v1alpha1.MTLSPermissive }
 	audit       = func(sg *v1alpha1.ServiceGraph) { sg.Spec.Enforcement = v1alpha1.EnforcementAudit }
 	warn        = func(sg *v1alpha1.ServiceGraph) { sg.Spec.MTLSPreflight = v1alpha1.MTLSPreflightWarn }
+	meshNone    = func(sg *v1alpha1.ServiceGraph) { sg.Spec.Mesh = v1alpha1.MeshNone }
 	tcpDatabase = compiler.Facts{Services: []compiler.KubeService{{Name: "database", Namespace: "shop",
 		Selector: map[string]string{"app": "database"}, Ports: []compiler.KubeServicePort{{Name: "tcp-postgres", Port: 5432}}}}}
 	errTransient   = errors.New("etcdserver: leader changed")
@@ -85,6 +86,10 @@ func TestClassify(t *testing.T) {
 		}), metav1.ConditionFalse, v1alpha1.ReasonConflict, true, false, RetryRecheck, "NetworkPolicy/shop-svc-api exists and is not managed"},
 		{"a Service declares a path's port TCP", findings(t, seed(), tcpDatabase),
 			metav1.ConditionFalse, v1alpha1.ReasonProtocolMismatch, true, false, RetryNone, "Service shop/database port 5432 (tcp-postgres) declares TCP"},
+		{"mesh None without Istio is Ready and needs no recheck", findings(t, seed(meshNone), noIstio),
+			metav1.ConditionTrue, v1alpha1.ReasonReconciled, false, false, RetryNone, "5 objects applied for 3 services and 2 edges; spec.mesh is None: NetworkPolicies only"},
+		{"mesh None with Istio installed", findings(t, seed(meshNone), compiler.Facts{Unmeshed: []string{"legacy"}}),
+			metav1.ConditionTrue, v1alpha1.ReasonReconciled, false, false, RetryNone, "spec.mesh is None"},
 		{"STRICT without Istio waits", findings(t, seed(), noIstio),
 			metav1.ConditionFalse, v1alpha1.ReasonIstioNotInstalled, false, true, RetryRecheck, "waiting for Istio"},
 		{"PERMISSIVE without Istio is Ready and rechecks", findings(t, seed(permissive), noIstio),

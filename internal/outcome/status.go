@@ -1,6 +1,7 @@
 package outcome
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -55,6 +56,7 @@ func converged(sg *v1alpha1.ServiceGraph, f Findings, c Class) {
 	}
 	sg.Status.Services = int32(d.Services)
 	sg.Status.Edges = int32(d.Edges)
+	sg.Status.Mesh = d.Graph.Mesh
 	sg.Status.MTLS = d.MTLSMode
 	sg.Status.Enforcement = d.Enforcement
 	sg.Status.Coverage = f.Coverage
@@ -94,6 +96,9 @@ func outputCondition(d *compiler.Result, conflicts []change.Conflict, condType s
 			if c.Ref.Group == o.GVK.Group && c.Ref.Kind == o.GVK.Kind {
 				inTheWay = append(inTheWay, c.String())
 			}
+		}
+		if slices.Contains(d.Disabled, o.Layer) {
+			return metav1.ConditionTrue, v1alpha1.ReasonMeshNone, meshNoneNote + ": not generated"
 		}
 		if !d.Served(o) {
 			return metav1.ConditionFalse, o.Layer.Reason, o.Layer.Missing

@@ -129,6 +129,19 @@ func TestSetStatus(t *testing.T) {
 					t.Errorf("counts %v", s.Counts)
 				}
 			}},
+		{name: "mesh None", before: func(*testing.T) *v1alpha1.ServiceGraph { return seed() }, f: findings(t, seed(meshNone), noIstio),
+			want: map[string]*cond{
+				v1alpha1.ConditionReady:                {metav1.ConditionTrue, v1alpha1.ReasonReconciled, "spec.mesh is None"},
+				v1alpha1.ConditionNetworkPoliciesReady: {metav1.ConditionTrue, v1alpha1.ReasonApplied, "5 NetworkPolicies"},
+				v1alpha1.ConditionMTLSReady:            {metav1.ConditionTrue, v1alpha1.ReasonMeshNone, "not generated"},
+				v1alpha1.ConditionAuthorizationReady:   {metav1.ConditionTrue, v1alpha1.ReasonMeshNone, "not generated"},
+				v1alpha1.ConditionReconciling:          nil,
+			},
+			check: func(t *testing.T, s v1alpha1.ServiceGraphStatus) {
+				if s.Mesh != v1alpha1.MeshNone || s.MTLS != "" || !equal(s.Counts, []v1alpha1.KindCount{{Group: "networking.k8s.io", Kind: "NetworkPolicy", Count: 5}}) {
+					t.Errorf("status %+v", s)
+				}
+			}},
 		{name: "STRICT held back", before: func(*testing.T) *v1alpha1.ServiceGraph { return seed() }, f: findings(t, seed(), unmeshed),
 			want: map[string]*cond{
 				v1alpha1.ConditionReady:     {metav1.ConditionFalse, v1alpha1.ReasonUnmeshedWorkloads, "held back"},
