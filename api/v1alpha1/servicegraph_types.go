@@ -80,18 +80,20 @@ type ServiceGraphSpec struct {
 	Services []Service `json:"services"`
 
 	// edges are the allowed connections in compact form, one string each:
-	// "FROM->[NAMESPACE/]TO:PORT[,PORT...][/PATH]" ("→" works as well as "->", and spaces may stand
-	// around the arrow). FROM and TO name services of spec.services. PORT is the destination pod's
+	// "[NAMESPACE/]FROM->[NAMESPACE/]TO:PORT[,PORT...][/PATH]" ("→" works as well as "->", and
+	// spaces may stand around the arrow). FROM and TO name services of spec.services, with their
+	// namespace when they are peers elsewhere (optional: the declaration says it). PORT is the destination pod's
 	// port, a number (1-65535) or a container port name. PATH, when given, is an HTTP path that the
 	// Istio AuthorizationPolicy enforces (exact, or a prefix ending in "*"); it implies the port speaks
-	// HTTP. Examples: "web->api:8080", "api -> database:5432/data", "api→payments/gateway:443".
+	// HTTP. Examples: "web->api:8080", "api -> database:5432/data", "api→payments/gateway:443",
+	// "payments/gateway -> api:8081".
 	// Use spec.connections for what the compact form cannot say. The list is one unit: a
 	// server-side apply replaces it whole.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=16384
 	// +kubebuilder:validation:items:MaxLength=512
-	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])? *(->|→) *([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|([0-9][-0-9]*)?[a-z]([-a-z0-9]*[a-z0-9])?)(,(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|([0-9][-0-9]*)?[a-z]([-a-z0-9]*[a-z0-9])?))*(/[!-)+-~]*\*?)?$`
+	// +kubebuilder:validation:items:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9]*[a-z0-9])? *(->|→) *([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|([0-9][-0-9]*)?[a-z]([-a-z0-9]*[a-z0-9])?)(,(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|([0-9][-0-9]*)?[a-z]([-a-z0-9]*[a-z0-9])?))*(/[!-)+-~]*\*?)?$`
 	Edges []string `json:"edges,omitempty"`
 
 	// connections are allowed connections in structured form, for what the compact form of
@@ -173,11 +175,11 @@ type Service struct {
 
 // Connection is an allowed connection in structured form.
 type Connection struct {
-	// from names the calling service, as in spec.services.
+	// from names the calling service, as "NAME" or "NAMESPACE/NAME".
 	// +required
 	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=63
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:MaxLength=127
+	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	From string `json:"from"`
 
 	// to names the called service, as "NAME" or "NAMESPACE/NAME".

@@ -107,7 +107,7 @@ func edgeCorpus(t *testing.T) []string {
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	alphabet := []string{"a", "b", "z", "0", "1", "5", "6", "9", "-", ">", "→", " ", ":", "/", ",", "*", "A", ".", "⟶", "\t"}
-	valid := []string{"web->api:8080", "a -> ns/b:http,65535/x*", "a→b:1-a,8080-tcp/", "a->b:65530,6553,655,65"}
+	valid := []string{"web->api:8080", "a -> ns/b:http,65535/x*", "a→b:1-a,8080-tcp/", "a->b:65530,6553,655,65", "ns/a -> b:1"}
 	for range 20000 {
 		s := []rune(valid[rng.IntN(len(valid))])
 		for range 1 + rng.IntN(3) {

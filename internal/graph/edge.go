@@ -16,6 +16,9 @@ import (
 
 // Edge is one allowed connection from a service to a service.
 type Edge struct {
+	// FromNamespace is the calling service's namespace: as written ("" when the edge names none);
+	// once the edge belongs to a Graph, set for a caller in another namespace only.
+	FromNamespace string
 	// From names the calling service.
 	From string
 	// ToNamespace is the called service's namespace: as written in a parsed edge ("" when the edge
@@ -90,12 +93,16 @@ func (e *Edge) Compact() bool {
 	return true
 }
 
-// String renders the edge as "FROM->[NS/]TO:PORT[,PORT...][/PATH]" when it is Compact, so that
+// String renders the edge as "[NS/]FROM->[NS/]TO:PORT[,PORT...][/PATH]" when it is Compact, so that
 // ParseEdge reads it back to the same edge. Other edges get the same shape with protocols in
 // parentheses and methods and paths in brackets, for messages only:
 // "dns->api:53(UDP)" or "web->api:8080(HTTP) [GET,POST /a,/b*]".
 func (e *Edge) String() string {
 	var b strings.Builder
+	if e.FromNamespace != "" {
+		b.WriteString(e.FromNamespace)
+		b.WriteByte('/')
+	}
 	b.WriteString(e.From)
 	b.WriteString("->")
 	if e.ToNamespace != "" {

@@ -207,6 +207,10 @@ func (b *builder) compact(s string) {
 
 func (b *builder) connection(c *v1alpha1.Connection) {
 	e := Edge{From: c.From, To: c.To, Paths: slices.Clone(c.Paths), Methods: slices.Clone(c.Methods)}
+	fromNS, from, hasFromNS := strings.Cut(c.From, "/")
+	if hasFromNS {
+		e.FromNamespace, e.From = fromNS, from
+	}
 	ns, name, hasNS := strings.Cut(c.To, "/")
 	if hasNS {
 		e.ToNamespace, e.To = ns, name
@@ -216,7 +220,7 @@ func (b *builder) connection(c *v1alpha1.Connection) {
 	}
 	src := source{"connection", e.String()}
 	n := len(b.errs.list)
-	b.fields(&e, hasNS, src)
+	b.fields(&e, hasFromNS, hasNS, src)
 	if len(b.errs.list) == n {
 		b.add(&e, src)
 	}
@@ -233,7 +237,12 @@ func numeric(p intstr.IntOrString) intstr.IntOrString {
 }
 
 // fields checks what the compact parser checks by construction, for a structured connection.
-func (b *builder) fields(e *Edge, hasNS bool, src source) {
+func (b *builder) fields(e *Edge, hasFromNS, hasNS bool, src source) {
+	if hasFromNS {
+		if err := checkLabel(e.FromNamespace, "namespace of from"); err != nil {
+			b.errs.edge(src, "%v", err)
+		}
+	}
 	if err := checkLabel(e.From, "from"); err != nil {
 		b.errs.edge(src, "%v", err)
 	}
@@ -295,6 +304,9 @@ func (b *builder) add(e *Edge, src source) {
 	if !okTo {
 		b.errs.edge(src, "service %q is not declared in spec.services", e.To)
 	}
+	if okFrom && e.FromNamespace != "" && e.FromNamespace != from.Namespace {
+		b.errs.edge(src, "service %q is declared in namespace %q, not %q", e.From, from.Namespace, e.FromNamespace)
+	}
 	if okTo && e.ToNamespace != "" && e.ToNamespace != to.Namespace {
 		b.errs.edge(src, "service %q is declared in namespace %q, not %q", e.To, to.Namespace, e.ToNamespace)
 	}
@@ -310,7 +322,11 @@ func (b *builder) add(e *Edge, src source) {
 	if len(b.errs.list) > n {
 		return
 	}
-	e.ToNamespace = to.Namespace
+	// A caller in the graph's namespace goes without one, so messages read as the edges were written.
+	e.FromNamespace, e.ToNamespace = "", to.Namespace
+	if !b.g.Local(from) {
+		e.FromNamespace = from.Namespace
+	}
 	e.Paths = sortedSet(e.Paths)
 	e.Methods = sortedSet(e.Methods)
 	slices.SortFunc(e.Ports, portLess)

@@ -120,6 +120,7 @@ func TestBuildReportsEveryProblem(t *testing.T) {
 		"web->apx:8080",
 		"wbe->apx:8080",
 		"web->payments/api:8080",
+		"storefront/gateway->api:443",
 		"web->web:80",
 		"frontend->gateway:443",
 		"web -> api:8080",
@@ -148,12 +149,13 @@ func TestBuildReportsEveryProblem(t *testing.T) {
 		{Item: `edge "wbe->apx:8080"`, Edge: "wbe->apx:8080", Message: `service "wbe" is not declared in spec.services`, Kind: KindUndeclared},
 		{Item: `edge "wbe->apx:8080"`, Edge: "wbe->apx:8080", Message: `service "apx" is not declared in spec.services`, Kind: KindUndeclared},
 		{Item: `edge "web->payments/api:8080"`, Edge: "web->payments/api:8080", Message: `service "api" is declared in namespace "shop", not "payments"`, Kind: KindInvalid},
+		{Item: `edge "storefront/gateway->api:443"`, Edge: "storefront/gateway->api:443", Message: `service "gateway" is declared in namespace "payments", not "storefront"`, Kind: KindInvalid},
 		{Item: `edge "web->web:80"`, Edge: "web->web:80", Message: "an edge cannot go from a service to itself", Kind: KindSelfEdge},
 		{Item: `edge "frontend->gateway:443"`, Edge: "frontend->gateway:443", Message: `both ends are in other namespaces ("storefront" and "payments"): a graph only writes rules for its own namespace "shop"`, Kind: KindInvalid},
 		{Item: `edge "web -> api:8080"`, Edge: "web -> api:8080", Message: `duplicates edge "web->api:8080"`, Kind: KindDuplicate},
 		{Item: `edge "web->api:0"`, Edge: "web->api:0", Message: "column 10: port must be 1-65535", Kind: KindInvalid},
 		{Item: `edge "web->api:8080,8080"`, Edge: "web->api:8080,8080", Message: "port 8080 is listed more than once", Kind: KindInvalid},
-		{Item: source{"edge", edges[9]}.item(), Edge: edges[9], Message: "an edge must be at most 512 characters", Kind: KindInvalid},
+		{Item: source{"edge", edges[10]}.item(), Edge: edges[10], Message: "an edge must be at most 512 characters", Kind: KindInvalid},
 		{Item: `connection "web->api:8080"`, Edge: "web->api:8080", Message: `duplicates edge "web->api:8080"`, Kind: KindDuplicate},
 		{Item: `connection "web->api:53(UDP) [/x]"`, Edge: "web->api:53(UDP) [/x]", Message: "paths and methods need an HTTP or GRPC port, but port 53 is UDP", Kind: KindHTTPOnNonHTTPPort},
 		{Item: `connection "web->database:5432(TCP) [GET]"`, Edge: "web->database:5432(TCP) [GET]", Message: "paths and methods need an HTTP or GRPC port, but port 5432 is TCP", Kind: KindHTTPOnNonHTTPPort},
@@ -180,6 +182,29 @@ func TestBuildGraphErrors(t *testing.T) {
 		"spec: a ServiceGraph needs at least one edge in spec.edges or spec.connections"
 	if err == nil || err.Error() != want {
 		t.Errorf("Build:\n got: %v\nwant: %s", err, want)
+	}
+}
+
+// A peer in another namespace may be named with its namespace on either end, in both forms, or
+// without it; the graph is the same.
+func TestEdgesNameNamespacesOnBothEnds(t *testing.T) {
+	services := append(svcs("api"), v1alpha1.Service{Name: "gateway", Namespace: "payments"})
+	plain := mustBuild(t, serviceGraph(services, []string{"gateway->api:8081", "api->gateway:443"}))
+	for _, edges := range [][]string{
+		{"payments/gateway->api:8081", "api->payments/gateway:443"},
+		{"payments/gateway -> shop/api:8081", "shop/api → payments/gateway:443"},
+	} {
+		if diff := cmp.Diff(plain, mustBuild(t, serviceGraph(services, edges)), cmpGraph); diff != "" {
+			t.Errorf("%v builds another graph (-plain +got):\n%s", edges, diff)
+		}
+	}
+	conn := v1alpha1.Connection{From: "payments/gateway", To: "api", Ports: []v1alpha1.ConnectionPort{connPort(intstr.FromInt32(8081), "")}}
+	fromConn := mustBuild(t, serviceGraph(services, []string{"api->gateway:443"}, conn))
+	if diff := cmp.Diff(plain, fromConn, cmpGraph); diff != "" {
+		t.Errorf("connection from NAMESPACE/NAME builds another graph (-plain +got):\n%s", diff)
+	}
+	if got := plain.Edges[1].String(); got != "payments/gateway->shop/api:8081" {
+		t.Errorf("edge from a peer renders as %q", got)
 	}
 }
 

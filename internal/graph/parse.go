@@ -28,7 +28,7 @@ func (e *ParseError) Detail() string {
 
 // ParseEdge parses the compact grammar of spec.edges:
 //
-//	FROM ("->" | "→") [NAMESPACE "/"] TO ":" PORT ["," PORT]... ["/" PATH]
+//	[NAMESPACE "/"] FROM ("->" | "→") [NAMESPACE "/"] TO ":" PORT ["," PORT]... ["/" PATH]
 //
 // with any number of spaces around the arrow and nowhere else. FROM, NAMESPACE and TO are DNS
 // labels, PORT a number (1-65535, no leading zero) or a container port name, PATH printable ASCII
@@ -56,6 +56,13 @@ func (p *parser) edge() (Edge, error) {
 	var err error
 	if e.From, err = p.label("service name", true); err != nil {
 		return e, err
+	}
+	if p.peek() == '/' {
+		p.advance()
+		e.FromNamespace = e.From
+		if e.From, err = p.label("service name", true); err != nil {
+			return e, err
+		}
 	}
 	p.spaces()
 	if err := p.arrow(); err != nil {
@@ -173,8 +180,8 @@ func (p *parser) label(what string, stopAtArrow bool) (string, error) {
 	if w == "" {
 		return "", p.errorf(start, "expected a %s, found %s", what, p.found())
 	}
-	if p.peek() == '/' && !stopAtArrow {
-		what = "namespace" // the word is the NAMESPACE of NAMESPACE/TO
+	if p.peek() == '/' {
+		what = "namespace" // the word is the NAMESPACE of NAMESPACE/NAME
 	}
 	if err := checkLabel(w, what); err != nil {
 		return "", p.errorf(start, "%s", err)
