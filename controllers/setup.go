@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	istionetworkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,11 +28,13 @@ import (
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 )
 
-// NewScheme knows the ServiceGraph, the Kubernetes built-in kinds and Istio's security kinds.
+// NewScheme knows the ServiceGraph, the Kubernetes built-in kinds and Istio's security and
+// networking kinds.
 func NewScheme() *runtime.Scheme {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(securityv1.AddToScheme(scheme))
+	utilruntime.Must(istionetworkingv1.AddToScheme(scheme))
 	utilruntime.Must(v1alpha1.AddToScheme(scheme))
 	return scheme
 }

@@ -7,8 +7,11 @@ const (
 	ConditionNetworkPoliciesReady = "NetworkPoliciesReady"
 	ConditionMTLSReady            = "MTLSReady"
 	ConditionAuthorizationReady   = "AuthorizationReady"
-	ConditionReconciling          = "Reconciling"
-	ConditionStalled              = "Stalled"
+	// ConditionEgressReady reports Istio's egress control of the graph's external hosts and
+	// addresses: the ServiceEntries and the Sidecar.
+	ConditionEgressReady = "EgressReady"
+	ConditionReconciling = "Reconciling"
+	ConditionStalled     = "Stalled"
 	// ConditionCoverage is False when a service's selector matches no pod or a pod of the namespace
 	// belongs to no service. It does not affect Ready.
 	ConditionCoverage = "Coverage"

@@ -160,13 +160,27 @@ func sameOperation(a, b *securityv1beta1.Rule) bool {
 
 // source is a rule's from: the caller's principal, "<trustDomain>/ns/<namespace>/sa/<account>".
 // One per service, shared by its rules.
+// An external caller is matched by its namespaces (an identity), by its addresses, or, unmeshed
+// without addresses, not at all: the rule then admits any source on its ports, and only the
+// NetworkPolicy restricts who connects.
 func (c *Compilation) source(name string) []*securityv1beta1.Rule_From {
 	if f, ok := c.sources[name]; ok {
 		return f
 	}
 	svc := c.service(name)
-	principal := c.opts.TrustDomain + "/ns/" + svc.Namespace + "/sa/" + svc.ServiceAccount
-	f := []*securityv1beta1.Rule_From{{Source: &securityv1beta1.Source{Principals: []string{principal}}}}
+	var src *securityv1beta1.Source
+	switch x := svc.External; {
+	case x == nil:
+		src = &securityv1beta1.Source{Principals: []string{c.opts.TrustDomain + "/ns/" + svc.Namespace + "/sa/" + svc.ServiceAccount}}
+	case x.Identified():
+		src = &securityv1beta1.Source{Namespaces: x.Namespaces}
+	case len(x.CIDRs) > 0:
+		src = &securityv1beta1.Source{IpBlocks: x.CIDRs, NotIpBlocks: x.Except}
+	}
+	var f []*securityv1beta1.Rule_From
+	if src != nil {
+		f = []*securityv1beta1.Rule_From{{Source: src}}
+	}
 	c.sources[name] = f
 	return f
 }

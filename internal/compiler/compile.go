@@ -49,7 +49,7 @@ func Compile(sg *v1alpha1.ServiceGraph, opts Options, facts Facts) (*Result, err
 	if g.Mesh == v1alpha1.MeshNone {
 		declared, g.MTLS = "", "" // no mesh, no mutual TLS to speak of
 	}
-	res := newCompilation(g, opts, reg, l).result()
+	res := newCompilation(g, opts, facts, reg, l).result()
 	res.MTLSHeldBack, res.Unmeshed = mtls.heldBack, mtls.unmeshed
 	if meshOn {
 		res.ProtocolMismatches = ProtocolMismatches(g, facts.Services)
@@ -57,7 +57,7 @@ func Compile(sg *v1alpha1.ServiceGraph, opts Options, facts Facts) (*Result, err
 	if sg.Spec.Enforcement == v1alpha1.EnforcementAudit {
 		enforce := *g
 		enforce.MTLS = declared
-		res.Enforce = newCompilation(&enforce, opts, reg, l).result()
+		res.Enforce = newCompilation(&enforce, opts, facts, reg, l).result()
 		res.audit()
 	}
 	if err := checkLimits(reg, res.Objects()); err != nil {
@@ -79,6 +79,9 @@ func (c *Compilation) result() *Result {
 		Outputs:     c.reg,
 		Off:         c.layers.off,
 		Disabled:    c.layers.disabled,
+	}
+	if c.LayerOn(LayerIstio) {
+		res.Plaintext = c.plaintext()
 	}
 	phases := []*[]Object{PhaseAllow: &res.Allow, PhaseMTLS: &res.MTLS, PhaseDeny: &res.Deny}
 	for _, o := range c.reg {
@@ -134,9 +137,10 @@ func (o *Options) validate(istio bool) error {
 
 // Compilation holds one compilation's state; outputs read the graph and shared helpers through it.
 type Compilation struct {
-	g    *graph.Graph
-	opts Options
-	reg  Registry
+	g     *graph.Graph
+	opts  Options
+	facts Facts
+	reg   Registry
 	// layers are the layers off and disabled.
 	layers layers
 	// services are the local services that have edges, keyed by name.
@@ -156,10 +160,11 @@ func (l layers) on(layer *Layer) bool {
 	return !slices.Contains(l.off, layer) && !slices.Contains(l.disabled, layer)
 }
 
-func newCompilation(g *graph.Graph, opts Options, reg Registry, l layers) *Compilation {
+func newCompilation(g *graph.Graph, opts Options, facts Facts, reg Registry, l layers) *Compilation {
 	return &Compilation{
 		g:          g,
 		opts:       opts,
+		facts:      facts,
 		reg:        reg,
 		layers:     l,
 		services:   make(map[string]*servicePolicy, len(g.Services)),
@@ -188,6 +193,11 @@ func (c *Compilation) GraphObjectName(suffix string) string { return graphObject
 // ServiceObjectName names the object of a service.
 func (c *Compilation) ServiceObjectName(service string) string {
 	return serviceObjectName(c.g.Name, service)
+}
+
+// ExternalObjectName names the object of an external peer.
+func (c *Compilation) ExternalObjectName(peer string) string {
+	return externalObjectName(c.g.Name, peer)
 }
 
 // LocalServices returns the services of the graph's namespace that have edges, by name.

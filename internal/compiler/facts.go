@@ -20,6 +20,8 @@ type Facts struct {
 	// Services are the Kubernetes Services of the graph's namespace: their ports tell Istio which
 	// protocol each port speaks (see ProtocolMismatches).
 	Services []KubeService
+	// APIServer are the API server's addresses, for external peers with kubernetesAPI.
+	APIServer []APIServerEndpoint
 }
 
 // WantsStrict tells whether the spec asks for STRICT mutual TLS to be enforced: the only case in

@@ -7,15 +7,17 @@ import (
 )
 
 // Object names. Every name is the graph's name, a dash, and a suffix; per-service suffixes start
-// with "svc-" and no namespace-wide suffix does, so no service name (not even "default-deny" or
-// the graph's own name) can produce a namespace-wide object's name, and distinct services get
-// distinct names. Names are unique per kind; the PeerAuthentication is the graph's name itself.
+// with "svc-", per-external-peer ones with "ext-", and no namespace-wide suffix does, so no service
+// or peer name (not even "default-deny" or the graph's own name) can produce another object's
+// name, and distinct services get distinct names. Names are unique per kind; the namespace-wide
+// PeerAuthentication and Sidecar are the graph's name itself.
 const (
 	suffixDefaultDeny = "default-deny"
 	suffixAllowDNS    = "allow-dns"
 	suffixAllowIstiod = "allow-istiod"
 	suffixDenyAll     = "deny-all"
 	prefixService     = "svc-"
+	prefixExternal    = "ext-"
 )
 
 // maxNameLength keeps names usable as label values (and short in kubectl output).
@@ -30,6 +32,10 @@ func graphObjectName(graph, suffix string) string {
 
 func serviceObjectName(graph, service string) string {
 	return shorten(graph + "-" + prefixService + service)
+}
+
+func externalObjectName(graph, peer string) string {
+	return shorten(graph + "-" + prefixExternal + peer)
 }
 
 // shorten cuts a name longer than 63 characters and appends a hash of the full name, so that

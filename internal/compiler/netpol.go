@@ -154,16 +154,18 @@ func (c *Compilation) serviceNetworkPolicy(sp *servicePolicy) *networkingv1.Netw
 	np.Spec.PodSelector = *selector(sp.svc.Labels)
 	np.Spec.Ingress = make([]networkingv1.NetworkPolicyIngressRule, 0, len(sp.ingress))
 	np.Spec.Egress = make([]networkingv1.NetworkPolicyEgressRule, 0, len(sp.egress))
+	// A rule without peers or ports would admit everything: an edge whose peer or ports are not
+	// known (the API server's addresses before the operator has read them) gets no rule.
 	var in run[*edge]
 	for _, e := range sp.ingress {
-		if in.first(e.From, e, sameL4) {
-			np.Spec.Ingress = append(np.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{From: c.peer(e.From), Ports: e.ports})
+		if peers := c.peer(e.From); len(peers) > 0 && len(e.ports) > 0 && in.first(e.From, e, sameL4) {
+			np.Spec.Ingress = append(np.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{From: peers, Ports: e.ports})
 		}
 	}
 	var out run[*edge]
 	for _, e := range sp.egress {
-		if out.first(e.To, e, sameL4) {
-			np.Spec.Egress = append(np.Spec.Egress, networkingv1.NetworkPolicyEgressRule{To: c.peer(e.To), Ports: e.ports})
+		if peers := c.peer(e.To); len(peers) > 0 && len(e.ports) > 0 && out.first(e.To, e, sameL4) {
+			np.Spec.Egress = append(np.Spec.Egress, networkingv1.NetworkPolicyEgressRule{To: peers, Ports: e.ports})
 		}
 	}
 	np.Spec.PolicyTypes = policyTypes(len(np.Spec.Ingress) > 0, len(np.Spec.Egress) > 0)
@@ -182,8 +184,12 @@ func sameL4(a, b *edge) bool {
 }
 
 // networkPolicyPorts are an edge's ports for its NetworkPolicy rules. Named ports stay names:
-// Kubernetes resolves them per destination pod.
+// Kubernetes resolves them per destination pod. An edge to the API server gets the server's own
+// ports: NetworkPolicies see its traffic after the Service's address translation.
 func (c *Compilation) networkPolicyPorts(e *graph.Edge) []networkingv1.NetworkPolicyPort {
+	if to := c.service(e.To); to.External != nil && to.External.KubernetesAPI {
+		return c.apiServerPorts()
+	}
 	ports := make([]networkingv1.NetworkPolicyPort, len(e.Ports))
 	for i, p := range e.Ports {
 		ports[i] = networkingv1.NetworkPolicyPort{Protocol: intern(c.protocols, p.L4()), Port: intern(c.portValues, p.Port)}
@@ -203,18 +209,23 @@ func intern[T comparable](pointers map[T]*T, v T) *T {
 	return p
 }
 
-// peer selects a service's pods as a rule's only peer.
+// peer selects a service's pods as a rule's only peer, or what an external peer is.
 func (c *Compilation) peer(name string) []networkingv1.NetworkPolicyPeer {
 	if p, ok := c.peers[name]; ok {
 		return p
 	}
 	svc := c.service(name)
-	p := networkingv1.NetworkPolicyPeer{PodSelector: selector(svc.Labels)}
-	if !c.g.Local(svc) {
-		p = namespacedPeer(svc.Namespace, svc.Labels)
+	var peers []networkingv1.NetworkPolicyPeer
+	switch {
+	case svc.External != nil:
+		peers = c.externalPeers(svc.External)
+	case c.g.Local(svc):
+		peers = []networkingv1.NetworkPolicyPeer{{PodSelector: selector(svc.Labels)}}
+	default:
+		peers = []networkingv1.NetworkPolicyPeer{namespacedPeer(svc.Namespace, svc.Labels)}
 	}
-	c.peers[name] = []networkingv1.NetworkPolicyPeer{p}
-	return c.peers[name]
+	c.peers[name] = peers
+	return peers
 }
 
 // namespacedPeer selects pods by label in a namespace given by name.

@@ -55,6 +55,8 @@ type Summary struct {
 	Audit          bool
 	// MTLS is the mutual-TLS mode in force.
 	MTLS v1alpha1.MTLSMode
+	// Plaintext lists "service:port" where unmeshed callers are let in with plain text.
+	Plaintext []string
 }
 
 // Output declares one kind of generated object: everything the compiler, the reconciler, the
@@ -99,7 +101,7 @@ type Registry []*Output
 
 // Builtin is the operator's own outputs.
 func Builtin() Registry {
-	return NewRegistry(AuthorizationPolicies, NetworkPolicies, PeerAuthentications)
+	return NewRegistry(AuthorizationPolicies, NetworkPolicies, PeerAuthentications, ServiceEntries, Sidecars)
 }
 
 // NewRegistry sorts the outputs into a registry.

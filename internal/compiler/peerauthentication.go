@@ -2,9 +2,14 @@ package compiler
 
 import (
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 	securityv1beta1 "istio.io/api/security/v1beta1"
+	typev1beta1 "istio.io/api/type/v1beta1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -30,7 +35,13 @@ var PeerAuthentications = &Output{
 	Layer:     LayerIstio,
 	Condition: v1alpha1.ConditionMTLSReady,
 	Emit: func(c *Compilation) []Emitted {
-		return []Emitted{{Object: c.peerAuthentication(), Phase: PhaseMTLS}}
+		out := []Emitted{{Object: c.peerAuthentication(), Phase: PhaseMTLS}}
+		for _, sp := range c.sortedPolicies() {
+			if pa := c.plaintextException(sp); pa != nil {
+				out = append(out, Emitted{Object: pa, Phase: PhaseMTLS})
+			}
+		}
+		return out
 	},
 	SpecEqual: sameSpec(func(w, h *securityv1.PeerAuthentication) bool { return proto.Equal(&w.Spec, &h.Spec) }),
 	// Istio gives no precedence between two namespace-wide PeerAuthentications.
@@ -42,7 +53,11 @@ var PeerAuthentications = &Output{
 		if s.Audit {
 			return "Audit mode: PeerAuthentication applied with mode PERMISSIVE"
 		}
-		return fmt.Sprintf("PeerAuthentication applied with mode %s", s.MTLS)
+		msg := fmt.Sprintf("PeerAuthentication applied with mode %s", s.MTLS)
+		if len(s.Plaintext) > 0 {
+			msg += "; plain text accepted from unmeshed callers (spec.external[].unmeshed) on " + strings.Join(s.Plaintext, ", ")
+		}
+		return msg
 	},
 }
 
@@ -61,4 +76,58 @@ func (c *Compilation) peerAuthentication() *securityv1.PeerAuthentication {
 	mode := securityv1beta1.PeerAuthentication_MutualTLS_Mode_value[string(c.g.MTLS)]
 	pa.Spec.Mtls = &securityv1beta1.PeerAuthentication_MutualTLS{Mode: securityv1beta1.PeerAuthentication_MutualTLS_Mode(mode)}
 	return pa
+}
+
+// plaintextPorts are a local service's ports that unmeshed external callers reach: STRICT would
+// refuse their plain text.
+func (c *Compilation) plaintextPorts(sp *servicePolicy) []uint32 {
+	if c.g.MTLS != v1alpha1.MTLSStrict {
+		return nil
+	}
+	var ports []uint32
+	for _, e := range sp.ingress {
+		if x := c.service(e.From).External; x == nil || !x.Unmeshed {
+			continue
+		}
+		for _, p := range e.Ports {
+			if p.Meshed() && !p.Named() {
+				ports = append(ports, uint32(p.Port.IntVal))
+			}
+		}
+	}
+	slices.Sort(ports)
+	return slices.Compact(ports)
+}
+
+// plaintextException is a service's own PeerAuthentication, next to the namespace-wide one: its
+// pods keep the namespace's mode but accept plain text on the ports unmeshed callers reach. nil
+// when there are none.
+func (c *Compilation) plaintextException(sp *servicePolicy) *securityv1.PeerAuthentication {
+	ports := c.plaintextPorts(sp)
+	if len(ports) == 0 {
+		return nil
+	}
+	pa := &securityv1.PeerAuthentication{
+		TypeMeta:   istioType("PeerAuthentication"),
+		ObjectMeta: c.Meta(c.ServiceObjectName(sp.svc.Name), sp.svc.Name),
+	}
+	pa.Spec.Selector = &typev1beta1.WorkloadSelector{MatchLabels: maps.Clone(sp.svc.Labels)}
+	mode := securityv1beta1.PeerAuthentication_MutualTLS_Mode(securityv1beta1.PeerAuthentication_MutualTLS_Mode_value[string(c.g.MTLS)])
+	pa.Spec.Mtls = &securityv1beta1.PeerAuthentication_MutualTLS{Mode: mode}
+	pa.Spec.PortLevelMtls = map[uint32]*securityv1beta1.PeerAuthentication_MutualTLS{}
+	for _, p := range ports {
+		pa.Spec.PortLevelMtls[p] = &securityv1beta1.PeerAuthentication_MutualTLS{Mode: securityv1beta1.PeerAuthentication_MutualTLS_PERMISSIVE}
+	}
+	return pa
+}
+
+// plaintext lists "service:port" for every plain-text exception, for messages.
+func (c *Compilation) plaintext() []string {
+	var out []string
+	for _, sp := range c.sortedPolicies() {
+		for _, p := range c.plaintextPorts(sp) {
+			out = append(out, sp.svc.Name+":"+strconv.Itoa(int(p)))
+		}
+	}
+	return out
 }

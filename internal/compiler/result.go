@@ -38,6 +38,9 @@ type Options struct {
 	DNS PeerSelector
 	// Istiod is where istiod runs; sidecars need TCP 15012 (xDS) and 15017 under default-deny egress.
 	Istiod PeerSelector
+	// ClusterCIDRs are the cluster's own pod and service ranges: egress to external hosts (which a
+	// NetworkPolicy cannot match by name) allows every address but these.
+	ClusterCIDRs []string
 }
 
 // DefaultOptions are right for a stock cluster with Istio installed in istio-system.
@@ -76,6 +79,8 @@ type Result struct {
 	MTLSHeldBack bool
 	// Unmeshed are the pods STRICT mutual TLS cuts off (or would, while held back).
 	Unmeshed []string
+	// Plaintext lists "service:port" where unmeshed external callers are let in with plain text.
+	Plaintext []string
 	// ProtocolMismatches are the edges whose HTTP fields a Service port's protocol makes Istio
 	// skip (with Istio on).
 	ProtocolMismatches []ProtocolMismatch
@@ -116,12 +121,12 @@ func (r *Result) Generated(o *Output) bool {
 	return r.Served(o) && !slices.Contains(r.Disabled, o.Layer)
 }
 
-// Counts counts the objects of every generated output, in registry order.
+// Counts counts the objects of every generated output that has some, in registry order.
 func (r *Result) Counts() []v1alpha1.KindCount {
 	var counts []v1alpha1.KindCount
 	for _, o := range r.Outputs {
-		if r.Generated(o) {
-			counts = append(counts, v1alpha1.KindCount{Group: o.GVK.Group, Kind: o.GVK.Kind, Count: int32(r.count(o))})
+		if n := r.count(o); n > 0 && r.Generated(o) {
+			counts = append(counts, v1alpha1.KindCount{Group: o.GVK.Group, Kind: o.GVK.Kind, Count: int32(n)})
 		}
 	}
 	return counts
@@ -151,7 +156,7 @@ func (r *Result) Missing() []*Layer {
 
 // Summary is what the condition of an output says.
 func (r *Result) Summary(o *Output) Summary {
-	s := Summary{Count: r.count(o), Planned: r.count(o), Audit: r.Enforcement == v1alpha1.EnforcementAudit, MTLS: r.MTLSMode}
+	s := Summary{Count: r.count(o), Planned: r.count(o), Audit: r.Enforcement == v1alpha1.EnforcementAudit, MTLS: r.MTLSMode, Plaintext: r.Plaintext}
 	if r.Enforce != nil {
 		s.Planned = r.Enforce.count(o)
 	}

@@ -45,7 +45,31 @@ type Service struct {
 	Labels map[string]string
 	// ServiceAccount is the pods' identity, NAME by default.
 	ServiceAccount string
+	// External is set for an external peer (spec.external), which has no namespace, labels or
+	// ServiceAccount of its own.
+	External *External
 }
+
+// External is what an external peer is.
+type External struct {
+	// CIDRs and Except are IP ranges in their canonical form.
+	CIDRs, Except []string
+	// Namespaces (by name) or NamespaceSelector, with PodSelector, select pods of other namespaces.
+	Namespaces        []string
+	NamespaceSelector *metav1.LabelSelector
+	PodSelector       *metav1.LabelSelector
+	Hosts             []string
+	KubernetesAPI     bool
+	Unmeshed          bool
+}
+
+// CalleeOnly tells whether the peer can only be called: hosts and the API server call nothing of
+// the graph's (nothing could tell such a caller apart).
+func (x *External) CalleeOnly() bool { return len(x.Hosts) > 0 || x.KubernetesAPI }
+
+// Identified tells whether Istio can match the peer's callers by identity: pods of namespaces
+// named, in the mesh.
+func (x *External) Identified() bool { return len(x.Namespaces) > 0 && !x.Unmeshed }
 
 // Service returns the declared service of that name.
 func (g *Graph) Service(name string) (*Service, bool) {
@@ -58,7 +82,7 @@ func (g *Graph) Service(name string) (*Service, bool) {
 
 // Local reports whether the service's pods run in the graph's namespace.
 func (g *Graph) Local(s *Service) bool {
-	return s.Namespace == g.Namespace
+	return s.External == nil && s.Namespace == g.Namespace
 }
 
 // Build validates a ServiceGraph as a whole and normalises it. It reports every problem, not only
@@ -74,13 +98,17 @@ func Build(sg *v1alpha1.ServiceGraph) (*Graph, error) {
 			AllowDNS:  sg.Spec.AllowDNS == nil || *sg.Spec.AllowDNS,
 			index:     make(map[string]int, len(sg.Spec.Services)),
 		},
-		seen: make(map[string]source, len(sg.Spec.Edges)+len(sg.Spec.Connections)),
+		seen:     make(map[string]source, len(sg.Spec.Edges)+len(sg.Spec.Connections)),
+		rejected: map[string]bool{},
 	}
 	b.g.Edges = make([]Edge, 0, len(sg.Spec.Edges)+len(sg.Spec.Connections))
 	b.keys = make([]string, 0, cap(b.g.Edges))
 	b.meta(sg)
 	for i := range sg.Spec.Services {
 		b.service(i, &sg.Spec.Services[i])
+	}
+	for i := range sg.Spec.External {
+		b.external(i, &sg.Spec.External[i])
 	}
 	for _, s := range sg.Spec.Edges {
 		b.compact(s)
@@ -100,6 +128,9 @@ type builder struct {
 	errs errs
 	seen map[string]source // edge key → its first occurrence
 	keys []string          // keys of g.Edges, index for index
+	// rejected are names declared with a problem already reported: edges naming them are dropped
+	// without a second, misleading "not declared".
+	rejected map[string]bool
 }
 
 func (b *builder) meta(sg *v1alpha1.ServiceGraph) {
@@ -153,6 +184,7 @@ func (b *builder) service(i int, s *v1alpha1.Service) {
 		}
 	}
 	if len(b.errs.list) > n {
+		b.rejected[s.Name] = true
 		return
 	}
 	labels := map[string]string{"app": s.Name}
@@ -174,10 +206,10 @@ func (b *builder) selector(item string, sel *metav1.LabelSelector) {
 	if sel == nil {
 		return
 	}
-	if len(sel.MatchExpressions) > 0 {
+	switch {
+	case len(sel.MatchExpressions) > 0:
 		b.errs.add(item, "", "selector.matchExpressions is not supported: Istio workload selectors take matchLabels only")
-	}
-	if len(sel.MatchLabels) == 0 {
+	case len(sel.MatchLabels) == 0:
 		b.errs.add(item, "", "selector.matchLabels must not be empty: an empty selector would match every pod")
 	}
 	for _, k := range slices.Sorted(maps.Keys(sel.MatchLabels)) {
@@ -297,29 +329,36 @@ func checkPort(p Port) error {
 func (b *builder) add(e *Edge, src source) {
 	n := len(b.errs.list)
 	from, okFrom := b.g.Service(e.From)
-	if !okFrom {
-		b.errs.edge(src, "service %q is not declared in spec.services", e.From)
-	}
 	to, okTo := b.g.Service(e.To)
-	if !okTo {
-		b.errs.edge(src, "service %q is not declared in spec.services", e.To)
-	}
-	if okFrom && e.FromNamespace != "" && e.FromNamespace != from.Namespace {
-		b.errs.edge(src, "service %q is declared in namespace %q, not %q", e.From, from.Namespace, e.FromNamespace)
-	}
-	if okTo && e.ToNamespace != "" && e.ToNamespace != to.Namespace {
-		b.errs.edge(src, "service %q is declared in namespace %q, not %q", e.To, to.Namespace, e.ToNamespace)
+	for _, end := range []struct {
+		name, ns string
+		s        *Service
+	}{{e.From, e.FromNamespace, from}, {e.To, e.ToNamespace, to}} {
+		switch {
+		case end.s == nil && !b.rejected[end.name]:
+			b.errs.edge(src, "service %q is not declared in spec.services", end.name)
+		case end.s == nil, end.s.External != nil: // reported with the declaration; externalEdge
+		case end.ns != "" && end.ns != end.s.Namespace:
+			b.errs.edge(src, "service %q is declared in namespace %q, not %q", end.name, end.s.Namespace, end.ns)
+		}
 	}
 	switch {
 	case !okFrom || !okTo:
 	case e.From == e.To:
 		b.errs.edge(src, "an edge cannot go from a service to itself")
+	case from.External != nil && to.External != nil:
+		b.errs.edge(src, "both ends are external peers: an edge needs a service of the graph at one end")
+	case from.External != nil && !b.g.Local(to), to.External != nil && !b.g.Local(from):
+		b.errs.edge(src, "an external peer's edges go to or from a service of namespace %q: a graph only writes rules for its own namespace", b.g.Namespace)
 	case !b.g.Local(from) && !b.g.Local(to):
 		b.errs.edge(src, "both ends are in other namespaces (%q and %q): a graph only writes rules for its own namespace %q",
 			from.Namespace, to.Namespace, b.g.Namespace)
 	}
+	if okFrom && okTo {
+		b.externalEdge(e, from, to, src)
+	}
 	b.ports(e, src)
-	if len(b.errs.list) > n {
+	if len(b.errs.list) > n || !okFrom || !okTo {
 		return
 	}
 	// A caller in the graph's namespace goes without one, so messages read as the edges were written.

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -237,5 +238,101 @@ func TestEdgeString(t *testing.T) {
 		if got := tc.e.String(); got != tc.want {
 			t.Errorf("String() = %q, want %q", got, tc.want)
 		}
+	}
+}
+
+func TestExternalPeers(t *testing.T) {
+	sg := serviceGraph(svcs("web", "api"), []string{"lb->web:8443", "gateway->web:8080", "api->db:5432", "api->stripe:443"})
+	sg.Spec.External = []v1alpha1.External{
+		{Name: "lb", CIDRs: []string{"203.0.113.7/24"}, Except: []string{"203.0.113.128/25"}, Unmeshed: true},
+		{Name: "gateway", Namespaces: &v1alpha1.ExternalNamespaces{Names: []string{"istio-ingress", "edge"}}},
+		{Name: "db", CIDRs: []string{"10.20.0.0/16"}},
+		{Name: "stripe", Hosts: []string{"api.stripe.com"}},
+	}
+	g := mustBuild(t, sg)
+	lb, _ := g.Service("lb")
+	want := &External{CIDRs: []string{"203.0.113.0/24"}, Except: []string{"203.0.113.128/25"}, Unmeshed: true}
+	if diff := cmp.Diff(want, lb.External); diff != "" {
+		t.Errorf("lb (-want +got):\n%s", diff)
+	}
+	if gw, _ := g.Service("gateway"); !gw.External.Identified() || !slices.Equal(gw.External.Namespaces, []string{"edge", "istio-ingress"}) {
+		t.Errorf("gateway: %+v, want identified namespaces in order", gw.External)
+	}
+	if g.Local(lb) {
+		t.Error("an external peer is not local")
+	}
+}
+
+func TestExternalPeerErrors(t *testing.T) {
+	sel := &metav1.LabelSelector{MatchLabels: map[string]string{"team": "obs"}}
+	for _, tc := range []struct {
+		name  string
+		ext   v1alpha1.External
+		edges []string
+		mesh  v1alpha1.Mesh
+		want  string
+	}{
+		{"two kinds", v1alpha1.External{Name: "x", CIDRs: []string{"10.0.0.0/8"}, KubernetesAPI: true}, []string{"web->x:443"}, "",
+			`external "x": an external peer is exactly one of cidrs, namespaces, hosts (which may come with cidrs) or kubernetesAPI: true`},
+		{"no kind", v1alpha1.External{Name: "x"}, []string{"web->x:443"}, "",
+			`external "x": an external peer is exactly one of cidrs, namespaces, hosts (which may come with cidrs) or kubernetesAPI: true`},
+		{"bad cidr", v1alpha1.External{Name: "x", CIDRs: []string{"10.0.0.0"}}, []string{"web->x:443"}, "",
+			`external "x": cidrs: "10.0.0.0" is not an IP range such as 10.0.0.0/8`},
+		{"except outside", v1alpha1.External{Name: "x", CIDRs: []string{"10.0.0.0/16"}, Except: []string{"10.1.0.0/24"}}, []string{"web->x:443"}, "",
+			`external "x": except 10.1.0.0/24 is not inside any of the cidrs`},
+		{"except without cidrs", v1alpha1.External{Name: "x", Hosts: []string{"a.example.com"}, Except: []string{"10.1.0.0/24"}}, []string{"web->x:443"}, "",
+			`external "x": except needs cidrs; external "x": except 10.1.0.0/24 is not inside any of the cidrs`},
+		{"bad host", v1alpha1.External{Name: "x", Hosts: []string{"localhost"}}, []string{"web->x:443"}, "",
+			`external "x": host "localhost" must be a DNS name with a dot (a leading *. for a wildcard)`},
+		{"unmeshed callee only", v1alpha1.External{Name: "x", KubernetesAPI: true, Unmeshed: true}, []string{"web->x:443"}, "",
+			`external "x": unmeshed is for callers: cidrs or namespaces`},
+		{"names and selector", v1alpha1.External{Name: "x", Namespaces: &v1alpha1.ExternalNamespaces{Names: []string{"a"}, Selector: sel}, Unmeshed: true}, []string{"x->web:80"}, "",
+			`external "x": namespaces takes names or a selector, not both`},
+		{"name clash", v1alpha1.External{Name: "web", CIDRs: []string{"10.0.0.0/8"}}, []string{"api->web:80"}, "",
+			`external "web": the name is declared more than once (services and external peers share names)`},
+		{"host calls", v1alpha1.External{Name: "x", Hosts: []string{"a.example.com"}}, []string{"x->web:443"}, "",
+			`edge "x->web:443": external peer "x" can only be called (hosts and kubernetesAPI call nothing of the graph's)`},
+		{"cidr caller in the mesh", v1alpha1.External{Name: "x", CIDRs: []string{"10.0.0.0/8"}}, []string{"x->web:443"}, "",
+			`edge "x->web:443": callers from "x" have no identity Istio can check: set unmeshed: true on it (it opens web's ports of this edge to plain text) or name its namespaces`},
+		{"selector caller in the mesh", v1alpha1.External{Name: "x", Namespaces: &v1alpha1.ExternalNamespaces{Selector: sel}}, []string{"x->web:443"}, "",
+			`edge "x->web:443": callers from "x" have no identity Istio can check: set unmeshed: true on it (it opens web's ports of this edge to plain text) or name its namespaces`},
+		{"named port for plain text", v1alpha1.External{Name: "x", CIDRs: []string{"10.0.0.0/8"}, Unmeshed: true}, []string{"x->web:http"}, "",
+			`edge "x->web:http": port "http": a plain-text exception for unmeshed callers needs a port number (Istio's portLevelMtls takes numbers)`},
+		{"named port to an external", v1alpha1.External{Name: "x", CIDRs: []string{"10.0.0.0/8"}}, []string{"web->x:https"}, "",
+			`edge "web->x:https": port "https": external peer "x" has no container port names, give the number`},
+		{"path to an external", v1alpha1.External{Name: "x", Hosts: []string{"a.example.com"}}, []string{"web->x:443/v1"}, "",
+			`edge "web->x:443/v1": paths and methods on an edge to external peer "x" are not enforced: nothing of the mesh runs at its end`},
+		{"namespace on an external", v1alpha1.External{Name: "x", CIDRs: []string{"10.0.0.0/8"}}, []string{"web->other/x:443"}, "",
+			`edge "web->other/x:443": external peer "x" has no namespace`},
+		{"two externals", v1alpha1.External{Name: "x", CIDRs: []string{"10.0.0.0/8"}, Unmeshed: true}, []string{"x->x2:443"}, "",
+			`edge "x->x2:443": both ends are external peers: an edge needs a service of the graph at one end`},
+		{"without a mesh, no identity needed", v1alpha1.External{Name: "x", CIDRs: []string{"10.0.0.0/8"}}, []string{"x->web:http"}, v1alpha1.MeshNone, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sg := serviceGraph(svcs("web", "api"), tc.edges)
+			sg.Spec.Mesh = tc.mesh
+			sg.Spec.External = []v1alpha1.External{tc.ext, {Name: "x2", CIDRs: []string{"192.0.2.0/24"}}}
+			_, err := Build(sg)
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tc.want {
+				t.Errorf("Build:\n got: %s\nwant: %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// A service refused for its own problem is not reported again, as undeclared, by every edge that
+// names it.
+func TestNoCascadeAfterABadService(t *testing.T) {
+	services := append(svcs("web", "api"), v1alpha1.Service{Name: "exprs", Selector: &metav1.LabelSelector{
+		MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tier", Operator: metav1.LabelSelectorOpIn, Values: []string{"db"}}},
+	}})
+	_, err := Build(serviceGraph(services, []string{"web->exprs:5432", "exprs->api:8080", "web->api:8080"}))
+	want := `service "exprs": selector.matchExpressions is not supported: Istio workload selectors take matchLabels only`
+	if err == nil || err.Error() != want {
+		t.Errorf("Build:\n got: %v\nwant: %s", err, want)
 	}
 }

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -198,7 +199,25 @@ func (p *parser) port() (Port, error) {
 	if err != nil {
 		return Port{}, p.errorf(start, "%s", err)
 	}
+	if n := numberPrefix(w); n != "" {
+		return Port{}, p.errorf(start, "port %q: did you mean %s/%s? A port name that starts with a port number is refused: %s",
+			w, n, w[len(n):], forgottenSlash)
+	}
 	return Port{Port: port}, nil
+}
+
+// forgottenSlash ends the message for a port name such as "5432data". Names like "8080-tcp"
+// (OpenShift's default) are fine: a hyphen is not a slash one forgot.
+const forgottenSlash = `it is most likely a forgotten "/"`
+
+// numberPrefix is the leading port number of a word made of a number and a letter ("5432data"),
+// or "".
+func numberPrefix(w string) string {
+	i := strings.IndexFunc(w, func(r rune) bool { return r < '0' || r > '9' })
+	if i <= 0 || w[0] == '0' || !isLower(rune(w[i])) {
+		return ""
+	}
+	return w[:i]
 }
 
 func (p *parser) path() (string, error) {

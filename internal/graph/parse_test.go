@@ -74,6 +74,8 @@ var invalidEdges = []struct{ in, want string }{
 	{"web->api:http-", `edge "web->api:http-": column 10: port name must start and end with a lowercase letter or digit`},
 	{"web->api:-http", `edge "web->api:-http": column 10: port name must start and end with a lowercase letter or digit`},
 	{"web->api:ht--tp", `edge "web->api:ht--tp": column 10: port name must not contain "--"`},
+	{"api->database:5432data", `edge "api->database:5432data": column 15: port "5432data": did you mean 5432/data? A port name that starts with a port number is refused: it is most likely a forgotten "/"`},
+	{"api->database:80,8443v1/x", `edge "api->database:80,8443v1/x": column 18: port "8443v1": did you mean 8443/v1? A port name that starts with a port number is refused: it is most likely a forgotten "/"`},
 	{"web->api:abcdefghijklmnop", `edge "web->api:abcdefghijklmnop": column 10: port name must be at most 15 characters`},
 	{"web->api:80-80", `edge "web->api:80-80": column 10: port name must contain a letter`},
 	{"web->api:80 ", `edge "web->api:80 ": column 12: expected ",", "/" and a path, or the end of the edge, found " "`},

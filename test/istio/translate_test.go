@@ -3,6 +3,8 @@ package istio
 import (
 	"fmt"
 	"maps"
+	"net/netip"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,8 +30,10 @@ import (
 // TestIstioTranslatesEveryPolicy builds, for every local service of every graph, the Envoy RBAC
 // filters Istio's authorization builder makes of the generated policies (the HTTP and the TCP
 // filter chain), and checks them against the graph's edges into the service:
-//   - every edge is allowed by exactly its caller's principal, spiffe://TRUST-DOMAIN/ns/NS/sa/SA,
-//     on its numbered ports, paths and methods, and no other principal is allowed;
+//   - every edge is allowed by exactly its caller, on its numbered ports, paths and methods, and no
+//     other caller is allowed: a service by its principal, spiffe://TRUST-DOMAIN/ns/NS/sa/SA; an
+//     external peer in the mesh by its namespaces; an unmeshed one by its address ranges, or, with
+//     none, not at all (any source: its NetworkPolicy alone restricts who connects);
 //   - a rule is on the chain its port's protocol selects: an edge without paths or methods on both
 //     chains (Istio treats a port as TCP or HTTP by its Service and by sniffing), one with paths or
 //     methods on the HTTP chain (on the TCP chain Istio skips it, which is why a path declares the
@@ -41,6 +45,9 @@ func TestIstioTranslatesEveryPolicy(t *testing.T) {
 	for _, c := range corpus(t) {
 		if c.sg.Spec.Enforcement == v1alpha1.EnforcementAudit {
 			continue // dry-run policies go to shadow rules; validation covers them
+		}
+		if c.sg.Spec.Mesh == v1alpha1.MeshNone {
+			continue // no Istio objects to translate
 		}
 		res, configs := compiled(t, c)
 		g := graphOf(t, c.sg)
@@ -95,6 +102,7 @@ func expectedRules(g *graph.Graph, to string) chains {
 			continue
 		}
 		from, _ := g.Service(e.From)
+		caller := callerOf(from)
 		var ports []string
 		named, meshed := false, false
 		for _, p := range e.Ports {
@@ -113,7 +121,7 @@ func expectedRules(g *graph.Graph, to string) chains {
 		if named {
 			ports = nil
 		}
-		pair := describe("spiffe://"+compiler.DefaultTrustDomain+"/ns/"+from.Namespace+"/sa/"+from.ServiceAccount, ports, e.Paths, e.Methods)
+		pair := describe(caller, ports, e.Paths, e.Methods)
 		want.http = append(want.http, pair)
 		if len(e.Paths) == 0 && len(e.Methods) == 0 {
 			want.tcp = append(want.tcp, pair)
@@ -122,6 +130,32 @@ func expectedRules(g *graph.Graph, to string) chains {
 	slices.Sort(want.http)
 	slices.Sort(want.tcp)
 	return chains{http: slices.Compact(want.http), tcp: slices.Compact(want.tcp)}
+}
+
+// callerOf is how a rule's source reads once Istio has translated it: a service's principal; an
+// identified external peer's namespaces (Istio matches the principal's /ns/ part); an unmeshed
+// peer's address ranges; or, for an unmeshed peer without addresses, any source (only its
+// NetworkPolicy restricts who connects).
+func callerOf(s *graph.Service) string {
+	x := s.External
+	switch {
+	case x == nil:
+		return "spiffe://" + compiler.DefaultTrustDomain + "/ns/" + s.Namespace + "/sa/" + s.ServiceAccount
+	case x.Identified():
+		return atoms("namespace=", x.Namespaces)
+	case len(x.CIDRs) > 0:
+		return strings.TrimSpace(atoms("ip=", x.CIDRs) + " " + atoms("notip=", x.Except))
+	}
+	return "any"
+}
+
+func atoms(prefix string, values []string) string {
+	var out []string
+	for _, v := range values {
+		out = append(out, prefix+v)
+	}
+	slices.Sort(out)
+	return strings.Join(out, " ")
 }
 
 func describe(principal string, ports, paths, methods []string) allowed {
@@ -191,45 +225,66 @@ func matchesNothing(p *rbacpb.Policy) bool {
 		len(p.GetPermissions()) == 1 && p.GetPermissions()[0].GetNotRule().GetAny()
 }
 
-// policyPairs reads the (principal, operation) pairs one RBAC policy allows. The generated policies
-// have one source with exact principals and one operation, which Istio turns into an OR of
-// principals and an AND of (OR of ports, OR of paths, OR of methods).
+// policyPairs reads the (caller, operation) pair one RBAC policy allows. A generated rule has one
+// source, its caller, and one operation, which Istio turns into an AND of (OR of ports, OR of
+// paths, OR of methods).
 func policyPairs(where string, t *testing.T, p *rbacpb.Policy) []allowed {
-	var principals []string
+	var caller []string
 	for _, id := range p.GetPrincipals() {
-		principals = append(principals, exactPrincipals(where, t, id)...)
+		caller = append(caller, principalAtoms(where, t, id, false)...)
 	}
+	slices.Sort(caller)
 	var ports, paths, methods []string
 	for _, perm := range p.GetPermissions() {
 		collectPermission(where, t, perm, &ports, &paths, &methods)
 	}
-	var out []allowed
-	for _, pr := range principals {
-		out = append(out, describe(pr, ports, paths, methods))
-	}
-	return out
+	return []allowed{describe(strings.Join(slices.Compact(caller), " "), ports, paths, methods)}
 }
 
-func exactPrincipals(where string, t *testing.T, id *rbacpb.Principal) []string {
+// namespaceRegex is how Istio matches a source namespace: by the principal's /ns/ part.
+var namespaceRegex = regexp.MustCompile(`^\.\*/ns/([^/]+)/\.\*$`)
+
+// principalAtoms flattens a principal into what callerOf writes: exact principals, namespace=,
+// ip= and, under a negation, notip=. Anything else fails the test: the generated policies use
+// nothing else.
+func principalAtoms(where string, t *testing.T, id *rbacpb.Principal, negated bool) []string {
+	var children []*rbacpb.Principal
 	switch x := id.GetIdentifier().(type) {
 	case *rbacpb.Principal_AndIds:
-		var out []string
-		for _, i := range x.AndIds.GetIds() {
-			out = append(out, exactPrincipals(where, t, i)...)
-		}
-		return out
+		children = x.AndIds.GetIds()
 	case *rbacpb.Principal_OrIds:
-		var out []string
-		for _, i := range x.OrIds.GetIds() {
-			out = append(out, exactPrincipals(where, t, i)...)
+		children = x.OrIds.GetIds()
+	case *rbacpb.Principal_NotId:
+		if !negated {
+			return principalAtoms(where, t, x.NotId, true)
 		}
-		return out
+	case *rbacpb.Principal_Any:
+		if !negated {
+			return []string{"any"}
+		}
+	case *rbacpb.Principal_DirectRemoteIp:
+		prefix := netip.PrefixFrom(netip.MustParseAddr(x.DirectRemoteIp.GetAddressPrefix()), int(x.DirectRemoteIp.GetPrefixLen().GetValue()))
+		if negated {
+			return []string{"notip=" + prefix.String()}
+		}
+		return []string{"ip=" + prefix.String()}
 	case *rbacpb.Principal_Authenticated_:
-		if exact := x.Authenticated.GetPrincipalName().GetExact(); exact != "" {
+		name := x.Authenticated.GetPrincipalName()
+		if m := namespaceRegex.FindStringSubmatch(name.GetSafeRegex().GetRegex()); m != nil && !negated {
+			return []string{"namespace=" + m[1]}
+		}
+		if exact := name.GetExact(); exact != "" && !negated {
 			return []string{exact}
 		}
 	}
-	t.Errorf("%s: a principal that is not an exact identity: %v", where, id)
+	if children != nil {
+		var out []string
+		for _, c := range children {
+			out = append(out, principalAtoms(where, t, c, negated)...)
+		}
+		return out
+	}
+	t.Errorf("%s: a principal the generated policies do not make: %v", where, id)
 	return nil
 }
 
