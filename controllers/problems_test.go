@@ -234,8 +234,8 @@ var _ = Describe("ServiceGraph reconciler facing problems", func() {
 					{Key: "tier", Operator: metav1.LabelSelectorOpIn, Values: []string{"web"}}}}
 			},
 			`spec.external[0]: Invalid value: an external peer is exactly one of cidrs, namespaces, hosts (which may come with cidrs) or kubernetesAPI: true`: withExternal(v1alpha1.External{Name: "x", CIDRs: []string{"10.0.0.0/8"}, KubernetesAPI: true}),
-			`spec.external[0]: Invalid value: except needs cidrs`:                                                                                             withExternal(v1alpha1.External{Name: "x", Hosts: []string{"a.example.com"}, Except: []string{"10.0.0.0/8"}}),
-			`spec.external[0]: Invalid value: unmeshed is for callers: cidrs or namespaces`:                                                                   withExternal(v1alpha1.External{Name: "x", KubernetesAPI: true, Unmeshed: true}),
+			`spec.external[0]: Invalid value: except needs cidrs`:                           withExternal(v1alpha1.External{Name: "x", Hosts: []string{"a.example.com"}, Except: []string{"10.0.0.0/8"}}),
+			`spec.external[0]: Invalid value: unmeshed is for callers: cidrs or namespaces`: withExternal(v1alpha1.External{Name: "x", KubernetesAPI: true, Unmeshed: true}),
 			`spec.external[0].namespaces: Invalid value: namespaces takes names or a selector, not both`: withExternal(v1alpha1.External{Name: "x", Namespaces: &v1alpha1.ExternalNamespaces{
 				Names: []string{"a"}, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"a": "b"}}}}),
 			`spec.external[0].cidrs: Invalid value: cidrs must be IP ranges such as 10.0.0.0/8 or 2001:db8::/32`: withExternal(v1alpha1.External{Name: "x", CIDRs: []string{"10.0.0.0"}}),

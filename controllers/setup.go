@@ -7,6 +7,7 @@ import (
 	istionetworkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -51,7 +52,8 @@ func CacheOptions() cache.Options {
 			// Pods are watched as metadata only, for the mTLS preflight and workload coverage.
 			&corev1.Pod{}: {Label: labels.Everything()},
 			// Services are kept as their selector and ports, what Istio reads the ports' protocols from.
-			&corev1.Service{}: {Label: labels.Everything(), Transform: servicePorts},
+			&corev1.Service{}:            {Label: labels.Everything(), Transform: servicePorts},
+			&discoveryv1.EndpointSlice{}: apiServerSliceCache,
 		},
 		DefaultTransform: cache.TransformStripManagedFields(),
 	}
@@ -110,6 +112,7 @@ func (r *ServiceGraphReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&v1alpha1.ServiceGraph{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesMetadata(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.graphsOfNamespace)).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.graphsOfNamespace)).
+		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.graphsWithAPIServerPeer)).
 		// Creating or deleting a graph can change which graph of the namespace is active.
 		Watches(&v1alpha1.ServiceGraph{}, handler.EnqueueRequestsFromMapFunc(r.siblings),
 			builder.WithPredicates(predicate.Funcs{

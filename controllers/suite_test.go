@@ -88,8 +88,15 @@ func startManager(cfg *rest.Config, log *testenv.RequestLog, options ...func(*co
 // startOwnControlPlane starts a control plane of a spec's own (with Istio's CRDs or not) and a
 // manager on it, both stopped when the spec's container ends, and returns a client of the test's.
 func startOwnControlPlane(withIstio bool, options ...func(*controllers.Config)) (client.Client, *envtest.Environment) {
+	return startOwnControlPlaneWith(withIstio, func(*envtest.Environment) {}, options...)
+}
+
+// startOwnControlPlaneWith is startOwnControlPlane with the environment adjusted before it starts,
+// for example with API server flags.
+func startOwnControlPlaneWith(withIstio bool, configure func(*envtest.Environment), options ...func(*controllers.Config)) (client.Client, *envtest.Environment) {
 	env, err := testenv.New(withIstio)
 	Expect(err).NotTo(HaveOccurred())
+	configure(env)
 	cfg, err := env.Start()
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(env.Stop)

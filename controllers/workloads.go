@@ -34,6 +34,11 @@ func (r *ServiceGraphReconciler) facts(ctx context.Context, sg *v1alpha1.Service
 	if facts.Missing, err = r.APIs.Missing(); err != nil {
 		return facts, nil, err
 	}
+	if needsAPIServer(&sg.Spec) {
+		if facts.APIServer, err = r.apiServer(ctx); err != nil {
+			return facts, nil, err
+		}
+	}
 	pods, err := r.podsOf(ctx, sg.Namespace)
 	if err != nil || !layerOn(facts.Missing, r.outputs().KindsOf(compiler.LayerIstio)) {
 		return facts, pods, err

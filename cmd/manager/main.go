@@ -14,6 +14,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/servicegraph/servicegraph-operator/controllers"
+	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 )
 
 func main() {
@@ -36,6 +37,11 @@ func main() {
 	flag.StringVar(&cfg.Options.TrustDomain, "trust-domain", cfg.Options.TrustDomain, "Istio trust domain of the principals in AuthorizationPolicies.")
 	flag.StringVar(&cfg.Options.DNS.Namespace, "dns-namespace", cfg.Options.DNS.Namespace, "Namespace where kube-dns runs (pods labelled k8s-app=kube-dns).")
 	flag.StringVar(&cfg.Options.Istiod.Namespace, "istiod-namespace", cfg.Options.Istiod.Namespace, "Namespace where istiod runs (pods labelled app=istiod).")
+	flag.Func("cluster-cidrs", "Comma-separated pod and service IP ranges of the cluster (10.244.0.0/16,10.96.0.0/12): egress to external hosts, which NetworkPolicies cannot match by name, allows every address but these. Unset, such egress also reaches the cluster's own addresses on the edge's ports.",
+		func(s string) (err error) {
+			cfg.Options.ClusterCIDRs, err = compiler.ParseClusterCIDRs(s)
+			return err
+		})
 	flag.DurationVar(&cfg.RecheckInterval, "recheck-interval", cfg.RecheckInterval, "How often a graph waiting on Istio or on a conflicting object is looked at again.")
 	flag.IntVar(&cfg.Workers, "apply-workers", cfg.Workers, "Concurrent writes while applying one phase of a graph.")
 	zapOpts := zap.Options{}

@@ -1,10 +1,13 @@
 package compiler
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -17,6 +20,38 @@ import (
 type APIServerEndpoint struct {
 	Address string
 	Port    int32
+}
+
+// APIServerEndpoints reads the ready addresses and TCP ports of the API server's EndpointSlice.
+func APIServerEndpoints(slice *discoveryv1.EndpointSlice) []APIServerEndpoint {
+	var out []APIServerEndpoint
+	for _, ep := range slice.Endpoints {
+		if ready := ep.Conditions.Ready; ready != nil && !*ready {
+			continue
+		}
+		for _, addr := range ep.Addresses {
+			for _, p := range slice.Ports {
+				if p.Port != nil && (p.Protocol == nil || *p.Protocol == corev1.ProtocolTCP) {
+					out = append(out, APIServerEndpoint{Address: addr, Port: *p.Port})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// ParseClusterCIDRs reads the manager's --cluster-cidrs: comma-separated IP ranges, in their
+// canonical form.
+func ParseClusterCIDRs(s string) ([]string, error) {
+	var out []string
+	for _, c := range strings.Split(s, ",") {
+		p, err := netip.ParsePrefix(strings.TrimSpace(c))
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an IP range such as 10.244.0.0/16", strings.TrimSpace(c))
+		}
+		out = append(out, p.Masked().String())
+	}
+	return out, nil
 }
 
 // externalPeers are the NetworkPolicy peers of an external peer.

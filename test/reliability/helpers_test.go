@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	. "github.com/onsi/gomega"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -102,9 +104,16 @@ func generated(g Gomega, ns string) map[v1alpha1.ObjectReference]client.Object {
 	return objs
 }
 
-// compiled is what the compiler wants for sg with Istio on, keyed by kind/name.
+// compiled is what the compiler wants for sg with Istio on, keyed by kind/name; with the API
+// server's addresses when the graph has it as a peer.
 func compiled(sg *v1alpha1.ServiceGraph) map[v1alpha1.ObjectReference]client.Object {
-	objs, err := testenv.Compiled(sg)
+	var facts compiler.Facts
+	if slices.ContainsFunc(sg.Spec.External, func(x v1alpha1.External) bool { return x.KubernetesAPI }) {
+		slice := &discoveryv1.EndpointSlice{}
+		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: metav1.NamespaceDefault, Name: "kubernetes"}, slice)).To(Succeed())
+		facts.APIServer = compiler.APIServerEndpoints(slice)
+	}
+	objs, err := testenv.CompiledWith(sg, facts)
 	Expect(err).NotTo(HaveOccurred())
 	return objs
 }

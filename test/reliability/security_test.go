@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -44,25 +46,40 @@ func configFile(path string) []string {
 	return docs
 }
 
-// ensureClusterRole creates a ClusterRole of config/rbac on the test control plane (once).
-func ensureClusterRole(path string) string {
+// role is a ClusterRole (Namespace "") or a Role of config/rbac.
+type role struct{ Name, Namespace string }
+
+// ensureRoles creates the ClusterRoles and Roles of a file of config/rbac on the test control plane
+// (once each): role.yaml has the ClusterRole and the Role in namespace default that reads the API
+// server's EndpointSlice.
+func ensureRoles(path string) []role {
 	GinkgoHelper()
-	role := &rbacv1.ClusterRole{}
-	Expect(yaml.UnmarshalStrict([]byte(configFile(path)[0]), role)).To(Succeed())
-	if err := k8s.Create(ctx, role); !apierrors.IsAlreadyExists(err) {
-		Expect(err).NotTo(HaveOccurred())
+	var out []role
+	for _, doc := range configFile(path) {
+		var obj client.Object = &rbacv1.ClusterRole{}
+		if strings.Contains(doc, "\nkind: Role\n") {
+			obj = &rbacv1.Role{}
+		}
+		Expect(yaml.UnmarshalStrict([]byte(doc), obj)).To(Succeed())
+		if err := k8s.Create(ctx, obj); !apierrors.IsAlreadyExists(err) {
+			Expect(err).NotTo(HaveOccurred())
+		}
+		out = append(out, role{Name: obj.GetName(), Namespace: obj.GetNamespace()})
 	}
-	return role.Name
+	return out
 }
 
-// bind binds ClusterRoles to a subject, cluster-wide, as config/rbac does for the operator.
-func bind(subject rbacv1.Subject, roles ...string) {
+// bind binds roles to a subject as config/rbac does for the operator: ClusterRoles cluster-wide,
+// Roles in their namespace.
+func bind(subject rbacv1.Subject, roles ...[]role) {
 	GinkgoHelper()
-	for _, role := range roles {
-		binding := &rbacv1.ClusterRoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("reliability-%s-%s", strings.ToLower(subject.Name), role)},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
-			Subjects:   []rbacv1.Subject{subject},
+	for _, r := range slices.Concat(roles...) {
+		meta := metav1.ObjectMeta{Name: fmt.Sprintf("reliability-%s-%s", strings.ToLower(subject.Name), r.Name), Namespace: r.Namespace}
+		var binding client.Object = &rbacv1.ClusterRoleBinding{ObjectMeta: meta, Subjects: []rbacv1.Subject{subject},
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: r.Name}}
+		if r.Namespace != "" {
+			binding = &rbacv1.RoleBinding{ObjectMeta: meta, Subjects: []rbacv1.Subject{subject},
+				RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: r.Name}}
 		}
 		Expect(k8s.Create(ctx, binding)).To(Succeed())
 		DeferCleanup(func() { Expect(k8s.Delete(ctx, binding)).To(Succeed()) })
@@ -82,7 +99,7 @@ func can(user string, attrs authorizationv1.ResourceAttributes) bool {
 var _ = Describe("Security", func() {
 	It("runs with only the generated ClusterRole: converges, restores drift, writes nowhere but the graph's namespace, and can do nothing else", func() {
 		const user = "servicegraph-operator"
-		bind(rbacv1.Subject{Kind: rbacv1.UserKind, Name: user}, ensureClusterRole("rbac/role.yaml"))
+		bind(rbacv1.Subject{Kind: rbacv1.UserKind, Name: user}, ensureRoles("rbac/role.yaml"))
 		identity, err := cluster.Env.AddUser(envtest.User{Name: user}, &rest.Config{QPS: -1})
 		Expect(err).NotTo(HaveOccurred())
 
@@ -118,8 +135,18 @@ var _ = Describe("Security", func() {
 		} {
 			Expect(can(user, denied)).To(BeFalse(), "%s may %s %s/%s", user, denied.Verb, denied.Resource, denied.Subresource)
 		}
+		// Of EndpointSlices, only the API server's own one, in default.
+		for _, denied := range []authorizationv1.ResourceAttributes{
+			{Verb: "list", Group: "discovery.k8s.io", Resource: "endpointslices"},
+			{Verb: "list", Group: "discovery.k8s.io", Resource: "endpointslices", Namespace: "default"},
+			{Verb: "get", Group: "discovery.k8s.io", Resource: "endpointslices", Namespace: "default", Name: "other"},
+			{Verb: "get", Group: "discovery.k8s.io", Resource: "endpointslices", Namespace: ns, Name: "kubernetes"},
+		} {
+			Expect(can(user, denied)).To(BeFalse(), "%s may %s endpointslices %s/%s", user, denied.Verb, denied.Namespace, denied.Name)
+		}
 		// The review is live: what the operator needs is allowed.
 		Expect(can(user, authorizationv1.ResourceAttributes{Verb: "patch", Group: "networking.k8s.io", Resource: "networkpolicies", Namespace: ns})).To(BeTrue())
+		Expect(can(user, authorizationv1.ResourceAttributes{Verb: "watch", Group: "discovery.k8s.io", Resource: "endpointslices", Namespace: "default", Name: "kubernetes"})).To(BeTrue())
 
 		// The seed scenario plus cross-namespace edges both ways, reconciled by a cluster-wide
 		// manager under that identity alone.
@@ -128,9 +155,18 @@ var _ = Describe("Security", func() {
 		sg := seedGraph(ns)
 		sg.Spec.Services = append(sg.Spec.Services,
 			v1alpha1.Service{Name: "gateway", Namespace: other}, v1alpha1.Service{Name: "checkout", Namespace: other})
-		sg.Spec.Edges = append(sg.Spec.Edges, "api->"+other+"/gateway:443", "checkout->web:8080")
+		sg.Spec.External = []v1alpha1.External{{Name: "kubernetes", KubernetesAPI: true}}
+		sg.Spec.Edges = append(sg.Spec.Edges, "api->"+other+"/gateway:443", "checkout->web:8080", "api->kubernetes:443")
 		Expect(k8s.Create(ctx, sg)).To(Succeed())
 		waitExactly(sg, timeout)
+		// The API server's address, read from its EndpointSlice under the narrow Role.
+		apiServer := &discoveryv1.EndpointSlice{}
+		Expect(k8s.Get(ctx, client.ObjectKey{Namespace: "default", Name: "kubernetes"}, apiServer)).To(Succeed())
+		Eventually(func() []networkingv1.NetworkPolicyEgressRule {
+			np := &networkingv1.NetworkPolicy{}
+			Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "shop-svc-api"}, np)).To(Succeed())
+			return np.Spec.Egress
+		}, timeout, poll).Should(ContainElement(HaveField("To", ContainElement(HaveField("IPBlock.CIDR", apiServer.Endpoints[0].Addresses[0]+"/32")))))
 
 		// Drift is restored under the same identity: a deletion and an edit.
 		deny := &networkingv1.NetworkPolicy{}
@@ -200,7 +236,7 @@ var _ = Describe("Security", func() {
 		// also proves that metrics-auth-role is enough to check scrapers' tokens.
 		const user = "servicegraph-operator-metrics"
 		bind(rbacv1.Subject{Kind: rbacv1.UserKind, Name: user},
-			ensureClusterRole("rbac/role.yaml"), ensureClusterRole("rbac/metrics_auth_role.yaml"))
+			ensureRoles("rbac/role.yaml"), ensureRoles("rbac/metrics_auth_role.yaml"))
 		kubeconfig, err := cluster.KubeconfigFor(envtest.User{Name: user})
 		Expect(err).NotTo(HaveOccurred())
 		port, err := testenv.FreePort()
@@ -220,7 +256,7 @@ var _ = Describe("Security", func() {
 			return tr.Status.Token
 		}
 		prometheus, stranger := token("prometheus"), token("stranger")
-		bind(rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: "prometheus", Namespace: ns}, ensureClusterRole("rbac/metrics_reader_role.yaml"))
+		bind(rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: "prometheus", Namespace: ns}, ensureRoles("rbac/metrics_reader_role.yaml"))
 
 		// The endpoint's certificate is self-signed; what is checked here is who may read it.
 		httpClient := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{

@@ -54,7 +54,12 @@ func Generated(ctx context.Context, c client.Client, ns string, outputs ...*comp
 
 // Compiled is what the compiler wants for sg with Istio on, keyed by kind and name.
 func Compiled(sg *v1alpha1.ServiceGraph) (map[v1alpha1.ObjectReference]client.Object, error) {
-	res, err := compiler.Compile(sg, compiler.DefaultOptions(), compiler.Facts{})
+	return CompiledWith(sg, compiler.Facts{})
+}
+
+// CompiledWith is Compiled with facts of the cluster, such as the API server's addresses.
+func CompiledWith(sg *v1alpha1.ServiceGraph, facts compiler.Facts) (map[v1alpha1.ObjectReference]client.Object, error) {
+	res, err := compiler.Compile(sg, compiler.DefaultOptions(), facts)
 	if err != nil {
 		return nil, err
 	}
