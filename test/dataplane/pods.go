@@ -38,6 +38,9 @@ type Pod struct {
 	Ports           []Port
 	// Slot is the network namespace the pod was given.
 	Slot Slot
+	// Outside makes it a host outside the cluster (a load balancer, a managed database): a network
+	// namespace with listeners and no Pod object, so policies can only match it by address.
+	Outside bool
 }
 
 // Key is "namespace/name".
@@ -81,9 +84,11 @@ func (c *Cluster) AddPods(ctx context.Context, pods ...*Pod) error {
 func (c *Cluster) RemovePods(ctx context.Context, pods ...*Pod) error {
 	var errs []error
 	for _, p := range pods {
-		obj := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Name}}
-		if err := c.Client.Delete(ctx, obj, client.GracePeriodSeconds(0)); client.IgnoreNotFound(err) != nil {
-			errs = append(errs, err)
+		if !p.Outside {
+			obj := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Name}}
+			if err := c.Client.Delete(ctx, obj, client.GracePeriodSeconds(0)); client.IgnoreNotFound(err) != nil {
+				errs = append(errs, err)
+			}
 		}
 		c.pods.release(p)
 	}
@@ -91,6 +96,9 @@ func (c *Cluster) RemovePods(ctx context.Context, pods ...*Pod) error {
 }
 
 func (c *Cluster) createPod(ctx context.Context, p *Pod) error {
+	if p.Outside {
+		return nil
+	}
 	if err := c.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: p.Namespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
