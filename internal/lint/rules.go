@@ -81,6 +81,12 @@ var (
 	ruleProtocolMismatch = &Rule{"SG011", SeverityError,
 		"an edge matches HTTP paths or methods on a port a Service declares as TCP (or TLS, Mongo, ...): Istio skips the rule and refuses the caller",
 		"name the Service port http-… (grpc-… for gRPC) or set its appProtocol: http, or drop the paths and methods"}
+	ruleUnmeshedCaller = &Rule{"SG012", SeverityWarning,
+		"an unmeshed external caller opens its edges' ports to plain text without an identity (a hole by design)",
+		"run the callers in the mesh and name their namespaces without unmeshed, or narrow the peer to the addresses or pods that must connect"}
+	ruleHostsAnyAddress = &Rule{"SG013", SeverityWarning,
+		"an external host without cidrs: NetworkPolicies cannot match names, so its ports are open to every address outside the cluster",
+		"add the cidrs the host resolves to, and run the manager with --cluster-cidrs"}
 )
 
 // NetworkPolicy rules.
@@ -136,7 +142,7 @@ var (
 
 var catalogue = []*Rule{
 	ruleInvalidGraph, ruleUndeclaredService, ruleDuplicateEdge, ruleSelfEdge, ruleHTTPOnTCP, ruleHTTPUnstated,
-	rulePermissiveGraph, ruleNoDNS, ruleFanInToAll, ruleSharedServiceAccount, ruleProtocolMismatch,
+	rulePermissiveGraph, ruleNoDNS, ruleFanInToAll, ruleSharedServiceAccount, ruleProtocolMismatch, ruleUnmeshedCaller, ruleHostsAnyAddress,
 	ruleIngressFromAll, ruleEgressToAll, ruleSelectsEveryPod, ruleAnyAddress, ruleNoDefaultDeny,
 	ruleAllowAnySource, ruleAnyPrincipal, ruleAllowNamespaceWide, ruleDenyNeverMatches, ruleAllowEverything, ruleNeverMatches,
 	ruleMTLSDisabled, ruleMTLSPermissive,

@@ -28,6 +28,8 @@ var graphChecks = []check[*builtGraph]{
 	dnsOff,
 	fanInToAll,
 	sharedServiceAccount,
+	unmeshedCallers,
+	hostsByAddress,
 }
 
 // buildErrorRules maps the graph's build errors to rules; other kinds are SG001.
@@ -163,20 +165,29 @@ func dnsOff(g *builtGraph, _ Options) []problem {
 // the one caller is trivially everyone.
 const minFanIn = 3
 
+// workloads are the graph's services, without its external peers.
+func (g *builtGraph) workloads() []graph.Service {
+	return slices.DeleteFunc(slices.Clone(g.Services), func(s graph.Service) bool { return s.External != nil })
+}
+
 func fanInToAll(g *builtGraph, _ Options) []problem {
-	if len(g.Services) < minFanIn {
+	services := g.workloads()
+	if len(services) < minFanIn {
 		return nil
 	}
 	callers := map[string]map[string]bool{}
 	for _, e := range g.Edges {
+		if from, _ := g.Service(e.From); from.External != nil {
+			continue
+		}
 		if callers[e.To] == nil {
 			callers[e.To] = map[string]bool{}
 		}
 		callers[e.To][e.From] = true
 	}
 	var out []problem
-	for _, s := range g.Services {
-		if len(callers[s.Name]) == len(g.Services)-1 {
+	for _, s := range services {
+		if len(callers[s.Name]) == len(services)-1 {
 			out = append(out, ruleFanInToAll.problemf("every other service of the graph (%s) may call %s",
 				joinAnd(slices.Sorted(maps.Keys(callers[s.Name]))), s.Name))
 		}
@@ -186,7 +197,7 @@ func fanInToAll(g *builtGraph, _ Options) []problem {
 
 func sharedServiceAccount(g *builtGraph, _ Options) []problem {
 	users := map[string][]string{} // namespace/serviceAccount → services, in name order
-	for _, s := range g.Services {
+	for _, s := range g.workloads() {
 		sa := s.Namespace + "/" + s.ServiceAccount
 		users[sa] = append(users[sa], s.Name)
 	}
@@ -198,6 +209,50 @@ func sharedServiceAccount(g *builtGraph, _ Options) []problem {
 		}
 	}
 	return out
+}
+
+// unmeshedCallers finds the plain-text exceptions unmeshed external callers open: on those ports
+// the destination accepts plain text, and Istio checks no identity, so only the NetworkPolicy (and
+// source addresses, for cidrs) stands between the port and whoever reaches it.
+func unmeshedCallers(g *builtGraph, _ Options) []problem {
+	if g.Mesh != v1alpha1.MeshIstio {
+		return nil
+	}
+	var out []problem
+	for _, e := range g.Edges {
+		from, _ := g.Service(e.From)
+		if from.External == nil || !from.External.Unmeshed {
+			continue
+		}
+		guard := "only its NetworkPolicy restricts who connects"
+		if len(from.External.CIDRs) > 0 {
+			guard = "only source addresses restrict who connects"
+		}
+		out = append(out, ruleUnmeshedCaller.problemf("edge %q: %s accepts plain text without an identity on %s from unmeshed %s; %s",
+			g.written(e), e.To, portList(e.Ports), e.From, guard))
+	}
+	return out
+}
+
+// hostsByAddress finds external hosts without cidrs: a NetworkPolicy cannot match a name, so the
+// egress rule allows the edge's ports to every address outside the cluster's ranges.
+func hostsByAddress(g *builtGraph, _ Options) []problem {
+	var out []problem
+	for _, s := range g.Services {
+		if x := s.External; x != nil && len(x.Hosts) > 0 && len(x.CIDRs) == 0 {
+			out = append(out, ruleHostsAnyAddress.problemf("external %q (%s) has no cidrs: the NetworkPolicy allows its edges' ports to every address outside the manager's --cluster-cidrs (to every address when that flag is unset); only Istio's REGISTRY_ONLY Sidecar limits the names",
+				s.Name, strings.Join(x.Hosts, ", ")))
+		}
+	}
+	return out
+}
+
+func portList(ports []graph.Port) string {
+	names := make([]string, len(ports))
+	for i, p := range ports {
+		names[i] = p.Port.String()
+	}
+	return "port " + strings.Join(names, ", ")
 }
 
 // joinAnd lists names as "a, b and c".
