@@ -68,7 +68,7 @@ func (c *Compilation) externalPeers(x *graph.External) []networkingv1.NetworkPol
 		return ipBlocks(x.CIDRs, x.Except)
 	case len(x.Hosts) > 0:
 		// Names cannot be matched: every address outside the cluster's own ranges.
-		return ipBlocks([]string{"0.0.0.0/0", "::/0"}, c.opts.ClusterCIDRs)
+		return ipBlocks(c.outside(), c.opts.ClusterCIDRs)
 	case x.KubernetesAPI:
 		var hosts []string
 		for _, ep := range c.facts.APIServer {
@@ -80,6 +80,21 @@ func (c *Compilation) externalPeers(x *graph.External) []networkingv1.NetworkPol
 		return ipBlocks(slices.Compact(hosts), nil)
 	}
 	return nil
+}
+
+// outside is the whole address space of the cluster's IP families: the families of the cluster's
+// ranges when they are given (a single-stack cluster gets no ::/0, which some analyzers and
+// enforcers read as covering IPv4-mapped addresses too), both otherwise.
+func (c *Compilation) outside() []string {
+	v4 := slices.ContainsFunc(c.opts.ClusterCIDRs, func(s string) bool { return netip.MustParsePrefix(s).Addr().Is4() })
+	v6 := slices.ContainsFunc(c.opts.ClusterCIDRs, func(s string) bool { return !netip.MustParsePrefix(s).Addr().Is4() })
+	switch {
+	case v4 && !v6:
+		return []string{"0.0.0.0/0"}
+	case v6 && !v4:
+		return []string{"::/0"}
+	}
+	return []string{"0.0.0.0/0", "::/0"}
 }
 
 // ipBlocks is one peer per range, each with the except ranges inside it.

@@ -5,6 +5,8 @@ package analysis
 
 import (
 	"fmt"
+	"net/netip"
+	"regexp"
 	"slices"
 
 	"github.com/np-guard/netpol-analyzer/pkg/netpol/connlist"
@@ -65,3 +67,46 @@ func peerKey(p connlist.Peer) string {
 	}
 	return p.Namespace() + "/" + p.Name()
 }
+
+// MergeIPRanges joins the IP ranges the analyzer lists separately (it cuts the address space at
+// every boundary any policy names) where the same connection covers adjacent ranges, so a rule
+// reads as the one range it allows: "ip:0.0.0.0-9.255.255.255" and "ip:10.1.0.0-255.255.255.255"
+// for 0.0.0.0/0 except 10.0.0.0/16.
+func MergeIPRanges(conns world.Connections) world.Connections {
+	type ipRange struct{ from, to netip.Addr }
+	ranges := map[string][]ipRange{} // the connection with "%s" for the range → its ranges
+	out := world.Connections{}
+	for key := range conns {
+		m := ipRangeKey.FindStringSubmatchIndex(key)
+		if m == nil {
+			out[key] = true
+			continue
+		}
+		from, err1 := netip.ParseAddr(key[m[2]:m[3]])
+		to, err2 := netip.ParseAddr(key[m[4]:m[5]])
+		if err1 != nil || err2 != nil {
+			out[key] = true
+			continue
+		}
+		shape := key[:m[0]] + "ip:%s" + key[m[1]:]
+		ranges[shape] = append(ranges[shape], ipRange{from, to})
+	}
+	for shape, rs := range ranges {
+		slices.SortFunc(rs, func(a, b ipRange) int { return a.from.Compare(b.from) })
+		merged := rs[:1]
+		for _, r := range rs[1:] {
+			last := &merged[len(merged)-1]
+			if last.to.Next() == r.from {
+				last.to = r.to
+				continue
+			}
+			merged = append(merged, r)
+		}
+		for _, r := range merged {
+			out[fmt.Sprintf(shape, r.from.String()+"-"+r.to.String())] = true
+		}
+	}
+	return out
+}
+
+var ipRangeKey = regexp.MustCompile(`ip:([0-9a-fA-F.:]+)-([0-9a-fA-F.:]+)`)
