@@ -76,21 +76,23 @@ func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 // newFlagSet makes a subcommand's flags with the -f every subcommand takes; synopsis follows the
 // command's name in the usage line, description explains the command.
-func newFlagSet(e *env, name, synopsis, description string) (*flag.FlagSet, *stringList) {
+func newFlagSet(e *env, name, synopsis, description string) (*flag.FlagSet, *input) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
-	files := &stringList{}
-	fs.Var(files, "f", "a manifest: FILE, DIR (*.yaml, *.yml, *.json below it) or - for standard input; repeatable")
+	in := &input{}
+	fs.Var(&in.files, "f", "a manifest: FILE, DIR (*.yaml, *.yml, *.json below it) or - for standard input; repeatable")
+	fs.StringVar(&in.namespace, "n", "", "the namespace of objects that name none, as kubectl apply -n gives it; a ServiceGraph without a namespace needs it")
+	fs.StringVar(&in.namespace, "namespace", "", "the long form of -n")
 	fs.Usage = func() {
 		fmt.Fprintf(e.stderr, "Usage: servicegraph %s %s\n\n%s\n\nFlags:\n", name, synopsis, description)
 		fs.PrintDefaults()
 	}
-	return fs, files
+	return fs, in
 }
 
 // parseFlags parses a subcommand's arguments, which must include -f and nothing after the flags.
 // It returns false, with the exit status, when the command must stop: on -h or a usage error.
-func parseFlags(e *env, fs *flag.FlagSet, args []string, files *stringList) (int, bool) {
+func parseFlags(e *env, fs *flag.FlagSet, args []string, in *input) (int, bool) {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return ExitOK, false
@@ -100,7 +102,7 @@ func parseFlags(e *env, fs *flag.FlagSet, args []string, files *stringList) (int
 	switch {
 	case fs.NArg() > 0:
 		return usageError(e, fs, "unexpected argument %q", fs.Arg(0)), false
-	case len(*files) == 0:
+	case len(in.files) == 0:
 		return usageError(e, fs, "-f is required"), false
 	}
 	return ExitOK, true

@@ -114,3 +114,60 @@ func TestUsage(t *testing.T) {
 		t.Errorf("help: exit %d, stdout %q", code, stdout)
 	}
 }
+
+// The namespace a graph compiles into is never a silent guess: -n gives it to objects that name
+// none, a mismatch is refused as kubectl refuses it, and a graph with neither is an error.
+func TestCompileNamespace(t *testing.T) {
+	const unnamespaced = "apiVersion: policy.servicegraph.io/v1alpha1\nkind: ServiceGraph\nmetadata: {name: shop}\nspec:\n  services: [{name: web}, {name: api}]\n  edges: [web->api:8080]\n"
+	code, stdout, stderr := run(t, unnamespaced, "compile", "-f", "-")
+	want := "<stdin>: document 1: ServiceGraph shop: no metadata.namespace, and no -n: the namespace is in every principal and policy the graph makes, so say which (kubectl apply would use its context's)\n"
+	if code != ExitInvalid || stdout != "" || stderr != want {
+		t.Errorf("without a namespace: exit %d, stdout %q, stderr:\n%s\nwant:\n%s", code, stdout, stderr, want)
+	}
+	for _, flag := range []string{"-n", "--namespace"} {
+		code, stdout, stderr = run(t, unnamespaced, "compile", flag, "payments", "-f", "-")
+		if code != ExitOK || !strings.Contains(stdout, "principals:\n        - cluster.local/ns/payments/sa/web") || strings.Contains(stdout, "namespace: default") {
+			t.Errorf("%s payments: exit %d, stderr %q, stdout:\n%s", flag, code, stderr, stdout)
+		}
+	}
+	namespaced := strings.Replace(unnamespaced, "{name: shop}", "{name: shop, namespace: shop}", 1)
+	code, _, stderr = run(t, namespaced, "compile", "-n", "payments", "-f", "-")
+	want = `<stdin>: document 1: ServiceGraph shop: the namespace of the object, "shop", does not match the namespace "payments" given with -n` + "\n"
+	if code != ExitInvalid || stderr != want {
+		t.Errorf("a mismatch: exit %d, stderr:\n%s\nwant:\n%s", code, stderr, want)
+	}
+	// lint and graph read the same way.
+	for _, cmd := range []string{"lint", "graph"} {
+		if code, _, stderr := run(t, unnamespaced, cmd, "-f", "-"); code == ExitOK || !strings.Contains(stderr, "no metadata.namespace, and no -n") {
+			t.Errorf("%s without a namespace: exit %d, stderr:\n%s", cmd, code, stderr)
+		}
+	}
+}
+
+// Two graphs for one namespace would be two namespace-wide PeerAuthentications and default-denies;
+// the operator applies the oldest and reports Conflict, and the CLI says so up front.
+func TestCompileTwoGraphsForOneNamespace(t *testing.T) {
+	const graphs = "apiVersion: policy.servicegraph.io/v1alpha1\nkind: ServiceGraph\nmetadata: {name: shop, namespace: shop}\nspec:\n  services: [{name: web}, {name: api}]\n  edges: [web->api:8080]\n" +
+		"---\napiVersion: policy.servicegraph.io/v1alpha1\nkind: ServiceGraph\nmetadata: {name: more, namespace: shop}\nspec:\n  services: [{name: api}, {name: db}]\n  edges: [api->db:5432]\n"
+	code, stdout, stderr := run(t, graphs, "compile", "-f", "-")
+	want := `<stdin>: ServiceGraph shop/shop: the namespace already has ServiceGraph "more" (<stdin>): the operator applies only the oldest graph of a namespace and reports the others as Conflict; put the services and edges in one graph` + "\n"
+	if code != ExitInvalid || stdout != "" || stderr != want {
+		t.Errorf("exit %d, stdout %q, stderr:\n%s\nwant:\n%s", code, stdout, stderr, want)
+	}
+	code, stdout, _ = run(t, graphs, "lint", "-f", "-")
+	if code != ExitFindings || !strings.Contains(stdout, `error SG014 ServiceGraph shop/more: the namespace already has ServiceGraph "shop" (<stdin>:1)`) {
+		t.Errorf("lint: exit %d, stdout:\n%s", code, stdout)
+	}
+}
+
+// A forgotten "/" between a port and a path is refused with what was meant.
+func TestCompileForgottenSlash(t *testing.T) {
+	const graph = "apiVersion: policy.servicegraph.io/v1alpha1\nkind: ServiceGraph\nmetadata: {name: shop, namespace: shop}\nspec:\n  services: [{name: api}, {name: database}]\n  edges: [api -> database:5432data]\n"
+	want := `<stdin>: ServiceGraph shop/shop: edge "api -> database:5432data": column 17: port "5432data": did you mean 5432/data? A port name that starts with a port number is refused: it is most likely a forgotten "/"` + "\n"
+	if code, stdout, stderr := run(t, graph, "compile", "-f", "-"); code != ExitInvalid || stdout != "" || stderr != want {
+		t.Errorf("exit %d, stdout %q, stderr:\n%s\nwant:\n%s", code, stdout, stderr, want)
+	}
+	if code, stdout, _ := run(t, graph, "lint", "-f", "-"); code != ExitFindings || !strings.Contains(stdout, "did you mean 5432/data?") {
+		t.Errorf("lint: exit %d, stdout:\n%s", code, stdout)
+	}
+}

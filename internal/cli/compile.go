@@ -13,11 +13,12 @@ import (
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 	"github.com/servicegraph/servicegraph-operator/internal/graph"
+	"github.com/servicegraph/servicegraph-operator/internal/lint"
 	"github.com/servicegraph/servicegraph-operator/internal/render"
 )
 
 func runCompile(e *env, args []string) int {
-	fs, files := newFlagSet(e, "compile", "-f FILE|DIR|- [-f ...] [flags]",
+	fs, in := newFlagSet(e, "compile", "-f FILE|DIR|- [-f ...] [flags]",
 		"Prints the objects the operator applies for each ServiceGraph, in apply order, graphs sorted\n"+
 			"by namespace and name. Invalid input prints every error and exits 1, printing nothing else.\n"+
 			"The operator adds an ownerReference to each object; the output has none.")
@@ -28,7 +29,7 @@ func runCompile(e *env, args []string) int {
 	var output string
 	fs.StringVar(&output, "o", "yaml", "output format: yaml (a multi-document stream) or json (a v1 List)")
 	fs.StringVar(&output, "output", "yaml", "the long form of -o")
-	if code, ok := parseFlags(e, fs, args, files); !ok {
+	if code, ok := parseFlags(e, fs, args, in); !ok {
 		return code
 	}
 	printer := map[string]func([]object.Object) ([]byte, error){"yaml": render.YAML, "json": render.JSON}[output]
@@ -40,7 +41,7 @@ func runCompile(e *env, args []string) int {
 	if !istio {
 		facts.Missing = compiler.Builtin().KindsOf(compiler.LayerIstio)
 	}
-	objs, errs := compileFiles(*files, e.stdin, opts, facts)
+	objs, errs := compileFiles(in, e.stdin, opts, facts)
 	if len(errs) > 0 {
 		printErrors(e, errs)
 		return ExitInvalid
@@ -56,9 +57,9 @@ func runCompile(e *env, args []string) int {
 // compileFiles compiles every graph of the inputs and returns their objects, graphs sorted by
 // namespace and name, each graph's objects in apply order; or every error, each naming the file,
 // the graph and the edge.
-func compileFiles(files []string, stdin io.Reader, opts compiler.Options, facts compiler.Facts) ([]object.Object, []error) {
+func compileFiles(in *input, stdin io.Reader, opts compiler.Options, facts compiler.Facts) ([]object.Object, []error) {
 	var objs []object.Object
-	errs := eachGraph(files, stdin, func(sg *v1alpha1.ServiceGraph) error {
+	errs := eachGraph(in, stdin, func(sg *v1alpha1.ServiceGraph) error {
 		res, err := compiler.Compile(sg, opts, facts)
 		if err == nil {
 			objs = append(objs, res.Objects()...)
@@ -71,18 +72,24 @@ func compileFiles(files []string, stdin io.Reader, opts compiler.Options, facts 
 // eachGraph reads the graphs of the inputs and calls fn on each, sorted by namespace and name. It
 // returns every error: unreadable input, no graph at all, a graph defined twice, and what fn
 // returns, each naming the file and the graph (a graph.ErrorList gives one error per problem).
-func eachGraph(files []string, stdin io.Reader, fn func(*v1alpha1.ServiceGraph) error) []error {
-	docs, errs := readGraphs(files, stdin)
+func eachGraph(in *input, stdin io.Reader, fn func(*v1alpha1.ServiceGraph) error) []error {
+	docs, errs := readDocuments(in, stdin, graphKinds)
 	if len(docs) == 0 && len(errs) == 0 {
-		return []error{fmt.Errorf("no ServiceGraph found in %s", strings.Join(files, ", "))}
+		return []error{fmt.Errorf("no ServiceGraph found in %s", strings.Join(in.files, ", "))}
 	}
 	slices.SortStableFunc(docs, func(a, b document) int {
 		return cmp.Or(cmp.Compare(a.obj.GetNamespace(), b.obj.GetNamespace()), cmp.Compare(a.obj.GetName(), b.obj.GetName()))
 	})
+	first := map[string]document{} // the first graph of each namespace
 	for i, d := range docs {
 		if i > 0 && d.obj.GetNamespace() == docs[i-1].obj.GetNamespace() && d.obj.GetName() == docs[i-1].obj.GetName() {
 			errs = append(errs, fmt.Errorf("%s: also defined in %s", d, docs[i-1].file))
 			continue
+		}
+		if f, ok := first[d.obj.GetNamespace()]; ok {
+			errs = append(errs, fmt.Errorf("%s: %w", d, lint.OneGraphPerNamespace(f.obj.GetName(), f.file)))
+		} else {
+			first[d.obj.GetNamespace()] = d
 		}
 		err := fn(d.graph())
 		var list graph.ErrorList

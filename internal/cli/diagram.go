@@ -20,12 +20,12 @@ var diagramFormats = map[string]func(*diagram) []byte{
 }
 
 func runGraph(e *env, args []string) int {
-	fs, files := newFlagSet(e, "graph", "-f FILE|DIR|- [-f ...] [--format mermaid|dot]",
+	fs, in := newFlagSet(e, "graph", "-f FILE|DIR|- [-f ...] [--format mermaid|dot]",
 		"Draws ServiceGraphs: services as nodes grouped by namespace, edges labelled with their ports\n"+
 			"(protocols other than TCP in parentheses), methods and paths. Several graphs draw as one picture.\n"+
 			"Invalid input prints every error and exits 1, printing nothing else.")
 	format := fs.String("format", "mermaid", "mermaid (a flowchart, which GitHub renders) or dot (Graphviz)")
-	if code, ok := parseFlags(e, fs, args, files); !ok {
+	if code, ok := parseFlags(e, fs, args, in); !ok {
 		return code
 	}
 	draw := diagramFormats[*format]
@@ -33,7 +33,7 @@ func runGraph(e *env, args []string) int {
 		return usageError(e, fs, "--format must be mermaid or dot, not %q", *format)
 	}
 	var graphs []*graph.Graph
-	errs := eachGraph(*files, e.stdin, func(sg *v1alpha1.ServiceGraph) error {
+	errs := eachGraph(in, e.stdin, func(sg *v1alpha1.ServiceGraph) error {
 		g, err := graph.Build(sg)
 		if err == nil {
 			graphs = append(graphs, g)

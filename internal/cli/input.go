@@ -73,20 +73,22 @@ var lintKinds = kinds{
 	{APIVersion: "v1", Kind: "Service"}: func() object.Object { return &corev1.Service{} },
 }
 
-// readGraphs reads every ServiceGraph in the given files, directories (every *.yaml, *.yml and
-// *.json below, in lexical order) and "-" (standard input), as readDocuments does.
-func readGraphs(paths []string, stdin io.Reader) ([]document, []error) {
-	return readDocuments(paths, stdin, graphKinds)
+// input is what a command reads: the -f paths and the -n namespace.
+type input struct {
+	files     stringList
+	namespace string
 }
 
 // readDocuments reads every object of the given kinds in the given files, directories (every
 // *.yaml, *.yml and *.json below, in lexical order) and "-" (standard input). Other kinds of
-// documents are skipped; an object without a namespace gets "default", as kubectl would give it.
-// It returns every problem it finds, each naming its file.
-func readDocuments(paths []string, stdin io.Reader, want kinds) ([]document, []error) {
+// documents are skipped. An object without a namespace gets -n's; without -n, a ServiceGraph is an
+// error (its namespace is in every principal it writes, and kubectl apply would use the context's,
+// which the CLI cannot know) and other kinds get "default". It returns every problem it finds,
+// each naming its file.
+func readDocuments(in *input, stdin io.Reader, want kinds) ([]document, []error) {
 	var docs []document
 	var errs []error
-	for _, p := range paths {
+	for _, p := range in.files {
 		files, err := expand(p)
 		if err != nil {
 			errs = append(errs, err)
@@ -98,7 +100,7 @@ func readDocuments(paths []string, stdin io.Reader, want kinds) ([]document, []e
 				errs = append(errs, err)
 				continue
 			}
-			d, e := decode(f, data, want)
+			d, e := decode(f, data, want, in.namespace)
 			docs, errs = append(docs, d...), append(errs, e...)
 		}
 	}
@@ -147,7 +149,7 @@ func readFile(f string, stdin io.Reader) ([]byte, error) {
 
 // decode splits a YAML (or JSON) stream into documents and keeps the objects of the wanted
 // kinds, looking into v1 Lists as `kubectl get -o yaml` prints them.
-func decode(file string, data []byte, want kinds) ([]document, []error) {
+func decode(file string, data []byte, want kinds, namespace string) ([]document, []error) {
 	if file == "-" {
 		file = stdinName
 	}
@@ -155,7 +157,7 @@ func decode(file string, data []byte, want kinds) ([]document, []error) {
 	var errs []error
 	raws, err := splitDocuments(data)
 	for n, raw := range raws {
-		objs, e := decodeObject(raw.data, want)
+		objs, e := decodeObject(raw.data, want, namespace)
 		for _, obj := range objs {
 			docs = append(docs, document{file: file, line: raw.line, obj: obj})
 		}
@@ -169,7 +171,7 @@ func decode(file string, data []byte, want kinds) ([]document, []error) {
 	return docs, errs
 }
 
-func decodeObject(raw []byte, want kinds) ([]object.Object, []error) {
+func decodeObject(raw []byte, want kinds, namespace string) ([]object.Object, []error) {
 	var meta struct {
 		metav1.TypeMeta `json:",inline"`
 		Metadata        struct{ Name, Namespace string } `json:"metadata"`
@@ -193,8 +195,8 @@ func decodeObject(raw []byte, want kinds) ([]object.Object, []error) {
 		if err := yaml.UnmarshalStrict(raw, obj); err != nil {
 			return nil, []error{fmt.Errorf("%s %s/%s: %w", meta.Kind, cmp.Or(meta.Metadata.Namespace, metav1.NamespaceDefault), meta.Metadata.Name, err)}
 		}
-		if obj.GetNamespace() == "" {
-			obj.SetNamespace(metav1.NamespaceDefault)
+		if err := setNamespace(obj, namespace); err != nil {
+			return nil, []error{fmt.Errorf("%s %s: %w", meta.Kind, meta.Metadata.Name, err)}
 		}
 		return []object.Object{obj}, nil
 	}
@@ -204,7 +206,7 @@ func decodeObject(raw []byte, want kinds) ([]object.Object, []error) {
 	var objs []object.Object
 	var errs []error
 	for i, item := range meta.Items {
-		o, e := decodeObject(item, want)
+		o, e := decodeObject(item, want, namespace)
 		objs = append(objs, o...)
 		for _, err := range e {
 			errs = append(errs, fmt.Errorf("items[%d]: %w", i, err))
@@ -258,4 +260,21 @@ func splitDocuments(data []byte) ([]rawDocument, error) {
 		docs[i].line = max(docs[i].line, 1) // a document of comments only: its line does not matter
 	}
 	return docs, nil
+}
+
+// setNamespace gives an object the namespace kubectl apply -n would, and refuses a mismatch as
+// kubectl does.
+func setNamespace(obj object.Object, namespace string) error {
+	switch ns := obj.GetNamespace(); {
+	case ns != "" && namespace != "" && ns != namespace:
+		return fmt.Errorf("the namespace of the object, %q, does not match the namespace %q given with -n", ns, namespace)
+	case ns != "":
+	case namespace != "":
+		obj.SetNamespace(namespace)
+	case obj.GetObjectKind().GroupVersionKind().Kind == "ServiceGraph":
+		return errors.New("no metadata.namespace, and no -n: the namespace is in every principal and policy the graph makes, so say which (kubectl apply would use its context's)")
+	default:
+		obj.SetNamespace(metav1.NamespaceDefault)
+	}
+	return nil
 }

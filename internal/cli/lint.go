@@ -18,7 +18,7 @@ var lintFormats = map[string]func(lint.Report) ([]byte, error){
 }
 
 func runLint(e *env, args []string) int {
-	fs, files := newFlagSet(e, "lint", "-f FILE|DIR|- [-f ...] [--format text|json|sarif] [--fail-on error|warning]",
+	fs, in := newFlagSet(e, "lint", "-f FILE|DIR|- [-f ...] [--format text|json|sarif] [--fail-on error|warning]",
 		"Checks ServiceGraphs and hand-written NetworkPolicies, Istio AuthorizationPolicies and\n"+
 			"PeerAuthentications (security.istio.io v1 and v1beta1) for security and correctness problems.\n"+
 			"Exits 0 when no finding is at the --fail-on severity or above, 1 when one is, 2 on unreadable\n"+
@@ -28,7 +28,7 @@ func runLint(e *env, args []string) int {
 	failOn := fs.String("fail-on", string(lint.SeverityError), "exit 1 when a finding is this severe or more: error or warning")
 	opts := lint.DefaultOptions()
 	fs.StringVar(&opts.RootNamespace, "root-namespace", opts.RootNamespace, "Istio's root namespace, where policies without a selector apply to the whole mesh")
-	if code, ok := parseFlags(e, fs, args, files); !ok {
+	if code, ok := parseFlags(e, fs, args, in); !ok {
 		return code
 	}
 	threshold, err := lint.ParseSeverity(*failOn)
@@ -40,9 +40,9 @@ func runLint(e *env, args []string) int {
 		return usageError(e, fs, "--format must be text, json or sarif, not %q", *format)
 	}
 
-	docs, errs := readDocuments(*files, e.stdin, lintKinds)
+	docs, errs := readDocuments(in, e.stdin, lintKinds)
 	if len(docs) == 0 && len(errs) == 0 {
-		errs = append(errs, fmt.Errorf("no ServiceGraph, NetworkPolicy, AuthorizationPolicy or PeerAuthentication found in %s", strings.Join(*files, ", ")))
+		errs = append(errs, fmt.Errorf("no ServiceGraph, NetworkPolicy, AuthorizationPolicy or PeerAuthentication found in %s", strings.Join(in.files, ", ")))
 	}
 	if len(errs) > 0 {
 		printErrors(e, errs)

@@ -93,6 +93,7 @@ func Lint(objs []Object, opts Options) []Finding {
 	}
 	out = append(out, defaultDenyFindings(objs)...)
 	out = append(out, protocolMismatchFindings(objs)...)
+	out = append(out, graphsPerNamespaceFindings(objs)...)
 	slices.SortFunc(out, func(a, b Finding) int {
 		return cmp.Or(strings.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line), strings.Compare(a.Rule, b.Rule),
 			strings.Compare(a.Kind, b.Kind), strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name),

@@ -87,6 +87,9 @@ var (
 	ruleHostsAnyAddress = &Rule{"SG013", SeverityWarning,
 		"an external host without cidrs: NetworkPolicies cannot match names, so its ports are open to every address outside the cluster",
 		"add the cidrs the host resolves to, and run the manager with --cluster-cidrs"}
+	ruleTwoGraphs = &Rule{"SG014", SeverityError,
+		"two ServiceGraphs for one namespace: the operator applies only the oldest and reports the other as Conflict",
+		"merge their services and edges into one ServiceGraph per namespace"}
 )
 
 // NetworkPolicy rules.
@@ -142,7 +145,7 @@ var (
 
 var catalogue = []*Rule{
 	ruleInvalidGraph, ruleUndeclaredService, ruleDuplicateEdge, ruleSelfEdge, ruleHTTPOnTCP, ruleHTTPUnstated,
-	rulePermissiveGraph, ruleNoDNS, ruleFanInToAll, ruleSharedServiceAccount, ruleProtocolMismatch, ruleUnmeshedCaller, ruleHostsAnyAddress,
+	rulePermissiveGraph, ruleNoDNS, ruleFanInToAll, ruleSharedServiceAccount, ruleProtocolMismatch, ruleUnmeshedCaller, ruleHostsAnyAddress, ruleTwoGraphs,
 	ruleIngressFromAll, ruleEgressToAll, ruleSelectsEveryPod, ruleAnyAddress, ruleNoDefaultDeny,
 	ruleAllowAnySource, ruleAnyPrincipal, ruleAllowNamespaceWide, ruleDenyNeverMatches, ruleAllowEverything, ruleNeverMatches,
 	ruleMTLSDisabled, ruleMTLSPermissive,

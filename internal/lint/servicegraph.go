@@ -291,3 +291,31 @@ func protocolMismatchFindings(objs []Object) []Finding {
 	}
 	return out
 }
+
+// OneGraphPerNamespace is the problem of a second ServiceGraph in a namespace: each graph writes
+// the namespace's default-deny and its PeerAuthentication, so the operator lets the oldest apply
+// and reports the others as Conflict.
+func OneGraphPerNamespace(first, where string) error {
+	return fmt.Errorf("the namespace already has ServiceGraph %q (%s): the operator applies only the oldest graph of a namespace and reports the others as Conflict; put the services and edges in one graph", first, where)
+}
+
+// graphsPerNamespaceFindings reports every ServiceGraph of the input after the first of its
+// namespace.
+func graphsPerNamespaceFindings(objs []Object) []Finding {
+	first := map[string]Object{}
+	var out []Finding
+	for _, o := range objs {
+		if _, ok := o.Object.(*v1alpha1.ServiceGraph); !ok {
+			continue
+		}
+		f, seen := first[o.Object.GetNamespace()]
+		switch {
+		case !seen:
+			first[o.Object.GetNamespace()] = o
+		case f.Object.GetName() != o.Object.GetName():
+			err := OneGraphPerNamespace(f.Object.GetName(), fmt.Sprintf("%s:%d", f.File, f.Line))
+			out = append(out, locate(o, []problem{ruleTwoGraphs.problemf("%v", err)})...)
+		}
+	}
+	return out
+}
