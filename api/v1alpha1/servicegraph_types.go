@@ -181,6 +181,55 @@ type Service struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	ServiceAccount string `json:"serviceAccount,omitempty"`
+
+	// remote places the service in another cluster of a multi-cluster Istio mesh, with its own
+	// trust domain. Its calls arrive through this cluster's east-west gateway, so the
+	// NetworkPolicy admits the gateway's pods and the AuthorizationPolicy the remote principal
+	// TRUST_DOMAIN/ns/NAMESPACE/sa/SERVICEACCOUNT. Calls to it leave for cidrs. The other cluster's
+	// own graph writes its side.
+	// +optional
+	Remote *Remote `json:"remote,omitempty"`
+}
+
+// Remote is where a service of another cluster is and who it is.
+type Remote struct {
+	// trustDomain of the other cluster's mesh, as in its principals ("east.example.com"). With
+	// trust-domain aliases in this mesh's config, Istio also accepts the aliases' principals.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	TrustDomain string `json:"trustDomain"`
+
+	// gateway selects the pods of this cluster's east-west gateway, which the remote service's
+	// calls come through. Defaults to pods labelled istio: eastwestgateway in istio-system.
+	// +optional
+	Gateway *Gateway `json:"gateway,omitempty"`
+
+	// cidrs are the addresses this cluster reaches the service at: the other cluster's east-west
+	// gateway (which forwards on 15443, also allowed) or, on one flat network, its pod range.
+	// Required when the service is called.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=49
+	// +kubebuilder:validation:XValidation:rule="self.all(c, isCIDR(c))",message="cidrs must be IP ranges such as 10.0.0.0/8 or 2001:db8::/32"
+	CIDRs []string `json:"cidrs,omitempty"`
+}
+
+// Gateway selects the pods of a gateway.
+type Gateway struct {
+	// namespace of the gateway's pods.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespace string `json:"namespace"`
+
+	// labels of the gateway's pods.
+	// +required
+	// +kubebuilder:validation:MinProperties=1
+	Labels map[string]string `json:"labels"`
 }
 
 // External is a party outside the graph's services, named so that edges can use it: "lb -> web:8443",

@@ -158,8 +158,8 @@ func sameOperation(a, b *securityv1beta1.Rule) bool {
 	return true
 }
 
-// source is a rule's from: the caller's principal, "<trustDomain>/ns/<namespace>/sa/<account>".
-// One per service, shared by its rules.
+// source is a rule's from: the caller's principal, "<trustDomain>/ns/<namespace>/sa/<account>",
+// in its own cluster's trust domain for a remote service. One per service, shared by its rules.
 // An external caller is matched by its namespaces (an identity), by its addresses, or, unmeshed
 // without addresses, not at all: the rule then admits any source on its ports, and only the
 // NetworkPolicy restricts who connects.
@@ -171,7 +171,11 @@ func (c *Compilation) source(name string) []*securityv1beta1.Rule_From {
 	var src *securityv1beta1.Source
 	switch x := svc.External; {
 	case x == nil:
-		src = &securityv1beta1.Source{Principals: []string{c.opts.TrustDomain + "/ns/" + svc.Namespace + "/sa/" + svc.ServiceAccount}}
+		trustDomain := c.opts.TrustDomain
+		if svc.Remote != nil {
+			trustDomain = svc.Remote.TrustDomain
+		}
+		src = &securityv1beta1.Source{Principals: []string{trustDomain + "/ns/" + svc.Namespace + "/sa/" + svc.ServiceAccount}}
 	case x.Identified():
 		src = &securityv1beta1.Source{Namespaces: x.Namespaces}
 	case len(x.CIDRs) > 0:

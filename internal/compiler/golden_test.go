@@ -23,6 +23,7 @@ var goldenCases = []struct {
 	{name: "long-names", opts: func(o *Options) { o.TrustDomain = "mesh.example.com" }},
 	{name: "audit"},
 	{name: "mesh-none"},
+	{name: "remote"},
 	{name: "external", opts: func(o *Options) { o.ClusterCIDRs = []string{"10.96.0.0/12", "10.244.0.0/16"} },
 		facts: Facts{APIServer: []APIServerEndpoint{{Address: "172.18.0.2", Port: 6443}}}},
 }

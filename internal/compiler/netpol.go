@@ -158,7 +158,7 @@ func (c *Compilation) serviceNetworkPolicy(sp *servicePolicy) *networkingv1.Netw
 	// known (the API server's addresses before the operator has read them) gets no rule.
 	var in run[*edge]
 	for _, e := range sp.ingress {
-		if peers := c.peer(e.From); len(peers) > 0 && len(e.ports) > 0 && in.first(e.From, e, sameL4) {
+		if peers := c.callerPeer(e.From); len(peers) > 0 && len(e.ports) > 0 && in.first(e.From, e, sameL4) {
 			np.Spec.Ingress = append(np.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{From: peers, Ports: e.ports})
 		}
 	}
@@ -187,12 +187,18 @@ func sameL4(a, b *edge) bool {
 // Kubernetes resolves them per destination pod. An edge to the API server gets the server's own
 // ports: NetworkPolicies see its traffic after the Service's address translation.
 func (c *Compilation) networkPolicyPorts(e *graph.Edge) []networkingv1.NetworkPolicyPort {
-	if to := c.service(e.To); to.External != nil && to.External.KubernetesAPI {
+	to := c.service(e.To)
+	if to.External != nil && to.External.KubernetesAPI {
 		return c.apiServerPorts()
 	}
-	ports := make([]networkingv1.NetworkPolicyPort, len(e.Ports))
+	ports := make([]networkingv1.NetworkPolicyPort, len(e.Ports), len(e.Ports)+1)
 	for i, p := range e.Ports {
 		ports[i] = networkingv1.NetworkPolicyPort{Protocol: intern(c.protocols, p.L4()), Port: intern(c.portValues, p.Port)}
+	}
+	if to.Remote != nil {
+		// Across networks the sidecar connects to the other cluster's east-west gateway on 15443.
+		ports = append(ports, networkingv1.NetworkPolicyPort{Protocol: intern(c.protocols, corev1.ProtocolTCP),
+			Port: intern(c.portValues, intstr.FromInt32(graph.EastWestGatewayPort))})
 	}
 	return ports
 }
@@ -219,6 +225,8 @@ func (c *Compilation) peer(name string) []networkingv1.NetworkPolicyPeer {
 	switch {
 	case svc.External != nil:
 		peers = c.externalPeers(svc.External)
+	case svc.Remote != nil:
+		peers = ipBlocks(svc.Remote.CIDRs, nil)
 	case c.g.Local(svc):
 		peers = []networkingv1.NetworkPolicyPeer{{PodSelector: selector(svc.Labels)}}
 	default:
@@ -226,6 +234,15 @@ func (c *Compilation) peer(name string) []networkingv1.NetworkPolicyPeer {
 	}
 	c.peers[name] = peers
 	return peers
+}
+
+// callerPeer is what a rule admits a caller as: its peer, but for a service of another cluster,
+// this cluster's east-west gateway, whose pods its calls come from.
+func (c *Compilation) callerPeer(name string) []networkingv1.NetworkPolicyPeer {
+	if r := c.service(name).Remote; r != nil {
+		return []networkingv1.NetworkPolicyPeer{namespacedPeer(r.GatewayNamespace, r.GatewayLabels)}
+	}
+	return c.peer(name)
 }
 
 // namespacedPeer selects pods by label in a namespace given by name.

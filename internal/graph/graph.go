@@ -48,7 +48,21 @@ type Service struct {
 	// External is set for an external peer (spec.external), which has no namespace, labels or
 	// ServiceAccount of its own.
 	External *External
+	// Remote is set for a service of another cluster (spec.services[].remote).
+	Remote *Remote
 }
+
+// Remote is a service of another cluster of the mesh: its trust domain, the east-west gateway
+// pods of this cluster its calls come through, and the addresses it is reached at.
+type Remote struct {
+	TrustDomain      string
+	GatewayNamespace string
+	GatewayLabels    map[string]string
+	CIDRs            []string
+}
+
+// EastWestGatewayPort is where an Istio east-west gateway takes mesh traffic for another network.
+const EastWestGatewayPort = 15443
 
 // External is what an external peer is.
 type External struct {
@@ -82,7 +96,7 @@ func (g *Graph) Service(name string) (*Service, bool) {
 
 // Local reports whether the service's pods run in the graph's namespace.
 func (g *Graph) Local(s *Service) bool {
-	return s.External == nil && s.Namespace == g.Namespace
+	return s.External == nil && s.Remote == nil && s.Namespace == g.Namespace
 }
 
 // Build validates a ServiceGraph as a whole and normalises it. It reports every problem, not only
@@ -183,6 +197,7 @@ func (b *builder) service(i int, s *v1alpha1.Service) {
 			b.errs.add(item, "", "serviceAccount %q: %s", s.ServiceAccount, strings.Join(msgs, "; "))
 		}
 	}
+	remote := b.remote(item, s.Remote)
 	if len(b.errs.list) > n {
 		b.rejected[s.Name] = true
 		return
@@ -197,7 +212,28 @@ func (b *builder) service(i int, s *v1alpha1.Service) {
 		Namespace:      cmp.Or(s.Namespace, b.g.Namespace),
 		Labels:         labels,
 		ServiceAccount: cmp.Or(s.ServiceAccount, s.Name),
+		Remote:         remote,
 	})
+}
+
+// remote validates a service's place in another cluster and fills in the default gateway.
+func (b *builder) remote(item string, r *v1alpha1.Remote) *Remote {
+	if r == nil {
+		return nil
+	}
+	if msgs := validation.IsDNS1123Subdomain(r.TrustDomain); len(msgs) > 0 {
+		b.errs.add(item, "", "remote.trustDomain %q: %s", r.TrustDomain, strings.Join(msgs, "; "))
+	}
+	out := &Remote{TrustDomain: r.TrustDomain, GatewayNamespace: "istio-system", GatewayLabels: map[string]string{"istio": "eastwestgateway"}}
+	if gw := r.Gateway; gw != nil {
+		if err := checkLabel(gw.Namespace, "namespace"); err != nil {
+			b.errs.add(item, "", "remote.gateway: %v", err)
+		}
+		b.selector(item+" remote.gateway", &metav1.LabelSelector{MatchLabels: gw.Labels})
+		out.GatewayNamespace, out.GatewayLabels = gw.Namespace, maps.Clone(gw.Labels)
+	}
+	out.CIDRs = b.cidrs(item, "remote.cidrs", r.CIDRs)
+	return out
 }
 
 // selector accepts matchLabels only: Istio workload selectors cannot say more, and an empty
@@ -350,12 +386,15 @@ func (b *builder) add(e *Edge, src source) {
 		b.errs.edge(src, "both ends are external peers: an edge needs a service of the graph at one end")
 	case from.External != nil && !b.g.Local(to), to.External != nil && !b.g.Local(from):
 		b.errs.edge(src, "an external peer's edges go to or from a service of namespace %q: a graph only writes rules for its own namespace", b.g.Namespace)
+	case from.Remote != nil && !b.g.Local(to), to.Remote != nil && !b.g.Local(from):
+		b.errs.edge(src, "a remote service's edges go to or from a service of this cluster's namespace %q", b.g.Namespace)
 	case !b.g.Local(from) && !b.g.Local(to):
 		b.errs.edge(src, "both ends are in other namespaces (%q and %q): a graph only writes rules for its own namespace %q",
 			from.Namespace, to.Namespace, b.g.Namespace)
 	}
-	if okFrom && okTo {
+	if okFrom && okTo && len(b.errs.list) == n { // what an edge to or from a peer may say, once its ends are right
 		b.externalEdge(e, from, to, src)
+		b.remoteEdge(e, to, src)
 	}
 	b.ports(e, src)
 	if len(b.errs.list) > n || !okFrom || !okTo {
@@ -428,4 +467,20 @@ func (b *builder) sort() {
 		edges[i] = g.Edges[j]
 	}
 	g.Edges = edges
+}
+
+// remoteEdge checks an edge to a service of another cluster: it is reached at addresses, which
+// have no container port names.
+func (b *builder) remoteEdge(e *Edge, to *Service, src source) {
+	if to.Remote == nil {
+		return
+	}
+	if len(to.Remote.CIDRs) == 0 {
+		b.errs.edge(src, "remote service %q is called but has no remote.cidrs: the addresses this cluster reaches it at (the other cluster's east-west gateway, or its pods on a flat network)", to.Name)
+	}
+	for _, p := range e.Ports {
+		if p.Named() {
+			b.errs.edge(src, "port %q: remote service %q has no container port names here, give the number", p.Port.StrVal, to.Name)
+		}
+	}
 }

@@ -336,3 +336,39 @@ func TestNoCascadeAfterABadService(t *testing.T) {
 		t.Errorf("Build:\n got: %v\nwant: %s", err, want)
 	}
 }
+
+func TestRemoteServices(t *testing.T) {
+	east := func(name string, cidrs ...string) v1alpha1.Service {
+		return v1alpha1.Service{Name: name, Namespace: "payments", Remote: &v1alpha1.Remote{TrustDomain: "east.example.com", CIDRs: cidrs}}
+	}
+	g := mustBuild(t, serviceGraph(append(svcs("api"), east("checkout")), []string{"payments/checkout->api:8080"}))
+	checkout, _ := g.Service("checkout")
+	want := &Remote{TrustDomain: "east.example.com", GatewayNamespace: "istio-system", GatewayLabels: map[string]string{"istio": "eastwestgateway"}}
+	if diff := cmp.Diff(want, checkout.Remote); diff != "" || g.Local(checkout) {
+		t.Errorf("checkout (-want +got):\n%s (local: %v)", diff, g.Local(checkout))
+	}
+	sameNamespace := east("ledger")
+	sameNamespace.Namespace = ""
+	for _, tc := range []struct {
+		name     string
+		services []v1alpha1.Service
+		edges    []string
+		want     string
+	}{
+		{"called without addresses", []v1alpha1.Service{east("checkout")}, []string{"api->payments/checkout:8080"},
+			`edge "api->payments/checkout:8080": remote service "checkout" is called but has no remote.cidrs: the addresses this cluster reaches it at (the other cluster's east-west gateway, or its pods on a flat network)`},
+		{"a named port", []v1alpha1.Service{east("checkout", "192.0.2.0/24")}, []string{"api->payments/checkout:http"},
+			`edge "api->payments/checkout:http": port "http": remote service "checkout" has no container port names here, give the number`},
+		{"two remote ends", []v1alpha1.Service{east("checkout"), sameNamespace}, []string{"payments/checkout->ledger:8080"},
+			`edge "payments/checkout->ledger:8080": a remote service's edges go to or from a service of this cluster's namespace "shop"`},
+		{"a bad trust domain", []v1alpha1.Service{{Name: "checkout", Remote: &v1alpha1.Remote{TrustDomain: "East"}}}, []string{"checkout->api:8080"},
+			`service "checkout": remote.trustDomain "East": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Build(serviceGraph(append(svcs("api"), tc.services...), tc.edges))
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("Build:\n got: %v\nwant: %s", err, tc.want)
+			}
+		})
+	}
+}

@@ -31,7 +31,8 @@ import (
 // filters Istio's authorization builder makes of the generated policies (the HTTP and the TCP
 // filter chain), and checks them against the graph's edges into the service:
 //   - every edge is allowed by exactly its caller, on its numbered ports, paths and methods, and no
-//     other caller is allowed: a service by its principal, spiffe://TRUST-DOMAIN/ns/NS/sa/SA; an
+//     other caller is allowed: a service by its principal, spiffe://TRUST-DOMAIN/ns/NS/sa/SA (its
+//     own cluster's trust domain for a remote service); an
 //     external peer in the mesh by its namespaces; an unmeshed one by its address ranges, or, with
 //     none, not at all (any source: its NetworkPolicy alone restricts who connects);
 //   - a rule is on the chain its port's protocol selects: an edge without paths or methods on both
@@ -139,6 +140,8 @@ func expectedRules(g *graph.Graph, to string) chains {
 func callerOf(s *graph.Service) string {
 	x := s.External
 	switch {
+	case x == nil && s.Remote != nil:
+		return "spiffe://" + s.Remote.TrustDomain + "/ns/" + s.Namespace + "/sa/" + s.ServiceAccount
 	case x == nil:
 		return "spiffe://" + compiler.DefaultTrustDomain + "/ns/" + s.Namespace + "/sa/" + s.ServiceAccount
 	case x.Identified():
@@ -328,4 +331,53 @@ func pathOf(m *matcher.StringMatcher) string {
 		return "*" + m.GetSuffix()
 	}
 	return fmt.Sprintf("%v", m)
+}
+
+// TestTrustDomainAliases shows what Istio does with a remote service's principal when this mesh
+// lists the other cluster's trust domain among its trustDomainAliases: it accepts the principal in
+// every trust domain of the bundle (the local one and each alias), as the README says. Without the
+// alias, the remote trust domain's principal alone.
+func TestTrustDomainAliases(t *testing.T) {
+	var remote graphCase
+	for _, c := range corpus(t) {
+		if c.name == "remote.yaml" {
+			remote = c
+		}
+	}
+	if remote.sg == nil {
+		t.Fatal("testdata/input/remote.yaml is not in the corpus")
+	}
+	_, configs := compiled(t, remote)
+	push := pushContext(t, configs)
+	proxy := &model.Proxy{ConfigNamespace: "shop", Labels: map[string]string{"app": "api"},
+		Metadata: &model.NodeMetadata{Labels: map[string]string{"app": "api"}, Namespace: "shop"}}
+	policies := push.AuthzPolicies.ListAuthorizationPolicies(model.PolicyMatcherForProxy(proxy))
+	for _, tc := range []struct {
+		aliases []string
+		want    []string
+	}{
+		{nil, []string{"spiffe://east.example.com/ns/payments/sa/checkout"}},
+		{[]string{"east.example.com"}, []string{"spiffe://cluster.local/ns/payments/sa/checkout", "spiffe://east.example.com/ns/payments/sa/checkout"}},
+	} {
+		b := builder.New(trustdomain.NewBundle(compiler.DefaultTrustDomain, tc.aliases), push, policies, builder.Option{})
+		var got []string
+		for _, r := range tcpRBAC(t, b) {
+			for _, p := range r.GetPolicies() {
+				if matchesNothing(p) {
+					continue
+				}
+				for _, id := range p.GetPrincipals() {
+					for _, a := range principalAtoms("aliases", t, id, false) {
+						if strings.Contains(a, "/ns/payments/") {
+							got = append(got, a)
+						}
+					}
+				}
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(slices.Compact(got), tc.want) {
+			t.Errorf("aliases %v: checkout's principals %v, want %v", tc.aliases, got, tc.want)
+		}
+	}
 }
