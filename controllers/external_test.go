@@ -17,6 +17,36 @@ import (
 )
 
 var _ = Describe("ServiceGraph reconciler with external peers", func() {
+	It("applies the peers' rules, the plain-text exceptions, ServiceEntries and the Sidecar, and says where plain text is accepted", func() {
+		e := newSpecEnv()
+		sg := seedGraph(e.ns)
+		sg.Spec.External = []v1alpha1.External{
+			{Name: "lb", CIDRs: []string{"203.0.113.0/24"}, Unmeshed: true},
+			{Name: "monitoring", Namespaces: &v1alpha1.ExternalNamespaces{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "obs"}}}, Unmeshed: true},
+			{Name: "gateway", Namespaces: &v1alpha1.ExternalNamespaces{Names: []string{"istio-ingress"}}},
+			{Name: "stripe", Hosts: []string{"api.stripe.com"}},
+		}
+		sg.Spec.Edges = append(sg.Spec.Edges, "lb->web:8443", "monitoring->api:9090", "gateway->web:8080", "api->stripe:443")
+		Expect(k8s.Create(e.ctx, sg)).To(Succeed())
+		ready := e.waitReady("shop")
+		e.waitConverged(sg)
+		Expect(condition(ready, v1alpha1.ConditionMTLSReady).Message).To(HaveSuffix(
+			"; plain text accepted from unmeshed callers (spec.external[].unmeshed) on api:9090, web:8443"))
+		egress := condition(ready, v1alpha1.ConditionEgressReady)
+		Expect(egress.Status).To(Equal(metav1.ConditionTrue))
+		Expect(ready.Status.Counts).To(ContainElements(
+			v1alpha1.KindCount{Group: "networking.istio.io", Kind: "ServiceEntry", Count: 1},
+			v1alpha1.KindCount{Group: "networking.istio.io", Kind: "Sidecar", Count: 1},
+			v1alpha1.KindCount{Group: "security.istio.io", Kind: "PeerAuthentication", Count: 3}))
+
+		// The peer goes: its objects and exceptions go with it.
+		live := getGraph(e.ctx, k8s, e.ns, "shop")
+		live.Spec.External, live.Spec.Edges = nil, seedGraph(e.ns).Spec.Edges
+		Expect(k8s.Update(e.ctx, live)).To(Succeed())
+		e.waitConverged(live)
+		Expect(condition(e.waitReady("shop"), v1alpha1.ConditionMTLSReady).Message).NotTo(ContainSubstring("plain text"))
+	})
+
 	It("follows the API server's EndpointSlice: addresses and ports come and go with it", func() {
 		// The API server is told not to keep its own EndpointSlice, so that the spec plays the
 		// control plane whose addresses change (a control-plane node replaced, a port moved).
