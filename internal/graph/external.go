@@ -14,17 +14,8 @@ import (
 
 // external validates an external peer and adds it to the graph's names.
 func (b *builder) external(i int, x *v1alpha1.External) {
-	item := fmt.Sprintf("external %q", x.Name)
-	if x.Name == "" {
-		item = fmt.Sprintf("spec.external[%d]", i)
-	}
 	n := len(b.errs.list)
-	if err := checkLabel(x.Name, "name"); err != nil {
-		b.errs.add(item, "", "%v", err)
-	}
-	if _, dup := b.g.index[x.Name]; dup {
-		b.errs.add(item, "", "the name is declared more than once (services and external peers share names)")
-	}
+	item := b.declaration(fmt.Sprintf("external %q", x.Name), "external", i, x.Name)
 	kinds := 0
 	for _, is := range []bool{len(x.CIDRs) > 0 && len(x.Hosts) == 0, x.Namespaces != nil, len(x.Hosts) > 0, x.KubernetesAPI} {
 		if is {

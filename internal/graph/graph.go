@@ -175,17 +175,8 @@ func (b *builder) meta(sg *v1alpha1.ServiceGraph) {
 }
 
 func (b *builder) service(i int, s *v1alpha1.Service) {
-	item := serviceItem(s.Name)
-	if s.Name == "" {
-		item = fmt.Sprintf("spec.services[%d]", i)
-	}
 	n := len(b.errs.list)
-	if err := checkLabel(s.Name, "name"); err != nil {
-		b.errs.add(item, "", "%v", err)
-	}
-	if _, dup := b.g.index[s.Name]; dup {
-		b.errs.add(item, "", "declared more than once")
-	}
+	item := b.declaration(serviceItem(s.Name), "services", i, s.Name)
 	if s.Namespace != "" {
 		if err := checkLabel(s.Namespace, "namespace"); err != nil {
 			b.errs.add(item, "", "%v", err)
@@ -234,6 +225,21 @@ func (b *builder) remote(item string, r *v1alpha1.Remote) *Remote {
 	}
 	out.CIDRs = b.cidrs(item, "remote.cidrs", r.CIDRs)
 	return out
+}
+
+// declaration checks the name of a service or an external peer (edges name both, so they share
+// names) and returns how messages call it: by name, or by place when it has none.
+func (b *builder) declaration(item, list string, i int, name string) string {
+	if name == "" {
+		item = fmt.Sprintf("spec.%s[%d]", list, i)
+	}
+	if err := checkLabel(name, "name"); err != nil {
+		b.errs.add(item, "", "%v", err)
+	}
+	if _, dup := b.g.index[name]; dup {
+		b.errs.add(item, "", "declared more than once")
+	}
+	return item
 }
 
 // selector accepts matchLabels only: Istio workload selectors cannot say more, and an empty

@@ -289,7 +289,7 @@ func TestExternalPeerErrors(t *testing.T) {
 		{"names and selector", v1alpha1.External{Name: "x", Namespaces: &v1alpha1.ExternalNamespaces{Names: []string{"a"}, Selector: sel}, Unmeshed: true}, []string{"x->web:80"}, "",
 			`external "x": namespaces takes names or a selector, not both`},
 		{"name clash", v1alpha1.External{Name: "web", CIDRs: []string{"10.0.0.0/8"}}, []string{"api->web:80"}, "",
-			`external "web": the name is declared more than once (services and external peers share names)`},
+			`external "web": declared more than once`},
 		{"host calls", v1alpha1.External{Name: "x", Hosts: []string{"a.example.com"}}, []string{"x->web:443"}, "",
 			`edge "x->web:443": external peer "x" can only be called (hosts and kubernetesAPI call nothing of the graph's)`},
 		{"cidr caller in the mesh", v1alpha1.External{Name: "x", CIDRs: []string{"10.0.0.0/8"}}, []string{"x->web:443"}, "",
