@@ -13,9 +13,9 @@ import (
 // Exit statuses.
 const (
 	ExitOK       = 0
-	ExitInvalid  = 1 // compile, graph: the input is invalid or unreadable
+	ExitInvalid  = 1 // the input is invalid, unreadable or empty (lint reports unreadable input as findings)
 	ExitFindings = 1 // lint: a finding at or above --fail-on
-	ExitUsage    = 2 // the command line is wrong; for lint, also input it cannot read
+	ExitUsage    = 2 // the command line is wrong
 )
 
 // env is what a subcommand may touch of the process.

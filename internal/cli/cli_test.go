@@ -99,7 +99,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"compile", "--output", "xml", "-f", "x"}, ExitUsage, `-o must be yaml or json, not "xml"`},
 		{[]string{"compile", "-h"}, ExitOK, "Usage: servicegraph compile"},
 		{[]string{"compile", "-f", "testdata/does-not-exist.yaml"}, ExitInvalid, "stat testdata/does-not-exist.yaml: no such file or directory"},
-		{[]string{"compile", "-f", "testdata/graphs/payments/notes.txt"}, ExitInvalid, "testdata/graphs/payments/notes.txt: document 1: not a Kubernetes object"},
+		{[]string{"compile", "-f", "testdata/graphs/payments/notes.txt"}, ExitInvalid, "testdata/graphs/payments/notes.txt:1: not a Kubernetes object"},
 		{[]string{"compile", "-f", "testdata/no-graph.yaml"}, ExitInvalid, "no ServiceGraph found in testdata/no-graph.yaml"},
 	}
 	for _, tc := range tests {
@@ -120,7 +120,7 @@ func TestUsage(t *testing.T) {
 func TestCompileNamespace(t *testing.T) {
 	const unnamespaced = "apiVersion: policy.servicegraph.io/v1alpha1\nkind: ServiceGraph\nmetadata: {name: shop}\nspec:\n  services: [{name: web}, {name: api}]\n  edges: [web->api:8080]\n"
 	code, stdout, stderr := run(t, unnamespaced, "compile", "-f", "-")
-	want := "<stdin>: document 1: ServiceGraph shop: no metadata.namespace, and no -n: the namespace is in every principal and policy the graph makes, so say which (kubectl apply would use its context's)\n"
+	want := "<stdin>:1: ServiceGraph shop: no metadata.namespace, and no -n: the namespace is in every principal and policy the graph makes, so say which (kubectl apply would use its context's)\n"
 	if code != ExitInvalid || stdout != "" || stderr != want {
 		t.Errorf("without a namespace: exit %d, stdout %q, stderr:\n%s\nwant:\n%s", code, stdout, stderr, want)
 	}
@@ -132,14 +132,14 @@ func TestCompileNamespace(t *testing.T) {
 	}
 	namespaced := strings.Replace(unnamespaced, "{name: shop}", "{name: shop, namespace: shop}", 1)
 	code, _, stderr = run(t, namespaced, "compile", "-n", "payments", "-f", "-")
-	want = `<stdin>: document 1: ServiceGraph shop: the namespace of the object, "shop", does not match the namespace "payments" given with -n` + "\n"
+	want = `<stdin>:1: ServiceGraph shop/shop: the namespace of the object, "shop", does not match the namespace "payments" given with -n` + "\n"
 	if code != ExitInvalid || stderr != want {
 		t.Errorf("a mismatch: exit %d, stderr:\n%s\nwant:\n%s", code, stderr, want)
 	}
 	// lint and graph read the same way.
 	for _, cmd := range []string{"lint", "graph"} {
-		if code, _, stderr := run(t, unnamespaced, cmd, "-f", "-"); code == ExitOK || !strings.Contains(stderr, "no metadata.namespace, and no -n") {
-			t.Errorf("%s without a namespace: exit %d, stderr:\n%s", cmd, code, stderr)
+		if code, stdout, stderr := run(t, unnamespaced, cmd, "-f", "-"); code == ExitOK || !strings.Contains(stdout+stderr, "no metadata.namespace, and no -n") {
+			t.Errorf("%s without a namespace: exit %d, output:\n%s%s", cmd, code, stdout, stderr)
 		}
 	}
 }

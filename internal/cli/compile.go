@@ -73,7 +73,8 @@ func compileFiles(in *input, stdin io.Reader, opts compiler.Options, facts compi
 // returns every error: unreadable input, no graph at all, a graph defined twice, and what fn
 // returns, each naming the file and the graph (a graph.ErrorList gives one error per problem).
 func eachGraph(in *input, stdin io.Reader, fn func(*v1alpha1.ServiceGraph) error) []error {
-	docs, errs := readDocuments(in, stdin, graphKinds)
+	docs, _, problems := readDocuments(in, stdin, graphKinds)
+	errs := errorsOf(problems)
 	if len(docs) == 0 && len(errs) == 0 {
 		return []error{fmt.Errorf("no ServiceGraph found in %s", strings.Join(in.files, ", "))}
 	}

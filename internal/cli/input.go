@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +9,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/servicegraph/servicegraph-operator/internal/object"
@@ -80,31 +81,70 @@ type input struct {
 }
 
 // readDocuments reads every object of the given kinds in the given files, directories (every
-// *.yaml, *.yml and *.json below, in lexical order) and "-" (standard input). Other kinds of
-// documents are skipped. An object without a namespace gets -n's; without -n, a ServiceGraph is an
-// error (its namespace is in every principal it writes, and kubectl apply would use the context's,
-// which the CLI cannot know) and other kinds get "default". It returns every problem it finds,
-// each naming its file.
-func readDocuments(in *input, stdin io.Reader, want kinds) ([]document, []error) {
-	var docs []document
-	var errs []error
+// *.yaml, *.yml and *.json below, in lexical order) and "-" (standard input). Objects of other kinds
+// are counted by kind in skipped. An object without a namespace gets -n's; without -n, a
+// ServiceGraph is a problem (its namespace is in every principal it writes, and kubectl apply would
+// use the context's, which the CLI cannot know) and other kinds get "default". Every file or
+// document that cannot be read is a problem naming its file and line; the rest is still read.
+func readDocuments(in *input, stdin io.Reader, want kinds) (docs []document, skipped map[string]int, problems []inputProblem) {
+	skipped = map[string]int{}
 	for _, p := range in.files {
 		files, err := expand(p)
 		if err != nil {
-			errs = append(errs, err)
+			problems = append(problems, inputProblem{file: p, err: err})
 			continue
 		}
 		for _, f := range files {
 			data, err := readFile(f, stdin)
 			if err != nil {
-				errs = append(errs, err)
+				problems = append(problems, inputProblem{file: displayName(f), err: err})
 				continue
 			}
-			d, e := decode(f, data, want, in.namespace)
-			docs, errs = append(docs, d...), append(errs, e...)
+			d, pr := decode(displayName(f), data, want, in.namespace, skipped)
+			docs, problems = append(docs, d...), append(problems, pr...)
 		}
 	}
-	return docs, errs
+	return docs, skipped, problems
+}
+
+// inputProblem is a file or a document that cannot be read as an object.
+type inputProblem struct {
+	file string
+	// line is the file's line the problem is on (the document's first when nothing better is
+	// known); 0 for a file that cannot be read at all.
+	line int
+	// template marks an unrendered Go or Helm template.
+	template bool
+	// kind and name are the object's, when they could be read.
+	kind, name string
+	err        error
+}
+
+func (p inputProblem) Error() string {
+	where := p.file
+	if p.line > 0 {
+		where = fmt.Sprintf("%s:%d", p.file, p.line)
+	}
+	if p.kind != "" {
+		return fmt.Sprintf("%s: %s %s: %v", where, p.kind, p.name, p.err)
+	}
+	return fmt.Sprintf("%s: %v", where, p.err)
+}
+
+// errorsOf turns input problems into errors, for the commands that stop on them.
+func errorsOf(problems []inputProblem) []error {
+	out := make([]error, len(problems))
+	for i, p := range problems {
+		out[i] = p
+	}
+	return out
+}
+
+func displayName(f string) string {
+	if f == "-" {
+		return stdinName
+	}
+	return f
 }
 
 // expand turns a path into the files it names.
@@ -148,30 +188,79 @@ func readFile(f string, stdin io.Reader) ([]byte, error) {
 }
 
 // decode splits a YAML (or JSON) stream into documents and keeps the objects of the wanted
-// kinds, looking into v1 Lists as `kubectl get -o yaml` prints them.
-func decode(file string, data []byte, want kinds, namespace string) ([]document, []error) {
-	if file == "-" {
-		file = stdinName
-	}
+// kinds, looking into lists (v1 List, as `kubectl get -o yaml` prints them, and typed lists such as
+// NetworkPolicyList). Objects of other kinds are counted in skipped.
+func decode(file string, data []byte, want kinds, namespace string, skipped map[string]int) ([]document, []inputProblem) {
 	var docs []document
-	var errs []error
+	var problems []inputProblem
 	raws, err := splitDocuments(data)
-	for n, raw := range raws {
-		objs, e := decodeObject(raw.data, want, namespace)
+	for _, raw := range raws {
+		if template.Match(raw.data) {
+			kind, name := guessKindAndName(raw.data)
+			problems = append(problems, inputProblem{file: file, line: raw.line, template: true, kind: kind, name: name,
+				err: errors.New("an unrendered template ({{ ... }}): render it first (helm template, kustomize build) and lint the output")})
+			continue
+		}
+		objs, e := decodeObject(raw.data, want, namespace, skipped)
 		for _, obj := range objs {
 			docs = append(docs, document{file: file, line: raw.line, obj: obj})
 		}
-		for _, err := range e {
-			errs = append(errs, fmt.Errorf("%s: document %d: %w", file, n+1, err))
+		for _, p := range e {
+			p.file, p.line = file, fileLine(raw, p.err)
+			p.err = readable(p.err)
+			if p.kind == "" {
+				p.kind, p.name = guessKindAndName(raw.data)
+			}
+			problems = append(problems, p)
 		}
 	}
 	if err != nil {
-		errs = append(errs, fmt.Errorf("%s: document %d: %w", file, len(raws)+1, err))
+		problems = append(problems, inputProblem{file: file, line: len(bytes.Split(data, []byte("\n"))), err: err})
 	}
-	return docs, errs
+	return docs, problems
 }
 
-func decodeObject(raw []byte, want kinds, namespace string) ([]object.Object, []error) {
+// template finds Go template actions, which Helm charts and other generators leave in manifests.
+var template = regexp.MustCompile(`\{\{-?\s*[^}]*\}\}`)
+
+// guessKindAndName reads kind and metadata.name from a document that does not parse, for the
+// message.
+func guessKindAndName(data []byte) (kind, name string) {
+	if m := regexp.MustCompile(`(?m)^kind:\s*(\S+)`).FindSubmatch(data); m != nil {
+		kind = string(m[1])
+	}
+	if m := regexp.MustCompile(`(?m)^  name:\s*(.+?)\s*$`).FindSubmatch(data); m != nil && !template.Match(m[1]) {
+		name = strings.Trim(string(m[1]), `"'`)
+	}
+	return kind, name
+}
+
+// yamlLine is the line number a YAML parser puts in its messages, counted from the document's
+// first line.
+var yamlLine = regexp.MustCompile(`^(?:yaml: )?(?:line|yaml: line) (\d+): `)
+
+// fileLine is the file's line of a problem in a document: the parser's line counted from the
+// file's start, else the document's first line.
+func fileLine(raw rawDocument, err error) int {
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return raw.start + n - 1
+	}
+	return raw.line
+}
+
+// readable drops what a decoder's message says about itself ("error unmarshaling JSON: while
+// decoding JSON: json: ") and puts the line in the file's terms (fileLine has it).
+func readable(err error) error {
+	msg := err.Error()
+	msg = yamlLine.ReplaceAllString(msg, "")
+	for _, noise := range []string{"error converting YAML to JSON: ", "error unmarshaling JSON: ", "while decoding JSON: ", "json: ", "yaml: "} {
+		msg = strings.ReplaceAll(msg, noise, "")
+	}
+	return errors.New(msg)
+}
+
+func decodeObject(raw []byte, want kinds, namespace string, skipped map[string]int) ([]object.Object, []inputProblem) {
 	var meta struct {
 		metav1.TypeMeta `json:",inline"`
 		Metadata        struct{ Name, Namespace string } `json:"metadata"`
@@ -180,39 +269,62 @@ func decodeObject(raw []byte, want kinds, namespace string) ([]object.Object, []
 	data, err := yaml.YAMLToJSON(raw)
 	switch {
 	case err != nil:
-		return nil, []error{err}
+		return nil, []inputProblem{{err: err}}
 	case bytes.Equal(data, []byte("null")): // only comments
 		return nil, nil
 	case data[0] != '{':
-		return nil, []error{errors.New("not a Kubernetes object: want a YAML mapping with apiVersion and kind")}
+		return nil, []inputProblem{{err: errors.New("not a Kubernetes object: want a YAML mapping with apiVersion and kind")}}
 	}
 	if err := json.Unmarshal(data, &meta); err != nil {
-		return nil, []error{err}
+		return nil, []inputProblem{{err: err}}
+	}
+	name := meta.Metadata.Name
+	if meta.Metadata.Namespace != "" {
+		name = meta.Metadata.Namespace + "/" + name
 	}
 	if newObject, ok := want[meta.TypeMeta]; ok {
 		obj := newObject()
 		// Strict: a misspelt field would otherwise vanish silently (the API server would reject it).
-		if err := yaml.UnmarshalStrict(raw, obj); err != nil {
-			return nil, []error{fmt.Errorf("%s %s/%s: %w", meta.Kind, cmp.Or(meta.Metadata.Namespace, metav1.NamespaceDefault), meta.Metadata.Name, err)}
+		// status is what the cluster reports, not what is linted: exported objects carry it.
+		if err := yaml.UnmarshalStrict(withoutStatus(data), obj); err != nil {
+			return nil, []inputProblem{{kind: meta.Kind, name: name, err: err}}
 		}
 		if err := setNamespace(obj, namespace); err != nil {
-			return nil, []error{fmt.Errorf("%s %s: %w", meta.Kind, meta.Metadata.Name, err)}
+			return nil, []inputProblem{{kind: meta.Kind, name: name, err: err}}
 		}
 		return []object.Object{obj}, nil
 	}
-	if meta.APIVersion != "v1" || meta.Kind != "List" {
+	if !strings.HasSuffix(meta.Kind, "List") || meta.Items == nil {
+		if meta.Kind != "" {
+			skipped[meta.Kind]++
+		}
 		return nil, nil
 	}
 	var objs []object.Object
-	var errs []error
+	var problems []inputProblem
 	for i, item := range meta.Items {
-		o, e := decodeObject(item, want, namespace)
+		o, e := decodeObject(item, want, namespace, skipped)
 		objs = append(objs, o...)
-		for _, err := range e {
-			errs = append(errs, fmt.Errorf("items[%d]: %w", i, err))
+		for _, p := range e {
+			p.err = fmt.Errorf("items[%d]: %w", i, p.err)
+			problems = append(problems, p)
 		}
 	}
-	return objs, errs
+	return objs, problems
+}
+
+// withoutStatus drops the top-level status of an object in JSON form.
+func withoutStatus(data []byte) []byte {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(data, &fields) != nil || fields["status"] == nil {
+		return data
+	}
+	delete(fields, "status")
+	out, err := json.Marshal(fields)
+	if err != nil {
+		return data
+	}
+	return out
 }
 
 // yamlRaw keeps a list item undecoded (as JSON) for decodeObject.
@@ -225,8 +337,9 @@ func (r *yamlRaw) UnmarshalJSON(b []byte) error {
 
 // rawDocument is one document of a YAML stream and the line it starts on.
 type rawDocument struct {
-	line int
-	data []byte
+	// line is the document's first line that is not blank or a comment, start its first line.
+	line, start int
+	data        []byte
 }
 
 // splitDocuments splits a YAML stream where k8s.io/apimachinery's YAMLReader (which kubectl uses)
@@ -249,6 +362,9 @@ func splitDocuments(data []byte) ([]rawDocument, error) {
 				return docs, fmt.Errorf("invalid YAML document separator: %s", t)
 			}
 			continue
+		}
+		if len(cur.data) == 0 {
+			cur.start = n + 1
 		}
 		if t := bytes.TrimSpace(line); cur.line == 0 && len(t) > 0 && t[0] != '#' {
 			cur.line = n + 1

@@ -40,19 +40,21 @@ func runLint(e *env, args []string) int {
 		return usageError(e, fs, "--format must be text, json or sarif, not %q", *format)
 	}
 
-	docs, errs := readDocuments(in, e.stdin, lintKinds)
-	if len(docs) == 0 && len(errs) == 0 {
-		errs = append(errs, fmt.Errorf("no ServiceGraph, NetworkPolicy, AuthorizationPolicy or PeerAuthentication found in %s", strings.Join(in.files, ", ")))
-	}
-	if len(errs) > 0 {
-		printErrors(e, errs)
-		return ExitUsage
+	docs, skipped, problems := readDocuments(in, e.stdin, lintKinds)
+	if len(docs) == 0 && len(problems) == 0 && len(skipped) == 0 {
+		printErrors(e, []error{fmt.Errorf("no Kubernetes object found in %s", strings.Join(in.files, ", "))})
+		return ExitInvalid
 	}
 	report := lintDocuments(docs, opts)
+	report.Skipped = skipped
+	for _, p := range problems {
+		report.Findings = append(report.Findings, lint.Unreadable(p.file, p.line, p.template, p.kind, p.name, p.err.Error()))
+	}
+	lint.Sort(report.Findings)
 	out, err := printer(report)
 	if err != nil {
 		printErrors(e, []error{err})
-		return ExitUsage
+		return ExitInvalid
 	}
 	code := ExitOK
 	if lint.Count(report.Findings, threshold) > 0 {

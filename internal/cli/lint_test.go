@@ -12,18 +12,23 @@ import (
 
 var lintGoldenExt = map[string]string{"text": "txt", "json": "json", "sarif": "sarif"}
 
-// The fixture directory bad/ has known findings of every rule; clean/ has none. Each format's
-// output is a golden file.
+// The fixture directory bad/ has known findings of every rule; clean/ has none; mixed/ has a good
+// exported list, an allow-all policy, a file that does not parse, an unrendered Helm template and
+// kinds lint does not check: every good object is linted and the others are findings. Each
+// format's output is a golden file, and JSON and SARIF are always valid JSON.
 func TestLintGolden(t *testing.T) {
 	for _, fixture := range []struct {
 		dir  string
 		code int
-	}{{"bad", ExitFindings}, {"clean", ExitOK}} {
+	}{{"bad", ExitFindings}, {"clean", ExitOK}, {"mixed", ExitFindings}} {
 		for format, ext := range lintGoldenExt {
 			t.Run(fixture.dir+" "+format, func(t *testing.T) {
 				code, stdout, stderr := run(t, "", "lint", "-f", "testdata/lint/"+fixture.dir, "--format", format)
 				if code != fixture.code || stderr != "" {
 					t.Fatalf("exit %d (want %d), stderr:\n%s", code, fixture.code, stderr)
+				}
+				if format != "text" && !json.Valid([]byte(stdout)) {
+					t.Errorf("%s output is not valid JSON:\n%s", format, stdout)
 				}
 				golden(t, "lint/"+fixture.dir+".golden."+ext, stdout)
 			})
@@ -140,34 +145,41 @@ metadata: {name: default, namespace: istio-system}
 spec: {mtls: {mode: PERMISSIVE}}
 `
 
+// Exit statuses are one scheme for every command: 0 clean, 1 a problem with the input (findings
+// at --fail-on, which for lint include unreadable input; nothing to read), 2 a wrong command line.
+// Unreadable input is a finding with its file and file line, and the rest is still linted.
 func TestLintExitCodes(t *testing.T) {
 	tests := []struct {
-		name   string
-		stdin  string
-		args   []string
-		code   int
-		stderr string
+		name           string
+		stdin          string
+		args           []string
+		code           int
+		stdout, stderr string
 	}{
-		{"errors", "", []string{"-f", "testdata/lint/bad"}, ExitFindings, ""},
-		{"errors, --fail-on warning", "", []string{"-f", "testdata/lint/bad", "--fail-on", "warning"}, ExitFindings, ""},
-		{"clean", "", []string{"-f", "testdata/lint/clean", "--fail-on=warning"}, ExitOK, ""},
-		{"warnings only", permissiveMesh, []string{"-f", "-"}, ExitOK, ""},
-		{"warnings only, --fail-on warning", permissiveMesh, []string{"-f", "-", "--fail-on", "warning"}, ExitFindings, ""},
-		{"missing file", "", []string{"-f", "testdata/does-not-exist.yaml"}, ExitUsage, "stat testdata/does-not-exist.yaml: no such file or directory"},
-		{"unparsable YAML", "", []string{"-f", "testdata/invalid/broken.yaml"}, ExitUsage, "testdata/invalid/broken.yaml: document 2: yaml: line 3"},
-		{"unknown field", "", []string{"-f", "testdata/invalid/typo.yaml"}, ExitUsage, `json: unknown field "edge"`},
-		{"bad separator", "a: 1\n--- b\n", []string{"-f", "-"}, ExitUsage, "<stdin>: document 2: invalid YAML document separator: b"},
-		{"nothing to lint", "", []string{"-f", "testdata/no-graph.yaml"}, ExitUsage, "no ServiceGraph, NetworkPolicy, AuthorizationPolicy or PeerAuthentication found in testdata/no-graph.yaml"},
-		{"no -f", "", nil, ExitUsage, "servicegraph lint: -f is required"},
-		{"bad format", "", []string{"-f", "x", "--format", "xml"}, ExitUsage, `--format must be text, json or sarif, not "xml"`},
-		{"bad fail-on", "", []string{"-f", "x", "--fail-on", "info"}, ExitUsage, `--fail-on: severity must be error or warning, not "info"`},
-		{"help", "", []string{"-h"}, ExitOK, "Usage: servicegraph lint"},
+		{"errors", "", []string{"-f", "testdata/lint/bad"}, ExitFindings, "", ""},
+		{"errors, --fail-on warning", "", []string{"-f", "testdata/lint/bad", "--fail-on", "warning"}, ExitFindings, "", ""},
+		{"clean", "", []string{"-f", "testdata/lint/clean", "--fail-on=warning"}, ExitOK, "", ""},
+		{"warnings only", permissiveMesh, []string{"-f", "-"}, ExitOK, "", ""},
+		{"warnings only, --fail-on warning", permissiveMesh, []string{"-f", "-", "--fail-on", "warning"}, ExitFindings, "", ""},
+		{"missing file", "", []string{"-f", "testdata/does-not-exist.yaml"}, ExitFindings,
+			"testdata/does-not-exist.yaml: error IN001: stat testdata/does-not-exist.yaml: no such file or directory", ""},
+		{"unparsable YAML", "", []string{"-f", "testdata/invalid/broken.yaml"}, ExitFindings,
+			"testdata/invalid/broken.yaml:12: error IN001 ServiceGraph: did not find expected ',' or '}'", ""},
+		{"unknown field", "", []string{"-f", "testdata/invalid/typo.yaml"}, ExitFindings,
+			`testdata/invalid/typo.yaml:1: error IN001 ServiceGraph shop/typo: unknown field "edge"`, ""},
+		{"bad separator", "a: 1\n--- b\n", []string{"-f", "-"}, ExitFindings, "<stdin>:3: error IN001: invalid YAML document separator: b", ""},
+		{"only other kinds", "", []string{"-f", "testdata/no-graph.yaml"}, ExitOK, "0 errors, 0 warnings in 0 objects; not checked: 1 ConfigMap", ""},
+		{"nothing at all", "# only a comment\n", []string{"-f", "-"}, ExitInvalid, "", "no Kubernetes object found in -"},
+		{"no -f", "", nil, ExitUsage, "", "servicegraph lint: -f is required"},
+		{"bad format", "", []string{"-f", "x", "--format", "xml"}, ExitUsage, "", `--format must be text, json or sarif, not "xml"`},
+		{"bad fail-on", "", []string{"-f", "x", "--fail-on", "info"}, ExitUsage, "", `--fail-on: severity must be error or warning, not "info"`},
+		{"help", "", []string{"-h"}, ExitOK, "", "Usage: servicegraph lint"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			code, _, stderr := run(t, tc.stdin, append([]string{"lint"}, tc.args...)...)
-			if code != tc.code || !strings.Contains(stderr, tc.stderr) || (tc.stderr == "" && stderr != "") {
-				t.Errorf("exit %d (want %d), stderr:\n%s\nwant it to contain %q", code, tc.code, stderr, tc.stderr)
+			code, stdout, stderr := run(t, tc.stdin, append([]string{"lint"}, tc.args...)...)
+			if code != tc.code || !strings.Contains(stderr, tc.stderr) || (tc.stderr == "" && stderr != "") || !strings.Contains(stdout, tc.stdout) {
+				t.Errorf("exit %d (want %d), stdout:\n%s\nstderr:\n%s\nwant them to contain %q and %q", code, tc.code, stdout, stderr, tc.stdout, tc.stderr)
 			}
 		})
 	}

@@ -88,26 +88,38 @@ func runChecks[T any](checks []check[T], obj T, opts Options) []problem {
 // rule and object.
 func Lint(objs []Object, opts Options) []Finding {
 	var out []Finding
+	made := madeByInput(objs)
 	for _, o := range objs {
-		out = append(out, locate(o, checkObject(o.Object, opts))...)
+		if made[o] {
+			continue // its ServiceGraph is checked instead
+		}
+		problems := checkObject(o.Object, opts)
+		if generated(o.Object) {
+			problems = append(problems, ruleClaimsGenerated.problemf("labelled %s=%s, but no ServiceGraph of the input generates this %s: linted as written by hand",
+				compiler.LabelManagedBy, compiler.ManagedByValue, kindOf(o.Object)))
+		}
+		_, unknown := ignoredRules(o.Object.GetAnnotations()[AnnotationIgnore])
+		out = append(out, locate(o, append(problems, unknown...))...)
 	}
+	out = append(out, duplicateFindings(objs)...)
 	out = append(out, defaultDenyFindings(objs)...)
 	out = append(out, protocolMismatchFindings(objs)...)
 	out = append(out, graphsPerNamespaceFindings(objs)...)
-	slices.SortFunc(out, func(a, b Finding) int {
+	Sort(out)
+	return out
+}
+
+// Sort orders findings by file, line, rule, object and message: the order of every report.
+func Sort(findings []Finding) {
+	slices.SortFunc(findings, func(a, b Finding) int {
 		return cmp.Or(strings.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line), strings.Compare(a.Rule, b.Rule),
 			strings.Compare(a.Kind, b.Kind), strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name),
 			strings.Compare(a.Message, b.Message))
 	})
-	return out
 }
 
-// checkObject runs the chain for the object's kind. Objects the operator generated are the
-// compiler's business: their ServiceGraph is checked instead.
+// checkObject runs the chain for the object's kind.
 func checkObject(obj object.Object, opts Options) []problem {
-	if generated(obj) {
-		return nil
-	}
 	switch o := obj.(type) {
 	case *v1alpha1.ServiceGraph:
 		return checkGraph(o, opts)
@@ -127,7 +139,7 @@ func generated(obj object.Object) bool {
 
 // locate turns an object's problems into findings, less those its annotation ignores.
 func locate(o Object, problems []problem) []Finding {
-	ignored := strings.FieldsFunc(o.Object.GetAnnotations()[AnnotationIgnore], func(r rune) bool { return r == ',' || r == ' ' })
+	ignored, _ := ignoredRules(o.Object.GetAnnotations()[AnnotationIgnore])
 	var out []Finding
 	for _, p := range problems {
 		if slices.Contains(ignored, p.rule.ID) {

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 )
 
 // decode reads a "---"-separated stream of the kinds the linter checks, each object at line
@@ -137,6 +138,16 @@ var ruleCases = []struct {
 		graphYAML(threeServices + "  edges: [web->db:5432, api->db:5432]\n"),
 		graphYAML(threeServices + "  external: [{name: a, cidrs: [10.0.0.0/8]}, {name: b, cidrs: [10.1.0.0/16]}]\n  mesh: None\n  edges: [web->db:5432, a->db:5432, b->db:5432]\n")},
 
+	{"claims to be generated", "IN003",
+		strings.Replace(npYAML(ingressFromWeb), "namespace: shop}", "namespace: shop, labels: {app.kubernetes.io/managed-by: servicegraph-operator}}", 1),
+		npYAML(ingressFromWeb)},
+	{"the same object twice", "IN004",
+		npYAML(ingressFromWeb) + "\n---\n" + npYAML(ingressFromWeb),
+		npYAML(ingressFromWeb) + "\n---\n" + strings.Replace(npYAML(ingressFromWeb), "name: np,", "name: np2,", 1)},
+	{"lint-ignore names no rule", "IN005",
+		strings.Replace(npYAML(ingressFromWeb), "namespace: shop}", "namespace: shop, annotations: {"+AnnotationIgnore+": NP999}}", 1),
+		strings.Replace(npYAML(ingressFromWeb), "namespace: shop}", "namespace: shop, annotations: {"+AnnotationIgnore+": NP001}}", 1)},
+
 	{"ingress without from", "NP001",
 		npYAML("  podSelector: {matchLabels: {app: api}}\n  ingress: [{ports: [{port: 80}]}]\n"),
 		npYAML(ingressFromWeb)},
@@ -238,6 +249,9 @@ func TestCatalogue(t *testing.T) {
 		if len(r.ID) != 5 || r.Summary == "" || r.Hint == "" || (r.Severity != SeverityError && r.Severity != SeverityWarning) {
 			t.Errorf("incomplete rule %+v", r)
 		}
+		if r.ID == ruleUnreadable.ID || r.ID == ruleTemplate.ID {
+			continue // about files, not objects: internal/cli's tests have them
+		}
 		if !slices.ContainsFunc(ruleCases, func(tc struct{ name, rule, bad, good string }) bool { return tc.rule == r.ID }) {
 			t.Errorf("rule %s has no case in ruleCases", r.ID)
 		}
@@ -266,13 +280,53 @@ func TestIgnoreAnnotation(t *testing.T) {
 	}
 }
 
-// Objects the operator generated are checked through their graph, not one by one; they still
-// count as a namespace's default-deny.
-func TestGeneratedObjectsSkipped(t *testing.T) {
+// The operator's label is no way to switch the linter off: an object that wears it is skipped only
+// when a ServiceGraph of the input generates exactly it (same kind, name and spec); any other is
+// linted as written by hand and said to claim what it is not.
+func TestGeneratedLabelIsNoBypass(t *testing.T) {
 	managed := "metadata: {name: np, namespace: shop, labels: {app.kubernetes.io/managed-by: servicegraph-operator}}"
 	np := strings.Replace(npYAML("  podSelector: {}\n  ingress: [{}]\n"), "metadata: {name: np, namespace: shop}", managed, 1)
-	if got := Lint(decode(t, np), DefaultOptions()); len(got) != 1 || got[0].Rule != "NP005" {
-		t.Errorf("got %v, want only NP005", got)
+	ap := strings.Replace(istioYAML("AuthorizationPolicy", "shop", "  rules: [{}]\n"), "namespace: shop}",
+		"namespace: shop, labels: {app.kubernetes.io/managed-by: servicegraph-operator}}", 1)
+	got := rulesOf(Lint(decode(t, np+"\n---\n"+ap), DefaultOptions()))
+	for _, want := range []string{"NP001", "IN003", "AP005"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("a labelled allow-all without its graph: got %v, want %s among them", got, want)
+		}
+	}
+
+	// The graph's own objects, as the compiler makes them, are its business; a tampered copy is not.
+	sg := decode(t, graphYAML(threeServices+"  edges: [web->api:8080]\n"))
+	res, err := compiler.Compile(sg[0].Object.(*v1alpha1.ServiceGraph), compiler.DefaultOptions(), compiler.Facts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := slices.Clone(sg)
+	for i, obj := range res.Objects() {
+		objs = append(objs, Object{File: "generated.yaml", Line: 10*i + 1, Object: obj})
+	}
+	if got := Lint(objs, DefaultOptions()); len(got) != 0 {
+		t.Errorf("a graph with its generated objects: got %v, want nothing", got)
+	}
+	tampered := res.Objects()[len(res.Objects())-1].DeepCopyObject().(object.Object)
+	if dd, ok := tampered.(*networkingv1.NetworkPolicy); ok {
+		dd.Spec.Ingress = []networkingv1.NetworkPolicyIngressRule{{}}
+	} else {
+		t.Fatalf("the last generated object is a %T, want the default-deny NetworkPolicy", tampered)
+	}
+	got = rulesOf(Lint(append(slices.Clone(sg), Object{File: "tampered.yaml", Line: 1, Object: tampered}), DefaultOptions()))
+	if !slices.Contains(got, "IN003") || !slices.Contains(got, "NP001") {
+		t.Errorf("a tampered default-deny: got %v, want IN003 and NP001", got)
+	}
+}
+
+// lint-ignore takes rule IDs in any case and says when one names no rule.
+func TestIgnoreUnknownRule(t *testing.T) {
+	np := strings.Replace(npYAML("  podSelector: {}\n  ingress: [{}]\n"), "namespace: shop}",
+		"namespace: shop, annotations: {"+AnnotationIgnore+": 'np001,NP999'}}", 1)
+	got := Lint(decode(t, np), DefaultOptions())
+	if rules := rulesOf(got); slices.Contains(rules, "NP001") || !slices.Contains(rules, "IN005") {
+		t.Errorf("got %v, want NP001 ignored and IN005", rules)
 	}
 }
 

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 )
 
 // Report is the outcome of one lint run, ready to print.
@@ -11,16 +14,37 @@ type Report struct {
 	Findings []Finding
 	// Objects counts the objects linted.
 	Objects int
+	// Skipped counts the objects of kinds the linter does not check, by kind.
+	Skipped map[string]int
 }
 
-// Text is one line per finding, "FILE:LINE: SEVERITY RULE KIND NAMESPACE/NAME: MESSAGE (hint: HINT)",
-// then a summary line.
+// Text is one line per finding, "FILE:LINE: SEVERITY RULE KIND NAMESPACE/NAME: MESSAGE (hint: HINT)"
+// (without the line or the object when a finding has none, as for a file that cannot be read), then
+// a summary line.
 func (r Report) Text() []byte {
 	var b bytes.Buffer
 	for _, f := range r.Findings {
-		fmt.Fprintf(&b, "%s:%d: %s %s %s %s/%s: %s (hint: %s)\n", f.File, f.Line, f.Severity, f.Rule, f.Kind, f.Namespace, f.Name, f.Message, f.Hint)
+		where, what := f.File, ""
+		if f.Line > 0 {
+			where = fmt.Sprintf("%s:%d", f.File, f.Line)
+		}
+		switch {
+		case f.Kind != "" && f.Name != "":
+			what = fmt.Sprintf(" %s %s/%s", f.Kind, f.Namespace, f.Name)
+		case f.Kind != "":
+			what = " " + f.Kind
+		}
+		fmt.Fprintf(&b, "%s: %s %s%s: %s (hint: %s)\n", where, f.Severity, f.Rule, what, f.Message, f.Hint)
 	}
-	fmt.Fprintf(&b, "%s, %s in %s\n", plural(r.count(SeverityError), "error"), plural(r.count(SeverityWarning), "warning"), plural(r.Objects, "object"))
+	fmt.Fprintf(&b, "%s, %s in %s", plural(r.count(SeverityError), "error"), plural(r.count(SeverityWarning), "warning"), plural(r.Objects, "object"))
+	if len(r.Skipped) > 0 {
+		var kinds []string
+		for _, k := range slices.Sorted(maps.Keys(r.Skipped)) {
+			kinds = append(kinds, fmt.Sprintf("%d %s", r.Skipped[k], k))
+		}
+		fmt.Fprintf(&b, "; not checked: %s", strings.Join(kinds, ", "))
+	}
+	b.WriteString("\n")
 	return b.Bytes()
 }
 
@@ -51,17 +75,23 @@ type jsonCounts struct {
 	Objects  int `json:"objects"`
 	Errors   int `json:"errors"`
 	Warnings int `json:"warnings"`
+	// Skipped counts the objects of kinds lint does not check, by kind.
+	Skipped map[string]int `json:"skipped"`
 }
 
 // JSON is {"findings": [...], "summary": {"objects", "errors", "warnings"}}, indented.
 func (r Report) JSON() ([]byte, error) {
-	findings := r.Findings
+	findings, skipped := r.Findings, r.Skipped
 	if findings == nil {
 		findings = []Finding{}
 	}
+	if skipped == nil {
+		skipped = map[string]int{}
+	}
 	return marshal(jsonReport{
 		Findings: findings,
-		Summary:  jsonCounts{Objects: r.Objects, Errors: r.count(SeverityError), Warnings: r.count(SeverityWarning)},
+		Summary: jsonCounts{Objects: r.Objects, Errors: r.count(SeverityError), Warnings: r.count(SeverityWarning),
+			Skipped: skipped},
 	})
 }
 

@@ -149,6 +149,7 @@ var catalogue = []*Rule{
 	ruleIngressFromAll, ruleEgressToAll, ruleSelectsEveryPod, ruleAnyAddress, ruleNoDefaultDeny,
 	ruleAllowAnySource, ruleAnyPrincipal, ruleAllowNamespaceWide, ruleDenyNeverMatches, ruleAllowEverything, ruleNeverMatches,
 	ruleMTLSDisabled, ruleMTLSPermissive,
+	ruleUnreadable, ruleTemplate, ruleClaimsGenerated, ruleDuplicate, ruleUnknownIgnore,
 }
 
 // Rules returns every rule, sorted by ID.

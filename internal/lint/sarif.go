@@ -63,7 +63,7 @@ type sarifLocation struct {
 
 type sarifPhysical struct {
 	ArtifactLocation sarifArtifact `json:"artifactLocation"`
-	Region           sarifRegion   `json:"region"`
+	Region           *sarifRegion  `json:"region,omitempty"`
 }
 
 type sarifArtifact struct {
@@ -102,7 +102,7 @@ func (r Report) SARIF(uri func(file string) string) ([]byte, error) {
 			Level:     f.Severity,
 			Message:   sarifText{f.Message + " (hint: " + f.Hint + ")"},
 			Locations: []sarifLocation{{
-				PhysicalLocation: sarifPhysical{ArtifactLocation: sarifArtifact{uri(f.File)}, Region: sarifRegion{f.Line}},
+				PhysicalLocation: sarifPhysical{ArtifactLocation: sarifArtifact{uri(f.File)}, Region: region(f.Line)},
 				LogicalLocations: []sarifLogical{{FullyQualifiedName: f.Kind + " " + f.Namespace + "/" + f.Name, Kind: "resource"}},
 			}},
 		}
@@ -112,4 +112,12 @@ func (r Report) SARIF(uri func(file string) string) ([]byte, error) {
 		Version: sarifVersion,
 		Runs:    []sarifRun{{Tool: sarifTool{driver}, Results: results}},
 	})
+}
+
+// region points at a line; a file that could not be read at all has none (SARIF lines start at 1).
+func region(line int) *sarifRegion {
+	if line < 1 {
+		return nil
+	}
+	return &sarifRegion{line}
 }
