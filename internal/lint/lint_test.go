@@ -160,15 +160,43 @@ var ruleCases = []struct {
 	{"egress ignored without Egress in policyTypes", "NP002",
 		npYAML("  podSelector: {matchLabels: {app: api}}\n  egress: [{to: [{}]}]\n"),
 		npYAML("  podSelector: {matchLabels: {app: api}}\n  policyTypes: [Ingress]\n  egress: [{to: [{}]}]\n")},
-	{"selects every pod", "NP003",
-		npYAML("  podSelector: {}\n  ingress:\n  - ports: [{port: 80}]\n" + fromWeb),
-		npYAML(ingressFromWeb)},
+	{"every pod reached from addresses", "NP003",
+		npYAML("  podSelector: {}\n  ingress: [{from: [{ipBlock: {cidr: 10.1.0.0/16}}]}]\n"),
+		npYAML("  podSelector: {matchLabels: {app: api}}\n  ingress: [{from: [{ipBlock: {cidr: 10.1.0.0/16}}]}]\n")},
+	{"the same-namespace baseline is not every pod reached", "NP003",
+		npYAML("  podSelector: {}\n  ingress: [{from: [{ipBlock: {cidr: 10.1.0.0/16}}]}]\n"),
+		npYAML("  podSelector: {}\n  ingress: [{from: [{podSelector: {}}]}]\n---\n" +
+			"apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: monitoring, namespace: shop}\nspec:\n  podSelector: {}\n  ingress: [{from: [{namespaceSelector: {matchLabels: {team: monitoring}}}]}]\n")},
 	{"ipBlock 0.0.0.0/0", "NP004",
 		npYAML("  podSelector: {matchLabels: {app: api}}\n  ingress: [{from: [{ipBlock: {cidr: 0.0.0.0/0, except: [10.0.0.0/8]}}]}]\n"),
 		npYAML("  podSelector: {matchLabels: {app: api}}\n  ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8}}]}]\n")},
 	{"ipBlock ::/0", "NP004",
 		npYAML("  podSelector: {matchLabels: {app: api}}\n  ingress: [{from: [{ipBlock: {cidr: '::/0'}}]}]\n"),
 		npYAML("  podSelector: {matchLabels: {app: api}}\n  policyTypes: [Egress]\n  egress: [{to: [{ipBlock: {cidr: '::/0'}}]}]\n")},
+	{"halves of the internet", "NP004",
+		npYAML("  podSelector: {matchLabels: {app: api}}\n  ingress: [{from: [{ipBlock: {cidr: 0.0.0.0/1}}, {ipBlock: {cidr: 128.0.0.0/1}}]}]\n"),
+		npYAML("  podSelector: {matchLabels: {app: api}}\n  ingress: [{from: [{ipBlock: {cidr: 0.0.0.0/1}}, {ipBlock: {cidr: 128.0.0.0/2}}]}]\n")},
+	{"every pod of every namespace", "NP006",
+		npYAML("  podSelector: {matchLabels: {app: api}}\n  ingress: [{from: [{namespaceSelector: {}}]}]\n"),
+		npYAML("  podSelector: {matchLabels: {app: api}}\n  ingress: [{from: [{namespaceSelector: {}, podSelector: {matchLabels: {app: prometheus}}}]}]\n")},
+	{"egress to the internet", "NP007",
+		npYAML("  podSelector: {matchLabels: {app: api}}\n  policyTypes: [Egress]\n  egress: [{to: [{ipBlock: {cidr: 0.0.0.0/0, except: [10.0.0.0/8]}}]}]\n"),
+		npYAML("  podSelector: {matchLabels: {app: api}}\n  policyTypes: [Egress]\n  egress: [{to: [{ipBlock: {cidr: 203.0.113.0/24}}]}]\n")},
+	{"egress to every pod", "NP007",
+		npYAML("  podSelector: {matchLabels: {app: api}}\n  policyTypes: [Egress]\n  egress: [{to: [{namespaceSelector: {}}]}]\n"),
+		npYAML("  podSelector: {matchLabels: {app: api}}\n  policyTypes: [Egress]\n  egress: [{to: [{namespaceSelector: {matchLabels: {team: a}}}]}]\n")},
+	{"a bad CIDR", "NP008",
+		npYAML("  podSelector: {matchLabels: {app: api}}\n  ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/33}}]}]\n"),
+		npYAML(ingressFromWeb)},
+	{"except outside the CIDR", "NP008",
+		npYAML("  podSelector: {matchLabels: {app: api}}\n  ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/16, except: [10.1.0.0/24]}}]}]\n"),
+		npYAML("  podSelector: {matchLabels: {app: api}}\n  ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/16, except: [10.0.1.0/24]}}]}]\n")},
+	{"port 70000, endPort below port, lower-case protocol", "NP008",
+		npYAML("  podSelector: {matchLabels: {app: api}}\n  ingress: [{from: [{podSelector: {}}], ports: [{port: 70000}, {port: 90, endPort: 80}, {port: 80, protocol: tcp}]}]\n"),
+		npYAML("  podSelector: {matchLabels: {app: api}}\n  ingress: [{from: [{podSelector: {}}], ports: [{port: 7000}, {port: 80, endPort: 90}, {port: 80, protocol: TCP}]}]\n")},
+	{"a peer with a selector and an ipBlock, a bad label key", "NP008",
+		npYAML("  podSelector: {matchLabels: {'a b': c}}\n  ingress: [{from: [{podSelector: {}, ipBlock: {cidr: 10.0.0.0/8}}]}]\n"),
+		npYAML("  podSelector: {matchLabels: {a: c}}\n  ingress: [{from: [{podSelector: {}}, {ipBlock: {cidr: 10.0.0.0/8}}]}]\n")},
 	{"no default-deny", "NP005",
 		npYAML(ingressFromWeb),
 		npYAML(ingressFromWeb) + "\n---\n" + defaultDenyNP},
@@ -273,7 +301,7 @@ func TestFindingFields(t *testing.T) {
 
 // The lint-ignore annotation drops the rules it lists, and only those.
 func TestIgnoreAnnotation(t *testing.T) {
-	np := strings.Replace(npYAML("  podSelector: {}\n  ingress: [{}]\n"), "namespace: shop}",
+	np := strings.Replace(npYAML("  podSelector: {}\n  ingress: [{}, {from: [{ipBlock: {cidr: 10.0.0.0/8}}]}]\n"), "namespace: shop}",
 		"namespace: shop, annotations: {"+AnnotationIgnore+": 'NP001, NP005'}}", 1)
 	if got := rulesOf(Lint(decode(t, np), DefaultOptions())); !slices.Equal(got, []string{"NP003"}) {
 		t.Errorf("got %v, want [NP003]", got)
@@ -343,7 +371,7 @@ func TestRootNamespace(t *testing.T) {
 
 // Findings are sorted by file, line and rule, whatever the input order.
 func TestOrder(t *testing.T) {
-	objs := decode(t, npYAML("  podSelector: {}\n  ingress: [{}]\n")+"\n---\n"+graphYAML(threeServices+"  edges: [api->api:1]\n  mtls: PERMISSIVE\n"))
+	objs := decode(t, npYAML("  podSelector: {}\n  ingress: [{}, {from: [{ipBlock: {cidr: 10.0.0.0/8}}]}]\n")+"\n---\n"+graphYAML(threeServices+"  edges: [api->api:1]\n  mtls: PERMISSIVE\n"))
 	objs[0].File, objs[1].File = "b.yaml", "a.yaml"
 	got := Lint(objs, DefaultOptions())
 	want := []string{"SG004", "NP001", "NP003"} // the graph is namespace shop's default-deny

@@ -1,20 +1,31 @@
 package lint
 
 import (
+	"cmp"
+	"fmt"
 	"maps"
+	"math/big"
 	"net/netip"
 	"slices"
+	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metavalidation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 )
 
 var networkPolicyChecks = []check[*networkingv1.NetworkPolicy]{
+	invalidNetworkPolicy,
 	allowsEveryPeer,
 	selectsEveryPod,
 	admitsAnyAddress,
+	everyPodOfEveryNamespace,
 }
 
 // direction names the parts of one side of a NetworkPolicy, so that one check reads both.
@@ -66,44 +77,132 @@ func policyTypes(np *networkingv1.NetworkPolicy) (ingress, egress bool) {
 }
 
 // allowsEveryPeer finds rules without peers, and empty peers: either matches everything (the API
-// server rejects an empty peer, but kubectl apply --validate=false and some tools let it by).
+// server rejects an empty peer, but kubectl apply --validate=false and some tools let it by). One
+// finding per direction lists every such place.
 func allowsEveryPeer(np *networkingv1.NetworkPolicy, _ Options) []problem {
-	var out []problem
+	places := map[*direction][]string{}
 	for _, r := range rulesInForce(np) {
 		if len(r.peers) == 0 {
-			out = append(out, r.dir.allowAll.problemf("spec.%s[%d] has no %s: it %s", r.dir.field, r.index, r.dir.peers, r.dir.effect))
+			places[r.dir] = append(places[r.dir], fmt.Sprintf("spec.%s[%d] has no %s", r.dir.field, r.index, r.dir.peers))
 		}
 		for j, p := range r.peers {
 			if p.PodSelector == nil && p.NamespaceSelector == nil && p.IPBlock == nil {
-				out = append(out, r.dir.allowAll.problemf("spec.%s[%d].%s[%d] is an empty peer: it %s", r.dir.field, r.index, r.dir.peers, j, r.dir.effect))
+				places[r.dir] = append(places[r.dir], fmt.Sprintf("spec.%s[%d].%s[%d] is an empty peer", r.dir.field, r.index, r.dir.peers, j))
 			}
+		}
+	}
+	var out []problem
+	for _, dir := range []*direction{ingress, egress} {
+		if len(places[dir]) > 0 {
+			out = append(out, dir.allowAll.problemf("%s: it %s", strings.Join(places[dir], ", "), dir.effect))
 		}
 	}
 	return out
 }
 
+// selectsEveryPod finds a policy for every pod of its namespace that admits addresses: whatever
+// the range reaches, it reaches every workload. Namespace-wide rules from pods or namespaces (the
+// "same namespace" baseline, a monitoring namespace, DNS egress) are deliberate and not reported.
 func selectsEveryPod(np *networkingv1.NetworkPolicy, _ Options) []problem {
-	if !selectsAll(&np.Spec.PodSelector) || len(rulesInForce(np)) == 0 {
+	if !selectsAll(&np.Spec.PodSelector) {
 		return nil
 	}
-	return []problem{ruleSelectsEveryPod.problemf("podSelector is empty: every pod of namespace %s gets the policy's allow rules", np.Namespace)}
+	for _, r := range rulesInForce(np) {
+		if r.dir == ingress && slices.ContainsFunc(r.peers, func(p networkingv1.NetworkPolicyPeer) bool { return p.IPBlock != nil }) {
+			return []problem{ruleSelectsEveryPod.problemf("podSelector is empty: spec.ingress[%d] lets addresses reach every pod of namespace %s", r.index, np.Namespace)}
+		}
+	}
+	return nil
 }
 
 func selectsAll(sel *metav1.LabelSelector) bool {
-	return len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0
+	return sel == nil || len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0
 }
 
-// admitsAnyAddress finds ingress from a zero-length prefix. An "except" list does not help much:
-// it carves holes out of the whole internet.
+// admitsAnyAddress finds rules whose ipBlocks together cover a whole address family: 0.0.0.0/0,
+// ::/0, or a split such as 0.0.0.0/1 and 128.0.0.0/1. Except ranges carve holes out of the
+// internet and do not make it narrow. Ingress is an error (NP004), egress a warning (NP007).
 func admitsAnyAddress(np *networkingv1.NetworkPolicy, _ Options) []problem {
 	var out []problem
 	for _, r := range rulesInForce(np) {
+		var blocks []*networkingv1.IPBlock
+		for _, p := range r.peers {
+			if p.IPBlock != nil {
+				blocks = append(blocks, p.IPBlock)
+			}
+		}
+		family, excepts := universal(blocks)
+		if family == "" {
+			continue
+		}
+		what := "every " + family + " address"
+		if excepts > 0 {
+			what += fmt.Sprintf(" but %d except range(s)", excepts)
+		}
+		if r.dir == ingress {
+			out = append(out, ruleAnyAddress.problemf("spec.ingress[%d] admits %s: in the cluster and out", r.index, what))
+		} else {
+			out = append(out, ruleEgressAnywhere.problemf("spec.egress[%d] allows %s: anything on the internet", r.index, what))
+		}
+	}
+	return out
+}
+
+// universal tells whether the blocks' ranges cover all of IPv4 or IPv6, and how many except ranges
+// they carve out.
+func universal(blocks []*networkingv1.IPBlock) (family string, excepts int) {
+	var v4, v6 []netip.Prefix
+	for _, b := range blocks {
+		p, err := netip.ParsePrefix(b.CIDR)
+		if err != nil {
+			continue
+		}
+		if p.Addr().Is4() {
+			v4 = append(v4, p.Masked())
+		} else {
+			v6 = append(v6, p.Masked())
+		}
+		excepts += len(b.Except)
+	}
+	switch {
+	case covers(v4, 32):
+		return "IPv4", excepts
+	case covers(v6, 128):
+		return "IPv6", excepts
+	}
+	return "", 0
+}
+
+// covers tells whether prefixes of one family cover the whole space: the sizes of the disjoint
+// ones, as fractions of the space, add up to one.
+func covers(prefixes []netip.Prefix, bits int) bool {
+	slices.SortFunc(prefixes, func(a, b netip.Prefix) int { return cmp.Or(a.Bits()-b.Bits(), a.Addr().Compare(b.Addr())) })
+	var kept []netip.Prefix
+	for _, p := range prefixes {
+		if !slices.ContainsFunc(kept, func(k netip.Prefix) bool { return k.Contains(p.Addr()) }) {
+			kept = append(kept, p)
+		}
+	}
+	total := new(big.Int)
+	for _, p := range kept {
+		total.Add(total, new(big.Int).Lsh(big.NewInt(1), uint(bits-p.Bits())))
+	}
+	return total.Cmp(new(big.Int).Lsh(big.NewInt(1), uint(bits))) == 0
+}
+
+// everyPodOfEveryNamespace finds peers with an empty namespaceSelector and no pod labels: every
+// pod of the cluster. Ingress is an error (NP006), egress a warning (NP007).
+func everyPodOfEveryNamespace(np *networkingv1.NetworkPolicy, _ Options) []problem {
+	var out []problem
+	for _, r := range rulesInForce(np) {
 		for j, p := range r.peers {
-			if r.dir != ingress || p.IPBlock == nil {
+			if p.NamespaceSelector == nil || !selectsAll(p.NamespaceSelector) || !selectsAll(p.PodSelector) {
 				continue
 			}
-			if prefix, err := netip.ParsePrefix(p.IPBlock.CIDR); err == nil && prefix.Bits() == 0 {
-				out = append(out, ruleAnyAddress.problemf("spec.ingress[%d].from[%d].ipBlock.cidr %s admits every address", r.index, j, p.IPBlock.CIDR))
+			if r.dir == ingress {
+				out = append(out, ruleEveryPod.problemf("spec.ingress[%d].from[%d] has namespaceSelector: {} and no pod labels: it admits every pod of every namespace", r.index, j))
+			} else {
+				out = append(out, ruleEgressAnywhere.problemf("spec.egress[%d].to[%d] has namespaceSelector: {} and no pod labels: it allows every pod of every namespace", r.index, j))
 			}
 		}
 	}
@@ -141,4 +240,116 @@ func defaultDenyFindings(objs []Object) []Finding {
 func deniesAllIngress(np *networkingv1.NetworkPolicy) bool {
 	in, _ := policyTypes(np)
 	return in && selectsAll(&np.Spec.PodSelector) && len(np.Spec.Ingress) == 0
+}
+
+// invalidNetworkPolicy finds what the API server refuses in a NetworkPolicy, with apimachinery's
+// validation of names, label selectors and port names (k8s.io/kubernetes' own NetworkPolicy
+// validation works on internal types and is not a library): caught in review, not at apply.
+func invalidNetworkPolicy(np *networkingv1.NetworkPolicy, _ Options) []problem {
+	var errs field.ErrorList
+	if msgs := validation.IsDNS1123Subdomain(np.Name); len(msgs) > 0 {
+		errs = append(errs, field.Invalid(field.NewPath("metadata", "name"), np.Name, strings.Join(msgs, "; ")))
+	}
+	spec := field.NewPath("spec")
+	errs = append(errs, validateSelector(&np.Spec.PodSelector, spec.Child("podSelector"))...)
+	for i, t := range np.Spec.PolicyTypes {
+		if t != networkingv1.PolicyTypeIngress && t != networkingv1.PolicyTypeEgress {
+			errs = append(errs, field.NotSupported(spec.Child("policyTypes").Index(i), t, []string{"Ingress", "Egress"}))
+		}
+	}
+	for i, r := range np.Spec.Ingress {
+		path := spec.Child("ingress").Index(i)
+		errs = append(errs, validatePorts(r.Ports, path.Child("ports"))...)
+		errs = append(errs, validatePeers(r.From, path.Child("from"))...)
+	}
+	for i, r := range np.Spec.Egress {
+		path := spec.Child("egress").Index(i)
+		errs = append(errs, validatePorts(r.Ports, path.Child("ports"))...)
+		errs = append(errs, validatePeers(r.To, path.Child("to"))...)
+	}
+	out := make([]problem, len(errs))
+	for i, e := range errs {
+		out[i] = ruleInvalidNetworkPolicy.problemf("%s", e.Error())
+	}
+	return out
+}
+
+func validateSelector(sel *metav1.LabelSelector, path *field.Path) field.ErrorList {
+	return metavalidation.ValidateLabelSelector(sel, metavalidation.LabelSelectorValidationOptions{}, path)
+}
+
+func validatePorts(ports []networkingv1.NetworkPolicyPort, path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for i, p := range ports {
+		at := path.Index(i)
+		if p.Protocol != nil && !slices.Contains([]corev1.Protocol{corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP}, *p.Protocol) {
+			errs = append(errs, field.NotSupported(at.Child("protocol"), *p.Protocol, []string{"TCP", "UDP", "SCTP"}))
+		}
+		switch {
+		case p.Port == nil:
+			if p.EndPort != nil {
+				errs = append(errs, field.Required(at.Child("port"), "endPort needs a port"))
+			}
+		case p.Port.Type == intstr.Int:
+			for _, msg := range validation.IsValidPortNum(int(p.Port.IntVal)) {
+				errs = append(errs, field.Invalid(at.Child("port"), p.Port.IntVal, msg))
+			}
+			if p.EndPort != nil && *p.EndPort < p.Port.IntVal {
+				errs = append(errs, field.Invalid(at.Child("endPort"), *p.EndPort, "must be greater than or equal to port"))
+			}
+			if p.EndPort != nil {
+				for _, msg := range validation.IsValidPortNum(int(*p.EndPort)) {
+					errs = append(errs, field.Invalid(at.Child("endPort"), *p.EndPort, msg))
+				}
+			}
+		default:
+			for _, msg := range validation.IsValidPortName(p.Port.StrVal) {
+				errs = append(errs, field.Invalid(at.Child("port"), p.Port.StrVal, msg))
+			}
+			if p.EndPort != nil {
+				errs = append(errs, field.Invalid(at.Child("endPort"), *p.EndPort, "may not be set when port is a name"))
+			}
+		}
+	}
+	return errs
+}
+
+func validatePeers(peers []networkingv1.NetworkPolicyPeer, path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for i, p := range peers {
+		at := path.Index(i)
+		if p.IPBlock != nil && (p.PodSelector != nil || p.NamespaceSelector != nil) {
+			errs = append(errs, field.Forbidden(at, "ipBlock may not be combined with podSelector or namespaceSelector"))
+		}
+		if p.PodSelector != nil {
+			errs = append(errs, validateSelector(p.PodSelector, at.Child("podSelector"))...)
+		}
+		if p.NamespaceSelector != nil {
+			errs = append(errs, validateSelector(p.NamespaceSelector, at.Child("namespaceSelector"))...)
+		}
+		if b := p.IPBlock; b != nil {
+			errs = append(errs, validateIPBlock(b, at.Child("ipBlock"))...)
+		}
+	}
+	return errs
+}
+
+// validateIPBlock checks the CIDR and that each except range is strictly inside it, as the API
+// server does.
+func validateIPBlock(b *networkingv1.IPBlock, path *field.Path) field.ErrorList {
+	cidr, err := netip.ParsePrefix(b.CIDR)
+	if err != nil {
+		return field.ErrorList{field.Invalid(path.Child("cidr"), b.CIDR, "must be a valid CIDR such as 10.0.0.0/8")}
+	}
+	var errs field.ErrorList
+	for i, e := range b.Except {
+		ex, err := netip.ParsePrefix(e)
+		switch {
+		case err != nil:
+			errs = append(errs, field.Invalid(path.Child("except").Index(i), e, "must be a valid CIDR such as 10.1.0.0/16"))
+		case ex.Addr().Is4() != cidr.Addr().Is4() || ex.Bits() <= cidr.Bits() || !cidr.Masked().Contains(ex.Addr()):
+			errs = append(errs, field.Invalid(path.Child("except").Index(i), e, "must be a strict subset of "+b.CIDR))
+		}
+	}
+	return errs
 }

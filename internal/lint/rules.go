@@ -101,11 +101,20 @@ var (
 		"an egress rule allows every destination (no to, or an empty peer)",
 		"list the destinations in to: podSelector, namespaceSelector or ipBlock"}
 	ruleSelectsEveryPod = &Rule{"NP003", SeverityWarning,
-		"a policy with allow rules selects every pod of its namespace (podSelector: {})",
-		"select the pods that need the rules with podSelector.matchLabels"}
+		"a policy for every pod of its namespace (podSelector: {}) admits addresses (ipBlock): whatever they are, they reach every workload",
+		"select the pods that must be reached with podSelector.matchLabels"}
 	ruleAnyAddress = &Rule{"NP004", SeverityError,
-		"an ingress rule admits ipBlock 0.0.0.0/0 or ::/0: every address, in the cluster and out",
+		"an ingress rule's ipBlocks cover every address (0.0.0.0/0, ::/0, or halves such as 0.0.0.0/1 and 128.0.0.0/1), except ranges or not",
 		"narrow the ipBlock to the addresses that must connect, such as a load balancer's range"}
+	ruleEveryPod = &Rule{"NP006", SeverityError,
+		"an ingress rule admits namespaceSelector: {} without pod labels: every pod of every namespace",
+		"select the namespaces that must connect by label (kubernetes.io/metadata.name), and their pods"}
+	ruleEgressAnywhere = &Rule{"NP007", SeverityWarning,
+		"an egress rule allows every address (0.0.0.0/0, ::/0 or halves of them) or every pod of every namespace",
+		"list the destinations: the ranges of the services called, the namespaces and pods they run in"}
+	ruleInvalidNetworkPolicy = &Rule{"NP008", SeverityError,
+		"the API server refuses it: a bad CIDR or except, port, endPort, protocol, peer, label selector or name",
+		"fix the field the message names"}
 	ruleNoDefaultDeny = &Rule{"NP005", SeverityWarning,
 		"a namespace has NetworkPolicies but no default-deny: pods no policy selects accept all traffic",
 		"add a NetworkPolicy with podSelector: {}, policyTypes: [Ingress, Egress] and no rules, or a ServiceGraph"}
@@ -146,7 +155,7 @@ var (
 var catalogue = []*Rule{
 	ruleInvalidGraph, ruleUndeclaredService, ruleDuplicateEdge, ruleSelfEdge, ruleHTTPOnTCP, ruleHTTPUnstated,
 	rulePermissiveGraph, ruleNoDNS, ruleFanInToAll, ruleSharedServiceAccount, ruleProtocolMismatch, ruleUnmeshedCaller, ruleHostsAnyAddress, ruleTwoGraphs,
-	ruleIngressFromAll, ruleEgressToAll, ruleSelectsEveryPod, ruleAnyAddress, ruleNoDefaultDeny,
+	ruleIngressFromAll, ruleEgressToAll, ruleSelectsEveryPod, ruleAnyAddress, ruleNoDefaultDeny, ruleEveryPod, ruleEgressAnywhere, ruleInvalidNetworkPolicy,
 	ruleAllowAnySource, ruleAnyPrincipal, ruleAllowNamespaceWide, ruleDenyNeverMatches, ruleAllowEverything, ruleNeverMatches,
 	ruleMTLSDisabled, ruleMTLSPermissive,
 	ruleUnreadable, ruleTemplate, ruleClaimsGenerated, ruleDuplicate, ruleUnknownIgnore,
