@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,6 +73,46 @@ var lintKinds = kinds{
 	{APIVersion: "security.istio.io/v1beta1", Kind: "PeerAuthentication"}:  newPeerAuthentication,
 	// Services tell what protocol Istio sees on a port: a graph's HTTP paths are checked against them.
 	{APIVersion: "v1", Kind: "Service"}: func() object.Object { return &corev1.Service{} },
+	// Workloads tell which pods a policy's selector can select: read for their pods' labels only.
+	{APIVersion: "v1", Kind: "Pod"}:              newWorkload,
+	{APIVersion: "apps/v1", Kind: "Deployment"}:  newWorkload,
+	{APIVersion: "apps/v1", Kind: "StatefulSet"}: newWorkload,
+	{APIVersion: "apps/v1", Kind: "DaemonSet"}:   newWorkload,
+	{APIVersion: "apps/v1", Kind: "ReplicaSet"}:  newWorkload,
+	{APIVersion: "batch/v1", Kind: "Job"}:        newWorkload,
+	{APIVersion: "batch/v1", Kind: "CronJob"}:    newWorkload,
+}
+
+// newWorkload is a workload as lint reads it: its pods' labels (see lint.Object).
+func newWorkload() object.Object { return &metav1.PartialObjectMetadata{} }
+
+// podLabels reads a workload's name and its pods' labels, leniently: nothing else of it is checked.
+func podLabels(data []byte, w *metav1.PartialObjectMetadata) error {
+	var obj struct {
+		metav1.TypeMeta `json:",inline"`
+		Metadata        metav1.ObjectMeta `json:"metadata"`
+		Spec            struct {
+			Template    struct{ Metadata metav1.ObjectMeta } `json:"template"`
+			JobTemplate struct {
+				Spec struct {
+					Template struct{ Metadata metav1.ObjectMeta } `json:"template"`
+				} `json:"spec"`
+			} `json:"jobTemplate"`
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal(data, &obj); err != nil {
+		return err
+	}
+	w.TypeMeta, w.Name, w.Namespace = obj.TypeMeta, obj.Metadata.Name, obj.Metadata.Namespace
+	switch obj.Kind {
+	case "Pod":
+		w.Labels = obj.Metadata.Labels
+	case "CronJob":
+		w.Labels = obj.Spec.JobTemplate.Spec.Template.Metadata.Labels
+	default:
+		w.Labels = obj.Spec.Template.Metadata.Labels
+	}
+	return nil
 }
 
 // input is what a command reads: the -f paths and the -n namespace.
@@ -284,6 +325,15 @@ func decodeObject(raw []byte, want kinds, namespace string, skipped map[string]i
 	}
 	if newObject, ok := want[meta.TypeMeta]; ok {
 		obj := newObject()
+		if w, ok := obj.(*metav1.PartialObjectMetadata); ok {
+			if err := podLabels(data, w); err != nil {
+				return nil, []inputProblem{{kind: meta.Kind, name: name, err: err}}
+			}
+			if w.Namespace == "" {
+				w.Namespace = cmp.Or(namespace, metav1.NamespaceDefault)
+			}
+			return []object.Object{w}, nil
+		}
 		// Strict: a misspelt field would otherwise vanish silently (the API server would reject it).
 		// status is what the cluster reports, not what is linted: exported objects carry it.
 		if err := yaml.UnmarshalStrict(withoutStatus(data), obj); err != nil {

@@ -114,6 +114,9 @@ func targets(sp KubeServicePort, p graph.Port) bool {
 // httpProtocols are the protocols on which Istio applies rules with HTTP fields.
 var httpProtocols = []string{"HTTP", "HTTP2", "HTTP_PROXY", "GRPC", "GRPC-Web"}
 
+// HTTPProtocol tells whether Istio applies rules with HTTP fields to a protocol.
+func HTTPProtocol(protocol string) bool { return slices.Contains(httpProtocols, protocol) }
+
 // namedProtocols are the protocols Istio reads from a name or an appProtocol, by lower-case prefix.
 var namedProtocols = map[string]string{
 	"tcp": "TCP", "udp": "UDP", "grpc": "GRPC", "http": "HTTP", "http_proxy": "HTTP_PROXY", "http2": "HTTP2",

@@ -1,8 +1,16 @@
 package lint
 
 import (
+	"fmt"
+	"maps"
+	"regexp"
 	"slices"
 	"strings"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 
 	"google.golang.org/protobuf/proto"
 	securityv1beta1 "istio.io/api/security/v1beta1"
@@ -17,10 +25,14 @@ var authorizationPolicyChecks = []check[*securityv1.AuthorizationPolicy]{
 	denyNeverMatches,
 	allowsEverything,
 	neverMatches,
+	allowsNearlyAnyone,
+	httpFieldsOnTCP,
 }
 
 var peerAuthenticationChecks = []check[*securityv1.PeerAuthentication]{
 	weakMTLS,
+	disabledForWorkloads,
+	portLevelWithoutSelector,
 }
 
 func isAllow(ap *securityv1.AuthorizationPolicy) bool {
@@ -29,19 +41,25 @@ func isAllow(ap *securityv1.AuthorizationPolicy) bool {
 
 // allowsAnySource finds ALLOW rules that match whatever the caller: a rule without from, or with
 // a from entry whose source is empty (from entries are alternatives, so one empty entry is enough).
-func allowsAnySource(ap *securityv1.AuthorizationPolicy, _ Options) []problem {
+// A rule that can match nothing (HTTP fields on a port Istio sees as TCP: AP008) is not reported.
+func allowsAnySource(ap *securityv1.AuthorizationPolicy, opts Options) []problem {
 	if !isAllow(ap) {
 		return nil
 	}
 	var out []problem
 	for i, r := range ap.Spec.GetRules() {
 		if len(r.GetFrom()) == 0 || slices.ContainsFunc(r.GetFrom(), func(f *securityv1beta1.Rule_From) bool { return proto.Size(f.GetSource()) == 0 }) {
-			out = append(out, ruleAllowAnySource.problemf("spec.rules[%d] has no from.source: it matches any caller", i))
+			if len(tcpPortsOfHTTPRule(ap, r, opts)) == 0 {
+				out = append(out, ruleAllowAnySource.problemf("spec.rules[%d] has no from.source: it matches any caller", i))
+			}
 		}
 	}
 	return out
 }
 
+// allowsAnyPrincipal finds ALLOW sources that take any workload of the mesh or of a trust domain:
+// principals "*", "TRUST_DOMAIN/*" or a wildcard that pins no namespace ("*/sa/default"), and
+// namespaces "*".
 func allowsAnyPrincipal(ap *securityv1.AuthorizationPolicy, _ Options) []problem {
 	if !isAllow(ap) {
 		return nil
@@ -49,12 +67,41 @@ func allowsAnyPrincipal(ap *securityv1.AuthorizationPolicy, _ Options) []problem
 	var out []problem
 	for i, r := range ap.Spec.GetRules() {
 		for j, f := range r.GetFrom() {
-			if slices.Contains(f.GetSource().GetPrincipals(), "*") {
-				out = append(out, ruleAnyPrincipal.problemf(`spec.rules[%d].from[%d].source.principals has "*": it matches any workload with a mesh identity`, i, j))
+			for _, p := range f.GetSource().GetPrincipals() {
+				if broadPrincipal(p) {
+					out = append(out, ruleAnyPrincipal.problemf(`spec.rules[%d].from[%d].source.principals has %q: it matches any workload with a mesh identity%s`, i, j, p, inTrustDomain(p)))
+				}
+			}
+			if slices.Contains(f.GetSource().GetNamespaces(), "*") {
+				out = append(out, ruleAnyPrincipal.problemf(`spec.rules[%d].from[%d].source.namespaces has "*": it matches a workload of any namespace`, i, j))
 			}
 		}
 	}
 	return out
+}
+
+// broadPrincipal tells whether a principal pattern pins no namespace: "*", a prefix match that ends
+// before /ns/NAMESPACE/, or a suffix match that does not contain it.
+func broadPrincipal(p string) bool {
+	switch {
+	case p == "*":
+		return true
+	case strings.HasSuffix(p, "*"):
+		return !pinnedNamespace.MatchString(strings.TrimSuffix(p, "*"))
+	case strings.HasPrefix(p, "*"):
+		return !pinnedNamespace.MatchString(strings.TrimPrefix(p, "*"))
+	}
+	return false
+}
+
+// pinnedNamespace is the part of a principal that names its namespace in full.
+var pinnedNamespace = regexp.MustCompile(`(^|/)ns/[^/*]+/`)
+
+func inTrustDomain(p string) string {
+	if td, _, ok := strings.Cut(p, "/"); ok && !strings.Contains(td, "*") {
+		return " of trust domain " + td
+	}
+	return ""
 }
 
 // allowsNamespaceWide finds ALLOW policies with rules and no selector outside the root namespace.
@@ -94,12 +141,13 @@ func allowsEverything(ap *securityv1.AuthorizationPolicy, _ Options) []problem {
 
 // neverMatches finds values Istio's validation accepts but its authorization builder can never
 // match (the builder's output shows it; test/istio checks each against it): a principal written
-// with spiffe:// (Istio adds the prefix itself) or with a wildcard between other characters, a path
-// without a leading / (other than a * form), port "0", and a method in lower case.
+// with spiffe:// (Istio adds the prefix itself) or with a wildcard inside or at both ends, a path
+// without a leading / (other than a * form), port "0", and a method in lower case. One finding per
+// policy lists them all.
 func neverMatches(ap *securityv1.AuthorizationPolicy, _ Options) []problem {
-	var out []problem
+	var found []string
 	bad := func(field string, i, j int, value, why string) {
-		out = append(out, ruleNeverMatches.problemf("spec.rules[%d].%s[%d] %q never matches: %s", i, field, j, value, why))
+		found = append(found, fmt.Sprintf("spec.rules[%d].%s[%d] %q (%s)", i, field, j, value, why))
 	}
 	for i, r := range ap.Spec.GetRules() {
 		for _, f := range r.GetFrom() {
@@ -109,6 +157,8 @@ func neverMatches(ap *securityv1.AuthorizationPolicy, _ Options) []problem {
 					bad("from.source.principals", i, j, p, "Istio matches spiffe://"+p+"; write it without spiffe://")
 				case strings.Contains(strings.Trim(p, "*"), "*"):
 					bad("from.source.principals", i, j, p, "a * matches only at the start or the end")
+				case len(p) > 1 && strings.HasPrefix(p, "*") && strings.HasSuffix(p, "*"):
+					bad("from.source.principals", i, j, p, "a * matches at the start or the end, not both: Istio takes the last * literally")
 				}
 			}
 		}
@@ -126,12 +176,15 @@ func neverMatches(ap *securityv1.AuthorizationPolicy, _ Options) []problem {
 			}
 			for j, m := range append(slices.Clone(op.GetMethods()), op.GetNotMethods()...) {
 				if m != strings.ToUpper(m) {
-					bad("to.operation.methods", i, j, m, "HTTP methods are matched case-sensitively and sent in upper case")
+					bad("to.operation.methods", i, j, m, "methods are matched case-sensitively and sent in upper case")
 				}
 			}
 		}
 	}
-	return out
+	if len(found) == 0 {
+		return nil
+	}
+	return []problem{ruleNeverMatches.problemf("never matches: %s", strings.Join(found, "; "))}
 }
 
 func selectsAllWorkloads(sel *typev1beta1.WorkloadSelector) bool {
@@ -157,4 +210,182 @@ func weakMTLS(pa *securityv1.PeerAuthentication, opts Options) []problem {
 		scope = "the whole mesh (root namespace " + pa.Namespace + ")"
 	}
 	return []problem{rule.problemf("mtls.mode %s applies to %s", mode, scope)}
+}
+
+// allowsNearlyAnyone finds ALLOW sources that exclude some callers and name none (only not*
+// fields), or whose address ranges cover every address: they match nearly every caller.
+func allowsNearlyAnyone(ap *securityv1.AuthorizationPolicy, _ Options) []problem {
+	if !isAllow(ap) {
+		return nil
+	}
+	var out []problem
+	for i, r := range ap.Spec.GetRules() {
+		for j, f := range r.GetFrom() {
+			src := f.GetSource()
+			positive := len(src.GetPrincipals()) + len(src.GetRequestPrincipals()) + len(src.GetNamespaces()) + len(src.GetIpBlocks()) + len(src.GetRemoteIpBlocks())
+			negative := len(src.GetNotPrincipals()) + len(src.GetNotRequestPrincipals()) + len(src.GetNotNamespaces()) + len(src.GetNotIpBlocks()) + len(src.GetNotRemoteIpBlocks())
+			if positive == 0 && negative > 0 {
+				out = append(out, ruleNearlyAnyone.problemf("spec.rules[%d].from[%d].source has only not* fields: it matches every caller but those", i, j))
+			}
+			for field, blocks := range map[string][]string{"ipBlocks": src.GetIpBlocks(), "remoteIpBlocks": src.GetRemoteIpBlocks()} {
+				if family := universalRanges(blocks); family != "" {
+					out = append(out, ruleNearlyAnyone.problemf("spec.rules[%d].from[%d].source.%s cover every %s address", i, j, field, family))
+				}
+			}
+		}
+	}
+	return out
+}
+
+// universalRanges tells whether address ranges (or single addresses) cover a whole family.
+func universalRanges(ranges []string) string {
+	blocks := make([]*networkingv1.IPBlock, len(ranges))
+	for i, r := range ranges {
+		blocks[i] = &networkingv1.IPBlock{CIDR: r}
+	}
+	family, _ := universal(blocks)
+	return family
+}
+
+// httpFieldsOnTCP finds rules with HTTP fields (paths, methods) on ports that a Service of the input
+// in front of the policy's workloads declares as another protocol: Istio applies such a rule to
+// HTTP traffic only, so on those ports it matches nothing (an ALLOW rule allows nothing there, a
+// DENY rule denies nothing).
+func httpFieldsOnTCP(ap *securityv1.AuthorizationPolicy, opts Options) []problem {
+	var out []problem
+	for i, r := range ap.Spec.GetRules() {
+		if ports := tcpPortsOfHTTPRule(ap, r, opts); len(ports) > 0 {
+			out = append(out, ruleAPHTTPOnTCP.problemf("spec.rules[%d] matches paths or methods, but Istio sees %s: the rule never matches there", i, strings.Join(ports, ", ")))
+		}
+	}
+	return out
+}
+
+// tcpPortsOfHTTPRule describes the ports, of the rule or else of every Service port in front of the
+// workloads, that a Service of the input declares as a protocol other than HTTP, when the rule
+// matches HTTP fields and every one of its ports is such. None otherwise.
+func tcpPortsOfHTTPRule(ap *securityv1.AuthorizationPolicy, r *securityv1beta1.Rule, opts Options) []string {
+	http, ports := false, []string{}
+	for _, t := range r.GetTo() {
+		op := t.GetOperation()
+		http = http || len(op.GetPaths())+len(op.GetNotPaths())+len(op.GetMethods())+len(op.GetNotMethods()) > 0
+		ports = append(ports, op.GetPorts()...)
+	}
+	labels := ap.Spec.GetSelector().GetMatchLabels()
+	if !http || len(labels) == 0 {
+		return nil
+	}
+	var found []string
+	seen := map[string]bool{}
+	for _, svc := range opts.services[ap.Namespace] {
+		if !selectsLabels(svc.Selector, labels) {
+			continue
+		}
+		for _, sp := range svc.Ports {
+			target := sp.TargetPort
+			if target.IntVal == 0 && target.StrVal == "" {
+				target = intstr.FromInt32(sp.Port)
+			}
+			number := target.String()
+			if len(ports) > 0 && !slices.Contains(ports, number) {
+				continue
+			}
+			protocol, source := compiler.IstioProtocol(sp)
+			if protocol == "" || compiler.HTTPProtocol(protocol) {
+				return nil // a port Istio may see as HTTP: the rule can match
+			}
+			seen[number] = true
+			found = append(found, fmt.Sprintf("port %s as %s (Service %s, %s)", number, protocol, svc.Name, source))
+		}
+	}
+	for _, p := range ports {
+		if !seen[p] {
+			return nil // a port no Service of the input declares: it may be HTTP
+		}
+	}
+	return found
+}
+
+// selectsLabels tells whether a Service's selector picks pods with these labels.
+func selectsLabels(selector, labels map[string]string) bool {
+	if len(selector) == 0 {
+		return false
+	}
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// disabledForWorkloads finds mutual TLS turned off for some workloads or ports: that traffic is
+// plain text and carries no identity. Namespace and mesh scope are PA001's.
+func disabledForWorkloads(pa *securityv1.PeerAuthentication, _ Options) []problem {
+	var out []problem
+	if pa.Spec.GetMtls().GetMode() == securityv1beta1.PeerAuthentication_MutualTLS_DISABLE && !selectsAllWorkloads(pa.Spec.GetSelector()) {
+		out = append(out, ruleMTLSDisabledSome.problemf("mtls.mode DISABLE for the workloads labelled %s", labelList(pa.Spec.GetSelector().GetMatchLabels())))
+	}
+	for _, port := range slices.Sorted(maps.Keys(pa.Spec.GetPortLevelMtls())) {
+		if pa.Spec.GetPortLevelMtls()[port].GetMode() == securityv1beta1.PeerAuthentication_MutualTLS_DISABLE {
+			out = append(out, ruleMTLSDisabledSome.problemf("portLevelMtls[%d] is DISABLE: port %d takes plain text", port, port))
+		}
+	}
+	return out
+}
+
+// portLevelWithoutSelector finds portLevelMtls on a policy without a selector, which istiod
+// refuses (ports are a workload's).
+func portLevelWithoutSelector(pa *securityv1.PeerAuthentication, _ Options) []problem {
+	if len(pa.Spec.GetPortLevelMtls()) == 0 || !selectsAllWorkloads(pa.Spec.GetSelector()) {
+		return nil
+	}
+	return []problem{rulePortLevelNoSelector.problemf("portLevelMtls without a selector: istiod refuses it, and the ports' modes never apply")}
+}
+
+func labelList(labels map[string]string) string {
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		out = append(out, k+"="+labels[k])
+	}
+	return strings.Join(out, ",")
+}
+
+// customProviderFindings finds workloads that two CUSTOM policies with different providers apply
+// to: Istio takes one extension provider per workload and rejects the others.
+func customProviderFindings(objs []Object, opts Options) []Finding {
+	var custom []Object
+	for _, o := range objs {
+		if ap, ok := o.Object.(*securityv1.AuthorizationPolicy); ok && ap.Spec.GetAction() == securityv1beta1.AuthorizationPolicy_CUSTOM {
+			custom = append(custom, o)
+		}
+	}
+	var out []Finding
+	for i, o := range custom {
+		a := o.Object.(*securityv1.AuthorizationPolicy)
+		for _, p := range custom[:i] {
+			b := p.Object.(*securityv1.AuthorizationPolicy)
+			if a.Spec.GetProvider().GetName() == b.Spec.GetProvider().GetName() || !overlap(a, b, opts) {
+				continue
+			}
+			out = append(out, locate(o, []problem{ruleTwoProviders.problemf("CUSTOM provider %q, but AuthorizationPolicy %s/%s (%s:%d) gives the same workloads provider %q: Istio applies one provider per workload",
+				a.Spec.GetProvider().GetName(), b.Namespace, b.Name, p.File, p.Line, b.Spec.GetProvider().GetName())})...)
+		}
+	}
+	return out
+}
+
+// overlap tells whether two policies can apply to one workload: same namespace (or one in the root
+// namespace, which applies mesh-wide) and selectors that do not contradict each other.
+func overlap(a, b *securityv1.AuthorizationPolicy, opts Options) bool {
+	if a.Namespace != b.Namespace && a.Namespace != opts.RootNamespace && b.Namespace != opts.RootNamespace {
+		return false
+	}
+	la, lb := a.Spec.GetSelector().GetMatchLabels(), b.Spec.GetSelector().GetMatchLabels()
+	for k, v := range la {
+		if w, ok := lb[k]; ok && w != v {
+			return false
+		}
+	}
+	return true
 }

@@ -35,7 +35,9 @@ type Object struct {
 	// Object is a *v1alpha1.ServiceGraph, *networkingv1.NetworkPolicy,
 	// *securityv1.AuthorizationPolicy or *securityv1.PeerAuthentication (Istio's v1beta1 manifests
 	// decode into the v1 types: the spec is the same), or a *corev1.Service, which the graphs of its
-	// namespace are checked against. Other types are counted but not checked.
+	// namespace are checked against, or a *metav1.PartialObjectMetadata for a workload (Pod,
+	// Deployment, ...) whose Labels are its pods' labels, which policies' selectors are checked
+	// against. Other types are counted but not checked.
 	Object object.Object
 }
 
@@ -59,6 +61,9 @@ type Options struct {
 	// RootNamespace is Istio's root namespace, where a policy without a selector applies to the
 	// whole mesh.
 	RootNamespace string
+	// services are the input's Services by namespace, set by Lint: they tell which protocol Istio
+	// sees on a port.
+	services map[string][]compiler.KubeService
 }
 
 // DefaultOptions are Istio's defaults.
@@ -88,6 +93,7 @@ func runChecks[T any](checks []check[T], obj T, opts Options) []problem {
 // rule and object.
 func Lint(objs []Object, opts Options) []Finding {
 	var out []Finding
+	opts.services = servicesByNamespace(objs)
 	made := madeByInput(objs)
 	for _, o := range objs {
 		if made[o] {
@@ -105,6 +111,8 @@ func Lint(objs []Object, opts Options) []Finding {
 	out = append(out, defaultDenyFindings(objs)...)
 	out = append(out, protocolMismatchFindings(objs)...)
 	out = append(out, graphsPerNamespaceFindings(objs)...)
+	out = append(out, customProviderFindings(objs, opts)...)
+	out = append(out, selectsNoWorkloadFindings(objs)...)
 	Sort(out)
 	return out
 }

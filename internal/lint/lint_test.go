@@ -10,6 +10,7 @@ import (
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
@@ -38,6 +39,12 @@ func decode(t *testing.T, stream string) []Object {
 			obj = &securityv1.PeerAuthentication{}
 		case "Service":
 			obj = &corev1.Service{}
+		case "Pod":
+			pod := &corev1.Pod{}
+			if err := yaml.Unmarshal([]byte(doc), pod); err != nil {
+				t.Fatal(err)
+			}
+			obj = &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, Labels: pod.Labels}}
 		default:
 			t.Fatalf("document %d: kind %q", i, meta.Kind)
 		}
@@ -148,6 +155,10 @@ var ruleCases = []struct {
 		strings.Replace(npYAML(ingressFromWeb), "namespace: shop}", "namespace: shop, annotations: {"+AnnotationIgnore+": NP999}}", 1),
 		strings.Replace(npYAML(ingressFromWeb), "namespace: shop}", "namespace: shop, annotations: {"+AnnotationIgnore+": NP001}}", 1)},
 
+	{"a selector that matches no workload of the input", "WL001",
+		npYAML(ingressFromWeb) + "\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop, labels: {app: web}}\n",
+		npYAML(ingressFromWeb) + "\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: api, namespace: shop, labels: {app: api}}\n"},
+
 	{"ingress without from", "NP001",
 		npYAML("  podSelector: {matchLabels: {app: api}}\n  ingress: [{ports: [{port: 80}]}]\n"),
 		npYAML(ingressFromWeb)},
@@ -237,10 +248,42 @@ var ruleCases = []struct {
 	{"port 0 and a lower-case method", "AP006",
 		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules: [{from: [{source: {principals: [a]}}], to: [{operation: {ports: ['0'], methods: [get]}}]}]\n"),
 		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules: [{from: [{source: {principals: [a]}}], to: [{operation: {ports: ['80'], methods: [GET]}}]}]\n")},
+	{"a trust domain's every workload", "AP002",
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules: [{from: [{source: {principals: ['cluster.local/*']}}]}]\n"),
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules: [{from: [{source: {principals: ['cluster.local/ns/shop/*']}}]}]\n")},
+	{"every namespace", "AP002",
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules: [{from: [{source: {namespaces: ['*']}}]}]\n"),
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules: [{from: [{source: {namespaces: [shop]}}]}]\n")},
+	{"a wildcard at both ends", "AP006",
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules: [{from: [{source: {principals: ['*/ns/shop/sa/*']}}]}]\n"),
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules: [{from: [{source: {principals: ['cluster.local/ns/shop/sa/*']}}]}]\n")},
+	{"only not fields", "AP007",
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules: [{from: [{source: {notNamespaces: [untrusted]}}]}]\n"),
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules: [{from: [{source: {namespaces: [shop], notPrincipals: ['cluster.local/ns/shop/sa/bad']}}]}]\n")},
+	{"every address", "AP007",
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules: [{from: [{source: {ipBlocks: [0.0.0.0/0]}}]}]\n"),
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules: [{from: [{source: {ipBlocks: [203.0.113.0/24]}}]}]\n")},
+	{"paths on a TCP port", "AP008",
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules: [{to: [{operation: {ports: ['8080'], methods: [GET]}}]}]\n") + "\n---\n" + serviceYAML("{name: tcp-api, port: 80, targetPort: 8080}"),
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules: [{to: [{operation: {ports: ['8080'], methods: [GET]}}]}]\n") + "\n---\n" + serviceYAML("{name: http-api, port: 80, targetPort: 8080}")},
+	{"two extension providers", "AP009",
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  action: CUSTOM\n  provider: {name: opa}\n  rules: [{}]\n") + "\n---\n" +
+			strings.Replace(istioYAML("AuthorizationPolicy", "shop", "  action: CUSTOM\n  provider: {name: ext-authz}\n  rules: [{}]\n"), "name: p,", "name: q,", 1),
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  action: CUSTOM\n  provider: {name: opa}\n  rules: [{}]\n") + "\n---\n" +
+			strings.Replace(istioYAML("AuthorizationPolicy", "shop", "  action: CUSTOM\n  provider: {name: opa}\n  rules: [{}]\n"), "name: p,", "name: q,", 1)},
 
 	{"DISABLE namespace-wide", "PA001",
 		istioYAML("PeerAuthentication", "shop", "  mtls: {mode: DISABLE}\n"),
 		istioYAML("PeerAuthentication", "shop", selectorAPI+"  mtls: {mode: DISABLE}\n")},
+	{"DISABLE for a workload", "PA003",
+		istioYAML("PeerAuthentication", "shop", selectorAPI+"  mtls: {mode: DISABLE}\n"),
+		istioYAML("PeerAuthentication", "shop", selectorAPI+"  mtls: {mode: STRICT}\n")},
+	{"DISABLE for a port", "PA003",
+		istioYAML("PeerAuthentication", "shop", selectorAPI+"  portLevelMtls: {9090: {mode: DISABLE}}\n"),
+		istioYAML("PeerAuthentication", "shop", selectorAPI+"  portLevelMtls: {9090: {mode: PERMISSIVE}}\n")},
+	{"portLevelMtls without a selector", "PA004",
+		istioYAML("PeerAuthentication", "shop", "  portLevelMtls: {9090: {mode: PERMISSIVE}}\n"),
+		istioYAML("PeerAuthentication", "shop", selectorAPI+"  portLevelMtls: {9090: {mode: PERMISSIVE}}\n")},
 	{"PERMISSIVE mesh-wide", "PA002",
 		istioYAML("PeerAuthentication", "istio-system", "  mtls: {mode: PERMISSIVE}\n"),
 		istioYAML("PeerAuthentication", "istio-system", "  mtls: {mode: STRICT}\n")},

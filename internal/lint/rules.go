@@ -126,7 +126,7 @@ var (
 		"an ALLOW rule has no from.source: any caller matches, with or without an identity",
 		"add from.source.principals or namespaces naming the callers"}
 	ruleAnyPrincipal = &Rule{"AP002", SeverityWarning,
-		`an ALLOW rule takes principals: ["*"]: any workload with a mesh identity matches`,
+		`an ALLOW rule takes any workload of the mesh or a trust domain: principals "*", "cluster.local/*" or a wildcard that pins no namespace, or namespaces "*"`,
 		"name the callers' principals: TRUST_DOMAIN/ns/NAMESPACE/sa/SERVICEACCOUNT"}
 	ruleAllowNamespaceWide = &Rule{"AP003", SeverityWarning,
 		"an ALLOW policy without a selector applies to every workload of its namespace",
@@ -138,8 +138,20 @@ var (
 		"an ALLOW rule is empty (rules: [{}]): it matches every request from anyone",
 		"say in the rule who may call (from.source.principals) and on what (to.operation); a policy without rules allows nothing"}
 	ruleNeverMatches = &Rule{"AP006", SeverityError,
-		"a value Istio accepts can never match: a principal with spiffe:// or a wildcard inside, a path without a leading /, port 0, a lower-case method",
+		"a value Istio accepts can never match: a principal with spiffe://, a wildcard inside or at both ends, a path without a leading /, port 0, a lower-case method",
 		"principals are TRUST_DOMAIN/ns/NAMESPACE/sa/SERVICEACCOUNT (a * only at the start or end), paths start with /, ports are 1-65535, methods are upper case"}
+)
+
+var (
+	ruleNearlyAnyone = &Rule{"AP007", SeverityWarning,
+		"an ALLOW source matches nearly anyone: only not* fields, or ipBlocks/remoteIpBlocks covering every address",
+		"say who may call: principals, namespaces or the address ranges that must connect"}
+	ruleAPHTTPOnTCP = &Rule{"AP008", SeverityError,
+		"a rule matches paths or methods on a port a Service of the input declares as TCP (or TLS, Mongo, ...): Istio never matches it there",
+		"name the Service port http-… or set appProtocol: http, or drop the HTTP fields from the rule"}
+	ruleTwoProviders = &Rule{"AP009", SeverityError,
+		"two CUSTOM AuthorizationPolicies with different providers apply to one workload: Istio allows one provider per workload",
+		"use one extension provider for the workload, or select disjoint workloads"}
 )
 
 // PeerAuthentication rules.
@@ -150,6 +162,12 @@ var (
 	ruleMTLSPermissive = &Rule{"PA002", SeverityWarning,
 		"mutual TLS PERMISSIVE at mesh or namespace scope: workloads also accept plaintext without identity",
 		"set mtls.mode: STRICT once every caller runs an Istio sidecar"}
+	ruleMTLSDisabledSome = &Rule{"PA003", SeverityWarning,
+		"mutual TLS DISABLE for some workloads or ports: that traffic is plain text and carries no identity",
+		"keep the exception to the port that needs it (portLevelMtls) and to callers that cannot run a sidecar"}
+	rulePortLevelNoSelector = &Rule{"PA004", SeverityError,
+		"portLevelMtls without a selector: istiod refuses it (ports belong to workloads)",
+		"add selector.matchLabels for the workloads whose ports these are"}
 )
 
 var catalogue = []*Rule{
@@ -157,8 +175,9 @@ var catalogue = []*Rule{
 	rulePermissiveGraph, ruleNoDNS, ruleFanInToAll, ruleSharedServiceAccount, ruleProtocolMismatch, ruleUnmeshedCaller, ruleHostsAnyAddress, ruleTwoGraphs,
 	ruleIngressFromAll, ruleEgressToAll, ruleSelectsEveryPod, ruleAnyAddress, ruleNoDefaultDeny, ruleEveryPod, ruleEgressAnywhere, ruleInvalidNetworkPolicy,
 	ruleAllowAnySource, ruleAnyPrincipal, ruleAllowNamespaceWide, ruleDenyNeverMatches, ruleAllowEverything, ruleNeverMatches,
-	ruleMTLSDisabled, ruleMTLSPermissive,
-	ruleUnreadable, ruleTemplate, ruleClaimsGenerated, ruleDuplicate, ruleUnknownIgnore,
+	ruleMTLSDisabled, ruleMTLSPermissive, ruleMTLSDisabledSome, rulePortLevelNoSelector,
+	ruleNearlyAnyone, ruleAPHTTPOnTCP, ruleTwoProviders,
+	ruleUnreadable, ruleTemplate, ruleClaimsGenerated, ruleDuplicate, ruleUnknownIgnore, ruleSelectsNothing,
 }
 
 // Rules returns every rule, sorted by ID.

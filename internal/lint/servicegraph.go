@@ -267,12 +267,7 @@ func joinAnd(names []string) string {
 // the input, with the function the operator uses: an edge with HTTP paths or methods to a port a
 // Service declares as another protocol is refused by Istio.
 func protocolMismatchFindings(objs []Object) []Finding {
-	services := map[string][]compiler.KubeService{}
-	for _, o := range objs {
-		if svc, ok := o.Object.(*corev1.Service); ok {
-			services[svc.Namespace] = append(services[svc.Namespace], compiler.KubeServiceOf(svc))
-		}
-	}
+	services := servicesByNamespace(objs)
 	var out []Finding
 	for _, o := range objs {
 		sg, ok := o.Object.(*v1alpha1.ServiceGraph)
@@ -318,4 +313,15 @@ func graphsPerNamespaceFindings(objs []Object) []Finding {
 		}
 	}
 	return out
+}
+
+// servicesByNamespace reads the input's Services.
+func servicesByNamespace(objs []Object) map[string][]compiler.KubeService {
+	services := map[string][]compiler.KubeService{}
+	for _, o := range objs {
+		if svc, ok := o.Object.(*corev1.Service); ok {
+			services[svc.Namespace] = append(services[svc.Namespace], compiler.KubeServiceOf(svc))
+		}
+	}
+	return services
 }
