@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/lint"
 )
 
 // stdinName names standard input in messages.
@@ -81,6 +82,11 @@ var lintKinds = kinds{
 	{APIVersion: "apps/v1", Kind: "ReplicaSet"}:  newWorkload,
 	{APIVersion: "batch/v1", Kind: "Job"}:        newWorkload,
 	{APIVersion: "batch/v1", Kind: "CronJob"}:    newWorkload,
+}
+
+// removed are API versions of linted kinds the API server no longer serves, with their successor.
+var removed = map[metav1.TypeMeta]string{
+	{APIVersion: "extensions/v1beta1", Kind: "NetworkPolicy"}: "networking.k8s.io/v1",
 }
 
 // newWorkload is a workload as lint reads it: its pods' labels (see lint.Object).
@@ -154,8 +160,8 @@ type inputProblem struct {
 	// line is the file's line the problem is on (the document's first when nothing better is
 	// known); 0 for a file that cannot be read at all.
 	line int
-	// template marks an unrendered Go or Helm template.
-	template bool
+	// problem says what kind of problem it is.
+	problem lint.InputProblem
 	// kind and name are the object's, when they could be read.
 	kind, name string
 	err        error
@@ -238,7 +244,7 @@ func decode(file string, data []byte, want kinds, namespace string, skipped map[
 	for _, raw := range raws {
 		if template.Match(raw.data) {
 			kind, name := guessKindAndName(raw.data)
-			problems = append(problems, inputProblem{file: file, line: raw.line, template: true, kind: kind, name: name,
+			problems = append(problems, inputProblem{file: file, line: raw.line, problem: lint.Template, kind: kind, name: name,
 				err: errors.New("an unrendered template ({{ ... }}): render it first (helm template, kustomize build) and lint the output")})
 			continue
 		}
@@ -267,11 +273,15 @@ var template = regexp.MustCompile(`\{\{-?\s*[^}]*\}\}`)
 // guessKindAndName reads kind and metadata.name from a document that does not parse, for the
 // message.
 func guessKindAndName(data []byte) (kind, name string) {
-	if m := regexp.MustCompile(`(?m)^kind:\s*(\S+)`).FindSubmatch(data); m != nil {
-		kind = string(m[1])
+	field := func(re string) string {
+		if m := regexp.MustCompile(re).FindSubmatch(data); m != nil && !template.Match(m[1]) {
+			return strings.Trim(string(m[1]), `"'`)
+		}
+		return ""
 	}
-	if m := regexp.MustCompile(`(?m)^  name:\s*(.+?)\s*$`).FindSubmatch(data); m != nil && !template.Match(m[1]) {
-		name = strings.Trim(string(m[1]), `"'`)
+	kind, name = field(`(?m)^kind:\s*(\S+)`), field(`(?m)^  name:\s*(.+?)\s*$`)
+	if ns := field(`(?m)^  namespace:\s*(.+?)\s*$`); ns != "" && name != "" {
+		name = ns + "/" + name
 	}
 	return kind, name
 }
@@ -343,6 +353,10 @@ func decodeObject(raw []byte, want kinds, namespace string, skipped map[string]i
 			return nil, []inputProblem{{kind: meta.Kind, name: name, err: err}}
 		}
 		return []object.Object{obj}, nil
+	}
+	if removed[meta.TypeMeta] != "" {
+		return nil, []inputProblem{{problem: lint.Removed, kind: meta.Kind, name: name,
+			err: fmt.Errorf("%s is no longer served (since Kubernetes 1.16): write it as %s", meta.APIVersion, removed[meta.TypeMeta])}}
 	}
 	if !strings.HasSuffix(meta.Kind, "List") || meta.Items == nil {
 		if meta.Kind != "" {

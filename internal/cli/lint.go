@@ -48,7 +48,7 @@ func runLint(e *env, args []string) int {
 	report := lintDocuments(docs, opts)
 	report.Skipped = skipped
 	for _, p := range problems {
-		report.Findings = append(report.Findings, lint.Unreadable(p.file, p.line, p.template, p.kind, p.name, p.err.Error()))
+		report.Findings = append(report.Findings, lint.InputFinding(p.problem, p.file, p.line, p.kind, p.name, p.err.Error()))
 	}
 	lint.Sort(report.Findings)
 	out, err := printer(report)

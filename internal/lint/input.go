@@ -34,18 +34,30 @@ var (
 	ruleSelectsNothing = &Rule{"WL001", SeverityWarning,
 		"a policy's selector matches none of its namespace's workloads in the input: it applies to nothing",
 		"fix the labels in the selector, or in the workload's pod template"}
+	ruleRemovedAPI = &Rule{"IN006", SeverityError,
+		"an apiVersion the API server no longer serves (extensions/v1beta1 NetworkPolicy): it would be refused, and was not checked",
+		"write it as networking.k8s.io/v1, whose spec is the same"}
 	ruleUnknownIgnore = &Rule{"IN005", SeverityWarning,
 		"a lint-ignore annotation names a rule that does not exist: it silences nothing",
 		"use the rule IDs of `servicegraph lint` (e.g. NP001); see the README's catalogue"}
 )
 
-// Unreadable is the finding for a file or document that cannot be read; template marks an
-// unrendered template. kind and name are the object's when they could be read.
-func Unreadable(file string, line int, template bool, kind, name, message string) Finding {
-	r := ruleUnreadable
-	if template {
-		r = ruleTemplate
-	}
+// InputProblem is what keeps a document from being linted.
+type InputProblem int
+
+const (
+	// Unreadable: the file or document cannot be read as an object.
+	Unreadable InputProblem = iota
+	// Template: an unrendered template.
+	Template
+	// Removed: an apiVersion the API server no longer serves.
+	Removed
+)
+
+// InputFinding is the finding for a file or document that could not be linted. kind and name are
+// the object's when they could be read.
+func InputFinding(problem InputProblem, file string, line int, kind, name, message string) Finding {
+	r := []*Rule{ruleUnreadable, ruleTemplate, ruleRemovedAPI}[problem]
 	namespace, n, ok := strings.Cut(name, "/")
 	if !ok {
 		namespace, n = "", name

@@ -3,8 +3,10 @@ package lint
 import (
 	"fmt"
 	"maps"
+	"net/netip"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	networkingv1 "k8s.io/api/networking/v1"
@@ -27,6 +29,7 @@ var authorizationPolicyChecks = []check[*securityv1.AuthorizationPolicy]{
 	neverMatches,
 	allowsNearlyAnyone,
 	httpFieldsOnTCP,
+	invalidAuthorizationPolicy,
 }
 
 var peerAuthenticationChecks = []check[*securityv1.PeerAuthentication]{
@@ -41,7 +44,8 @@ func isAllow(ap *securityv1.AuthorizationPolicy) bool {
 
 // allowsAnySource finds ALLOW rules that match whatever the caller: a rule without from, or with
 // a from entry whose source is empty (from entries are alternatives, so one empty entry is enough).
-// A rule that can match nothing (HTTP fields on a port Istio sees as TCP: AP008) is not reported.
+// A rule that can match nothing (HTTP fields on a port Istio sees as TCP: AP008), or whose when
+// conditions name the caller (a JWT claim, a source address), is not reported.
 func allowsAnySource(ap *securityv1.AuthorizationPolicy, opts Options) []problem {
 	if !isAllow(ap) {
 		return nil
@@ -49,12 +53,22 @@ func allowsAnySource(ap *securityv1.AuthorizationPolicy, opts Options) []problem
 	var out []problem
 	for i, r := range ap.Spec.GetRules() {
 		if len(r.GetFrom()) == 0 || slices.ContainsFunc(r.GetFrom(), func(f *securityv1beta1.Rule_From) bool { return proto.Size(f.GetSource()) == 0 }) {
-			if len(tcpPortsOfHTTPRule(ap, r, opts)) == 0 {
+			if len(tcpPortsOfHTTPRule(ap, r, opts)) == 0 && !callerInConditions(r) {
 				out = append(out, ruleAllowAnySource.problemf("spec.rules[%d] has no from.source: it matches any caller", i))
 			}
 		}
 	}
 	return out
+}
+
+// callerKeys are the condition keys that say who the caller is: a rule with one of them in when is
+// not open to any caller (a JWT's claims, a source address or identity).
+var callerKeys = []string{"request.auth.", "source.", "remote.ip", "connection.sni"}
+
+func callerInConditions(r *securityv1beta1.Rule) bool {
+	return slices.ContainsFunc(r.GetWhen(), func(c *securityv1beta1.Condition) bool {
+		return len(c.GetValues()) > 0 && slices.ContainsFunc(callerKeys, func(k string) bool { return strings.HasPrefix(c.GetKey(), k) })
+	})
 }
 
 // allowsAnyPrincipal finds ALLOW sources that take any workload of the mesh or of a trust domain:
@@ -388,4 +402,42 @@ func overlap(a, b *securityv1.AuthorizationPolicy, opts Options) bool {
 		}
 	}
 	return true
+}
+
+// invalidAuthorizationPolicy finds what istiod's validation refuses (test/istio holds it to that
+// validation on the public corpus): addresses that are not an IP or a CIDR, ports that are not
+// numbers, a CUSTOM action without a provider or a provider without CUSTOM.
+func invalidAuthorizationPolicy(ap *securityv1.AuthorizationPolicy, _ Options) []problem {
+	var found []string
+	custom := ap.Spec.GetAction() == securityv1beta1.AuthorizationPolicy_CUSTOM
+	if custom != (ap.Spec.GetProvider() != nil) {
+		found = append(found, "a provider goes with action CUSTOM, and CUSTOM needs one")
+	}
+	for i, r := range ap.Spec.GetRules() {
+		for j, f := range r.GetFrom() {
+			src := f.GetSource()
+			for field, values := range map[string][]string{"ipBlocks": src.GetIpBlocks(), "notIpBlocks": src.GetNotIpBlocks(),
+				"remoteIpBlocks": src.GetRemoteIpBlocks(), "notRemoteIpBlocks": src.GetNotRemoteIpBlocks()} {
+				for _, v := range values {
+					if _, err := netip.ParsePrefix(v); err != nil {
+						if _, err := netip.ParseAddr(v); err != nil {
+							found = append(found, fmt.Sprintf("spec.rules[%d].from[%d].source.%s %q is not an IP address or range", i, j, field, v))
+						}
+					}
+				}
+			}
+		}
+		for j, t := range r.GetTo() {
+			for _, p := range append(slices.Clone(t.GetOperation().GetPorts()), t.GetOperation().GetNotPorts()...) {
+				if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 65535 {
+					found = append(found, fmt.Sprintf("spec.rules[%d].to[%d].operation port %q is not a port number", i, j, p))
+				}
+			}
+		}
+	}
+	slices.Sort(found)
+	if len(found) == 0 {
+		return nil
+	}
+	return []problem{ruleInvalidAuthorizationPolicy.problemf("istiod refuses it: %s", strings.Join(found, "; "))}
 }

@@ -210,7 +210,7 @@ func everyPodOfEveryNamespace(np *networkingv1.NetworkPolicy, _ Options) []probl
 }
 
 // defaultDenyFindings finds the namespaces that have NetworkPolicies but none that isolates every
-// pod for ingress, and no ServiceGraph (whose compiled policies include one). The finding sits on
+// pod for ingress (a default-deny, or namespace-wide allow rules), and no ServiceGraph (whose compiled policies include one). The finding sits on
 // the namespace's first NetworkPolicy in the input.
 func defaultDenyFindings(objs []Object) []Finding {
 	covered := map[string]bool{}
@@ -221,7 +221,7 @@ func defaultDenyFindings(objs []Object) []Finding {
 		case *v1alpha1.ServiceGraph:
 			covered[ns] = true
 		case *networkingv1.NetworkPolicy:
-			covered[ns] = covered[ns] || deniesAllIngress(obj)
+			covered[ns] = covered[ns] || isolatesEveryPod(obj)
 			if _, ok := first[ns]; !ok {
 				first[ns] = o
 			}
@@ -230,16 +230,18 @@ func defaultDenyFindings(objs []Object) []Finding {
 	var out []Finding
 	for _, ns := range slices.Sorted(maps.Keys(first)) {
 		if !covered[ns] {
-			p := ruleNoDefaultDeny.problemf("namespace %s has no default-deny: no NetworkPolicy selects every pod without admitting ingress", ns)
+			p := ruleNoDefaultDeny.problemf("namespace %s has no default-deny: no NetworkPolicy selects every pod for ingress, so pods no policy selects accept everything", ns)
 			out = append(out, locate(first[ns], []problem{p})...)
 		}
 	}
 	return out
 }
 
-func deniesAllIngress(np *networkingv1.NetworkPolicy) bool {
+// isolatesEveryPod tells whether a policy selects every pod of its namespace for ingress: then no
+// pod accepts what no policy allows. Its own allow rules are the other rules' business (NP001).
+func isolatesEveryPod(np *networkingv1.NetworkPolicy) bool {
 	in, _ := policyTypes(np)
-	return in && selectsAll(&np.Spec.PodSelector) && len(np.Spec.Ingress) == 0
+	return in && selectsAll(&np.Spec.PodSelector)
 }
 
 // invalidNetworkPolicy finds what the API server refuses in a NetworkPolicy, with apimachinery's

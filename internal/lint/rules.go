@@ -152,6 +152,9 @@ var (
 	ruleTwoProviders = &Rule{"AP009", SeverityError,
 		"two CUSTOM AuthorizationPolicies with different providers apply to one workload: Istio allows one provider per workload",
 		"use one extension provider for the workload, or select disjoint workloads"}
+	ruleInvalidAuthorizationPolicy = &Rule{"AP010", SeverityError,
+		"istiod refuses it: an address that is not an IP or a CIDR, a port that is not a number, CUSTOM without a provider or a provider without CUSTOM",
+		"fix the field the message names"}
 )
 
 // PeerAuthentication rules.
@@ -176,8 +179,8 @@ var catalogue = []*Rule{
 	ruleIngressFromAll, ruleEgressToAll, ruleSelectsEveryPod, ruleAnyAddress, ruleNoDefaultDeny, ruleEveryPod, ruleEgressAnywhere, ruleInvalidNetworkPolicy,
 	ruleAllowAnySource, ruleAnyPrincipal, ruleAllowNamespaceWide, ruleDenyNeverMatches, ruleAllowEverything, ruleNeverMatches,
 	ruleMTLSDisabled, ruleMTLSPermissive, ruleMTLSDisabledSome, rulePortLevelNoSelector,
-	ruleNearlyAnyone, ruleAPHTTPOnTCP, ruleTwoProviders,
-	ruleUnreadable, ruleTemplate, ruleClaimsGenerated, ruleDuplicate, ruleUnknownIgnore, ruleSelectsNothing,
+	ruleNearlyAnyone, ruleAPHTTPOnTCP, ruleTwoProviders, ruleInvalidAuthorizationPolicy,
+	ruleUnreadable, ruleTemplate, ruleClaimsGenerated, ruleDuplicate, ruleUnknownIgnore, ruleRemovedAPI, ruleSelectsNothing,
 }
 
 // Rules returns every rule, sorted by ID.
