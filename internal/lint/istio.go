@@ -257,7 +257,10 @@ func universalRanges(ranges []string) string {
 	for i, r := range ranges {
 		blocks[i] = &networkingv1.IPBlock{CIDR: r}
 	}
-	family, _ := universal(blocks)
+	family, share, _ := universal(blocks)
+	if share != "every" {
+		return ""
+	}
 	return family
 }
 

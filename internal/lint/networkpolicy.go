@@ -46,6 +46,18 @@ type policyRule struct {
 	dir   *direction
 	index int
 	peers []networkingv1.NetworkPolicyPeer
+	ports []networkingv1.NetworkPolicyPort
+}
+
+// dnsPorts are the ports name lookups use: 53, and 5353 where OpenShift's DNS listens.
+var dnsPorts = []intstr.IntOrString{intstr.FromInt32(53), intstr.FromInt32(5353), intstr.FromString("dns"), intstr.FromString("dns-tcp")}
+
+// dnsOnly tells whether a rule's ports are DNS ports only: egress for name lookups to wherever DNS
+// runs is the usual allowance, not a broad one.
+func dnsOnly(ports []networkingv1.NetworkPolicyPort) bool {
+	return len(ports) > 0 && !slices.ContainsFunc(ports, func(p networkingv1.NetworkPolicyPort) bool {
+		return p.Port == nil || p.EndPort != nil || !slices.Contains(dnsPorts, *p.Port)
+	})
 }
 
 // rulesInForce returns the policy's allow rules of the directions it applies to: rules of a
@@ -55,12 +67,12 @@ func rulesInForce(np *networkingv1.NetworkPolicy) []policyRule {
 	var rules []policyRule
 	if in {
 		for i, r := range np.Spec.Ingress {
-			rules = append(rules, policyRule{ingress, i, r.From})
+			rules = append(rules, policyRule{ingress, i, r.From, r.Ports})
 		}
 	}
 	if out {
 		for i, r := range np.Spec.Egress {
-			rules = append(rules, policyRule{egress, i, r.To})
+			rules = append(rules, policyRule{egress, i, r.To, r.Ports})
 		}
 	}
 	return rules
@@ -82,6 +94,9 @@ func policyTypes(np *networkingv1.NetworkPolicy) (ingress, egress bool) {
 func allowsEveryPeer(np *networkingv1.NetworkPolicy, _ Options) []problem {
 	places := map[*direction][]string{}
 	for _, r := range rulesInForce(np) {
+		if r.dir == egress && dnsOnly(r.ports) {
+			continue
+		}
 		if len(r.peers) == 0 {
 			places[r.dir] = append(places[r.dir], fmt.Sprintf("spec.%s[%d] has no %s", r.dir.field, r.index, r.dir.peers))
 		}
@@ -131,11 +146,14 @@ func admitsAnyAddress(np *networkingv1.NetworkPolicy, _ Options) []problem {
 				blocks = append(blocks, p.IPBlock)
 			}
 		}
-		family, excepts := universal(blocks)
+		family, share, excepts := universal(blocks)
 		if family == "" {
 			continue
 		}
-		what := "every " + family + " address"
+		what := share + " " + family + " addresses"
+		if share == "every" {
+			what = "every " + family + " address"
+		}
 		if excepts > 0 {
 			what += fmt.Sprintf(" but %d except range(s)", excepts)
 		}
@@ -148,9 +166,10 @@ func admitsAnyAddress(np *networkingv1.NetworkPolicy, _ Options) []problem {
 	return out
 }
 
-// universal tells whether the blocks' ranges cover all of IPv4 or IPv6, and how many except ranges
-// they carve out.
-func universal(blocks []*networkingv1.IPBlock) (family string, excepts int) {
+// universal tells whether the blocks' ranges cover half or more of IPv4 or IPv6 (the internet, or
+// a near-universal split such as 0.0.0.0/1), how much ("every", "57% of all"), and how many except
+// ranges they carve out.
+func universal(blocks []*networkingv1.IPBlock) (family, share string, excepts int) {
 	var v4, v6 []netip.Prefix
 	for _, b := range blocks {
 		p, err := netip.ParsePrefix(b.CIDR)
@@ -164,18 +183,25 @@ func universal(blocks []*networkingv1.IPBlock) (family string, excepts int) {
 		}
 		excepts += len(b.Except)
 	}
-	switch {
-	case covers(v4, 32):
-		return "IPv4", excepts
-	case covers(v6, 128):
-		return "IPv6", excepts
+	for _, f := range []struct {
+		name     string
+		prefixes []netip.Prefix
+		bits     int
+	}{{"IPv4", v4, 32}, {"IPv6", v6, 128}} {
+		c := coverage(f.prefixes, f.bits)
+		switch {
+		case c.Cmp(big.NewRat(1, 1)) == 0:
+			return f.name, "every", excepts
+		case c.Cmp(big.NewRat(1, 2)) >= 0:
+			pct, _ := c.Float64()
+			return f.name, fmt.Sprintf("%.0f%% of all", 100*pct), excepts
+		}
 	}
-	return "", 0
+	return "", "", 0
 }
 
-// covers tells whether prefixes of one family cover the whole space: the sizes of the disjoint
-// ones, as fractions of the space, add up to one.
-func covers(prefixes []netip.Prefix, bits int) bool {
+// coverage is the share of a family's address space that prefixes of it cover.
+func coverage(prefixes []netip.Prefix, bits int) *big.Rat {
 	slices.SortFunc(prefixes, func(a, b netip.Prefix) int { return cmp.Or(a.Bits()-b.Bits(), a.Addr().Compare(b.Addr())) })
 	var kept []netip.Prefix
 	for _, p := range prefixes {
@@ -187,7 +213,7 @@ func covers(prefixes []netip.Prefix, bits int) bool {
 	for _, p := range kept {
 		total.Add(total, new(big.Int).Lsh(big.NewInt(1), uint(bits-p.Bits())))
 	}
-	return total.Cmp(new(big.Int).Lsh(big.NewInt(1), uint(bits))) == 0
+	return new(big.Rat).SetFrac(total, new(big.Int).Lsh(big.NewInt(1), uint(bits)))
 }
 
 // everyPodOfEveryNamespace finds peers with an empty namespaceSelector and no pod labels: every
@@ -195,14 +221,26 @@ func covers(prefixes []netip.Prefix, bits int) bool {
 func everyPodOfEveryNamespace(np *networkingv1.NetworkPolicy, _ Options) []problem {
 	var out []problem
 	for _, r := range rulesInForce(np) {
+		if r.dir == egress && dnsOnly(r.ports) {
+			continue
+		}
 		for j, p := range r.peers {
-			if p.NamespaceSelector == nil || !selectsAll(p.NamespaceSelector) || !selectsAll(p.PodSelector) {
+			if p.NamespaceSelector == nil || !selectsAll(p.PodSelector) {
+				continue
+			}
+			what := ""
+			switch {
+			case selectsAll(p.NamespaceSelector):
+				what = "namespaceSelector: {} and no pod labels: every pod of every namespace"
+			case onlyExcludes(p.NamespaceSelector):
+				what = "a namespaceSelector that only excludes (NotIn, DoesNotExist) and no pod labels: every pod of every other namespace, new ones included"
+			default:
 				continue
 			}
 			if r.dir == ingress {
-				out = append(out, ruleEveryPod.problemf("spec.ingress[%d].from[%d] has namespaceSelector: {} and no pod labels: it admits every pod of every namespace", r.index, j))
+				out = append(out, ruleEveryPod.problemf("spec.ingress[%d].from[%d] admits %s", r.index, j, what))
 			} else {
-				out = append(out, ruleEgressAnywhere.problemf("spec.egress[%d].to[%d] has namespaceSelector: {} and no pod labels: it allows every pod of every namespace", r.index, j))
+				out = append(out, ruleEgressAnywhere.problemf("spec.egress[%d].to[%d] allows %s", r.index, j, what))
 			}
 		}
 	}
@@ -354,4 +392,12 @@ func validateIPBlock(b *networkingv1.IPBlock, path *field.Path) field.ErrorList 
 		}
 	}
 	return errs
+}
+
+// onlyExcludes tells whether a selector names no label a namespace must have, only ones it must
+// not: it matches every namespace but a few.
+func onlyExcludes(sel *metav1.LabelSelector) bool {
+	return len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) > 0 && !slices.ContainsFunc(sel.MatchExpressions, func(e metav1.LabelSelectorRequirement) bool {
+		return e.Operator != metav1.LabelSelectorOpNotIn && e.Operator != metav1.LabelSelectorOpDoesNotExist
+	})
 }

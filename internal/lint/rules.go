@@ -104,13 +104,13 @@ var (
 		"a policy for every pod of its namespace (podSelector: {}) admits addresses (ipBlock): whatever they are, they reach every workload",
 		"select the pods that must be reached with podSelector.matchLabels"}
 	ruleAnyAddress = &Rule{"NP004", SeverityError,
-		"an ingress rule's ipBlocks cover every address (0.0.0.0/0, ::/0, or halves such as 0.0.0.0/1 and 128.0.0.0/1), except ranges or not",
+		"an ingress rule's ipBlocks cover half or more of all addresses (0.0.0.0/0, ::/0, 0.0.0.0/1, ...), except ranges or not",
 		"narrow the ipBlock to the addresses that must connect, such as a load balancer's range"}
 	ruleEveryPod = &Rule{"NP006", SeverityError,
-		"an ingress rule admits namespaceSelector: {} without pod labels: every pod of every namespace",
+		"an ingress rule admits every pod of every namespace: namespaceSelector: {}, or one that only excludes (NotIn, DoesNotExist), without pod labels",
 		"select the namespaces that must connect by label (kubernetes.io/metadata.name), and their pods"}
 	ruleEgressAnywhere = &Rule{"NP007", SeverityWarning,
-		"an egress rule allows every address (0.0.0.0/0, ::/0 or halves of them) or every pod of every namespace",
+		"an egress rule allows half or more of all addresses (as NP004) or every pod of every namespace, on ports other than DNS",
 		"list the destinations: the ranges of the services called, the namespaces and pods they run in"}
 	ruleInvalidNetworkPolicy = &Rule{"NP008", SeverityError,
 		"the API server refuses it: a bad CIDR or except, port, endPort, protocol, peer, label selector or name",
