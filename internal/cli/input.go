@@ -245,7 +245,7 @@ func decode(file string, data []byte, want kinds, namespace string, skipped map[
 		if template.Match(raw.data) {
 			kind, name := guessKindAndName(raw.data)
 			problems = append(problems, inputProblem{file: file, line: raw.line, problem: lint.Template, kind: kind, name: name,
-				err: errors.New("an unrendered template ({{ ... }}): render it first (helm template, kustomize build) and lint the output")})
+				err: errors.New("an unrendered template ({{ ... }} or ${...}): render it first (helm template, kustomize build, envsubst) and lint the output")})
 			continue
 		}
 		objs, e := decodeObject(raw.data, want, namespace, skipped)
@@ -267,8 +267,9 @@ func decode(file string, data []byte, want kinds, namespace string, skipped map[
 	return docs, problems
 }
 
-// template finds Go template actions, which Helm charts and other generators leave in manifests.
-var template = regexp.MustCompile(`\{\{-?\s*[^}]*\}\}`)
+// template finds what a generator leaves for itself in a manifest: Go template actions (Helm,
+// Hugo) and envsubst's ${VARIABLE}.
+var template = regexp.MustCompile(`\{\{[^}]*\}\}|\$\{[A-Za-z_][A-Za-z0-9_]*\}`)
 
 // guessKindAndName reads kind and metadata.name from a document that does not parse, for the
 // message.

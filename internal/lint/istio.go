@@ -36,10 +36,44 @@ var peerAuthenticationChecks = []check[*securityv1.PeerAuthentication]{
 	weakMTLS,
 	disabledForWorkloads,
 	portLevelWithoutSelector,
+	invalidPorts,
 }
 
+// isAllow tells whether a policy allows what it matches, in force: an ALLOW policy that is not a
+// dry run (istio.io/dry-run: "true" only logs what it would do).
 func isAllow(ap *securityv1.AuthorizationPolicy) bool {
-	return ap.Spec.GetAction() == securityv1beta1.AuthorizationPolicy_ALLOW
+	return ap.Spec.GetAction() == securityv1beta1.AuthorizationPolicy_ALLOW && ap.Annotations[annotationDryRun] != "true"
+}
+
+const annotationDryRun = "istio.io/dry-run"
+
+// contradiction names a field whose values and not-values both contain "*" in a rule: presence
+// and absence at once, so the rule never matches. "" when there is none.
+func contradiction(r *securityv1beta1.Rule) string {
+	star := func(v []string) bool { return slices.Contains(v, "*") }
+	for _, f := range r.GetFrom() {
+		src := f.GetSource()
+		for field, pair := range map[string][2][]string{
+			"principals": {src.GetPrincipals(), src.GetNotPrincipals()}, "requestPrincipals": {src.GetRequestPrincipals(), src.GetNotRequestPrincipals()},
+			"namespaces": {src.GetNamespaces(), src.GetNotNamespaces()}, "serviceAccounts": {src.GetServiceAccounts(), src.GetNotServiceAccounts()},
+		} {
+			if star(pair[0]) && star(pair[1]) {
+				return "from.source." + field
+			}
+		}
+	}
+	for _, t := range r.GetTo() {
+		op := t.GetOperation()
+		for field, pair := range map[string][2][]string{
+			"hosts": {op.GetHosts(), op.GetNotHosts()}, "ports": {op.GetPorts(), op.GetNotPorts()},
+			"methods": {op.GetMethods(), op.GetNotMethods()}, "paths": {op.GetPaths(), op.GetNotPaths()},
+		} {
+			if star(pair[0]) && star(pair[1]) {
+				return "to.operation." + field
+			}
+		}
+	}
+	return ""
 }
 
 // allowsAnySource finds ALLOW rules that match whatever the caller: a rule without from, or with
@@ -53,7 +87,7 @@ func allowsAnySource(ap *securityv1.AuthorizationPolicy, opts Options) []problem
 	var out []problem
 	for i, r := range ap.Spec.GetRules() {
 		if len(r.GetFrom()) == 0 || slices.ContainsFunc(r.GetFrom(), func(f *securityv1beta1.Rule_From) bool { return proto.Size(f.GetSource()) == 0 }) {
-			if len(tcpPortsOfHTTPRule(ap, r, opts)) == 0 && !callerInConditions(r) {
+			if len(tcpPortsOfHTTPRule(ap, r, opts)) == 0 && !callerInConditions(r) && contradiction(r) == "" {
 				out = append(out, ruleAllowAnySource.problemf("spec.rules[%d] has no from.source: it matches any caller", i))
 			}
 		}
@@ -80,7 +114,14 @@ func allowsAnyPrincipal(ap *securityv1.AuthorizationPolicy, _ Options) []problem
 	}
 	var out []problem
 	for i, r := range ap.Spec.GetRules() {
+		if contradiction(r) != "" {
+			continue // AP006
+		}
 		for j, f := range r.GetFrom() {
+			src := f.GetSource()
+			if len(src.GetTrustDomains()) > 0 && len(src.GetPrincipals())+len(src.GetNamespaces())+len(src.GetServiceAccounts()) == 0 {
+				out = append(out, ruleAnyPrincipal.problemf("spec.rules[%d].from[%d].source.trustDomains %v alone: it matches any workload of those trust domains", i, j, src.GetTrustDomains()))
+			}
 			for _, p := range f.GetSource().GetPrincipals() {
 				if broadPrincipal(p) {
 					out = append(out, ruleAnyPrincipal.problemf(`spec.rules[%d].from[%d].source.principals has %q: it matches any workload with a mesh identity%s`, i, j, p, inTrustDomain(p)))
@@ -118,15 +159,16 @@ func inTrustDomain(p string) string {
 	return ""
 }
 
-// allowsNamespaceWide finds ALLOW policies with rules and no selector outside the root namespace.
-// Without rules such a policy is Istio's allow-nothing (namespace-wide deny), which is the point;
-// in the root namespace a mesh-wide policy is the platform team's deliberate choice.
+// allowsNamespaceWide finds ALLOW policies without a selector, outside the root namespace, with a
+// rule that admits any caller: every workload of the namespace is open to it. A namespace-wide
+// policy for named callers is the usual way to say who may call the namespace; without rules it is
+// Istio's allow-nothing; in the root namespace it is the platform team's deliberate choice.
 func allowsNamespaceWide(ap *securityv1.AuthorizationPolicy, opts Options) []problem {
 	if !isAllow(ap) || len(ap.Spec.GetRules()) == 0 || ap.Namespace == opts.RootNamespace || !selectsAllWorkloads(ap.Spec.GetSelector()) ||
-		ap.Spec.GetTargetRef() != nil || len(ap.Spec.GetTargetRefs()) > 0 {
+		ap.Spec.GetTargetRef() != nil || len(ap.Spec.GetTargetRefs()) > 0 || len(allowsAnySource(ap, opts)) == 0 {
 		return nil
 	}
-	return []problem{ruleAllowNamespaceWide.problemf("no selector: its rules apply to every workload of namespace %s", ap.Namespace)}
+	return []problem{ruleAllowNamespaceWide.problemf("no selector, and a rule for any caller: every workload of namespace %s is open to it", ap.Namespace)}
 }
 
 // denyNeverMatches finds DENY policies without rules: Istio matches a policy only through one of
@@ -195,6 +237,11 @@ func neverMatches(ap *securityv1.AuthorizationPolicy, _ Options) []problem {
 			}
 		}
 	}
+	for i, r := range ap.Spec.GetRules() {
+		if field := contradiction(r); field != "" {
+			found = append(found, fmt.Sprintf("spec.rules[%d]: %s and its not-field both take \"*\" (present and absent at once)", i, field))
+		}
+	}
 	if len(found) == 0 {
 		return nil
 	}
@@ -236,8 +283,13 @@ func allowsNearlyAnyone(ap *securityv1.AuthorizationPolicy, _ Options) []problem
 	for i, r := range ap.Spec.GetRules() {
 		for j, f := range r.GetFrom() {
 			src := f.GetSource()
-			positive := len(src.GetPrincipals()) + len(src.GetRequestPrincipals()) + len(src.GetNamespaces()) + len(src.GetIpBlocks()) + len(src.GetRemoteIpBlocks())
-			negative := len(src.GetNotPrincipals()) + len(src.GetNotRequestPrincipals()) + len(src.GetNotNamespaces()) + len(src.GetNotIpBlocks()) + len(src.GetNotRemoteIpBlocks())
+			positive := len(src.GetPrincipals()) + len(src.GetRequestPrincipals()) + len(src.GetNamespaces()) + len(src.GetIpBlocks()) +
+				len(src.GetRemoteIpBlocks()) + len(src.GetServiceAccounts()) + len(src.GetTrustDomains())
+			negative := len(src.GetNotPrincipals()) + len(src.GetNotRequestPrincipals()) + len(src.GetNotNamespaces()) + len(src.GetNotIpBlocks()) +
+				len(src.GetNotRemoteIpBlocks()) + len(src.GetNotServiceAccounts()) + len(src.GetNotTrustDomains())
+			if contradiction(r) != "" {
+				continue
+			}
 			if positive == 0 && negative > 0 {
 				out = append(out, ruleNearlyAnyone.problemf("spec.rules[%d].from[%d].source has only not* fields: it matches every caller but those", i, j))
 			}
@@ -339,13 +391,27 @@ func selectsLabels(selector, labels map[string]string) bool {
 // disabledForWorkloads finds mutual TLS turned off for some workloads or ports: that traffic is
 // plain text and carries no identity. Namespace and mesh scope are PA001's.
 func disabledForWorkloads(pa *securityv1.PeerAuthentication, _ Options) []problem {
-	var out []problem
-	if pa.Spec.GetMtls().GetMode() == securityv1beta1.PeerAuthentication_MutualTLS_DISABLE && !selectsAllWorkloads(pa.Spec.GetSelector()) {
-		out = append(out, ruleMTLSDisabledSome.problemf("mtls.mode DISABLE for the workloads labelled %s", labelList(pa.Spec.GetSelector().GetMatchLabels())))
+	var found []string
+	if mode := pa.Spec.GetMtls().GetMode(); weakModes[mode] != nil && !selectsAllWorkloads(pa.Spec.GetSelector()) {
+		found = append(found, fmt.Sprintf("mtls.mode %s for the workloads labelled %s", mode, labelList(pa.Spec.GetSelector().GetMatchLabels())))
 	}
 	for _, port := range slices.Sorted(maps.Keys(pa.Spec.GetPortLevelMtls())) {
-		if pa.Spec.GetPortLevelMtls()[port].GetMode() == securityv1beta1.PeerAuthentication_MutualTLS_DISABLE {
-			out = append(out, ruleMTLSDisabledSome.problemf("portLevelMtls[%d] is DISABLE: port %d takes plain text", port, port))
+		if mode := pa.Spec.GetPortLevelMtls()[port].GetMode(); weakModes[mode] != nil {
+			found = append(found, fmt.Sprintf("portLevelMtls[%d] is %s", port, mode))
+		}
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	return []problem{ruleMTLSDisabledSome.problemf("%s: plain text is accepted there", strings.Join(found, "; "))}
+}
+
+// invalidPorts finds portLevelMtls ports istiod refuses: 0 or above 65535.
+func invalidPorts(pa *securityv1.PeerAuthentication, _ Options) []problem {
+	var out []problem
+	for _, port := range slices.Sorted(maps.Keys(pa.Spec.GetPortLevelMtls())) {
+		if port == 0 || port > 65535 {
+			out = append(out, rulePortLevelNoSelector.problemf("portLevelMtls port %d: istiod refuses ports outside 1-65535", port))
 		}
 	}
 	return out
@@ -419,6 +485,9 @@ func invalidAuthorizationPolicy(ap *securityv1.AuthorizationPolicy, _ Options) [
 	for i, r := range ap.Spec.GetRules() {
 		for j, f := range r.GetFrom() {
 			src := f.GetSource()
+			if len(src.GetServiceAccounts())+len(src.GetNotServiceAccounts()) > 0 && len(src.GetPrincipals())+len(src.GetNotPrincipals())+len(src.GetNamespaces())+len(src.GetNotNamespaces()) > 0 {
+				found = append(found, fmt.Sprintf("spec.rules[%d].from[%d].source has serviceAccounts with principals or namespaces", i, j))
+			}
 			for field, values := range map[string][]string{"ipBlocks": src.GetIpBlocks(), "notIpBlocks": src.GetNotIpBlocks(),
 				"remoteIpBlocks": src.GetRemoteIpBlocks(), "notRemoteIpBlocks": src.GetNotRemoteIpBlocks()} {
 				for _, v := range values {

@@ -153,7 +153,7 @@ var (
 		"two CUSTOM AuthorizationPolicies with different providers apply to one workload: Istio allows one provider per workload",
 		"use one extension provider for the workload, or select disjoint workloads"}
 	ruleInvalidAuthorizationPolicy = &Rule{"AP010", SeverityError,
-		"istiod refuses it: an address that is not an IP or a CIDR, a port that is not a number, CUSTOM without a provider or a provider without CUSTOM",
+		"istiod refuses it: an address that is not an IP or a CIDR, a port that is not a number, serviceAccounts with principals or namespaces, CUSTOM without a provider or a provider without CUSTOM",
 		"fix the field the message names"}
 )
 
@@ -166,11 +166,11 @@ var (
 		"mutual TLS PERMISSIVE at mesh or namespace scope: workloads also accept plaintext without identity",
 		"set mtls.mode: STRICT once every caller runs an Istio sidecar"}
 	ruleMTLSDisabledSome = &Rule{"PA003", SeverityWarning,
-		"mutual TLS DISABLE for some workloads or ports: that traffic is plain text and carries no identity",
+		"mutual TLS DISABLE or PERMISSIVE for some workloads or ports: plain text without identity is accepted there",
 		"keep the exception to the port that needs it (portLevelMtls) and to callers that cannot run a sidecar"}
 	rulePortLevelNoSelector = &Rule{"PA004", SeverityError,
-		"portLevelMtls without a selector: istiod refuses it (ports belong to workloads)",
-		"add selector.matchLabels for the workloads whose ports these are"}
+		"istiod refuses the portLevelMtls: without a selector (ports belong to workloads), or with a port outside 1-65535",
+		"add selector.matchLabels for the workloads whose ports these are, and give real port numbers"}
 )
 
 var catalogue = []*Rule{

@@ -17,8 +17,8 @@ import (
 // TestLintAgreesWithIstioValidation holds the linter's Istio checks, which are written by hand
 // (istio.io/istio is too heavy a dependency for the operator's module), to istiod's own validation
 // on every AuthorizationPolicy and PeerAuthentication of the public corpus:
-//   - what istiod refuses, lint reports as an error (IN001 when it cannot even be read, PA004, ...);
-//   - what lint says istiod refuses (PA004) istiod refuses;
+//   - what istiod refuses, lint reports as an error (IN001 when it cannot even be read, PA004, AP010, ...);
+//   - what lint says istiod refuses (PA004, AP010) istiod refuses;
 //   - what lint says Istio accepts but never matches (AP006) istiod accepts.
 func TestLintAgreesWithIstioValidation(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join(root, "test", "testdata", "corpus", "*", "*.yaml"))
@@ -46,8 +46,10 @@ func TestLintAgreesWithIstioValidation(t *testing.T) {
 					t.Errorf("%s: istiod refuses it (%v), lint reports no error", where, istioErr)
 				}
 			}
-			if rules["PA004"] && istioErr == nil {
-				t.Errorf("%s: lint says istiod refuses it (PA004), istiod accepts it", where)
+			for _, refusal := range []string{"PA004", "AP010"} {
+				if rules[refusal] && istioErr == nil {
+					t.Errorf("%s: lint says istiod refuses it (%s), istiod accepts it", where, refusal)
+				}
 			}
 			if rules["AP006"] && istioErr != nil {
 				t.Errorf("%s: lint says Istio accepts the value that never matches (AP006), istiod refuses the policy: %v", where, istioErr)
