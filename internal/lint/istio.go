@@ -47,8 +47,8 @@ func isAllow(ap *securityv1.AuthorizationPolicy) bool {
 
 const annotationDryRun = "istio.io/dry-run"
 
-// contradiction names a field whose values and not-values both contain "*" in a rule: presence
-// and absence at once, so the rule never matches. "" when there is none.
+// contradiction names a field that makes a rule match nothing: values and not-values that both
+// contain "*" (presence and absence at once), or an HTTP not-field with "*". "" when there is none.
 func contradiction(r *securityv1beta1.Rule) string {
 	star := func(v []string) bool { return slices.Contains(v, "*") }
 	for _, f := range r.GetFrom() {
@@ -62,13 +62,20 @@ func contradiction(r *securityv1beta1.Rule) string {
 			}
 		}
 	}
+	for _, c := range r.GetWhen() {
+		if star(c.GetValues()) && star(c.GetNotValues()) {
+			return "when " + c.GetKey()
+		}
+	}
 	for _, t := range r.GetTo() {
 		op := t.GetOperation()
-		for field, pair := range map[string][2][]string{
-			"hosts": {op.GetHosts(), op.GetNotHosts()}, "ports": {op.GetPorts(), op.GetNotPorts()},
-			"methods": {op.GetMethods(), op.GetNotMethods()}, "paths": {op.GetPaths(), op.GetNotPaths()},
-		} {
-			if star(pair[0]) && star(pair[1]) {
+		if star(op.GetPorts()) && star(op.GetNotPorts()) {
+			return "to.operation.ports"
+		}
+		// Every HTTP request has a host, a method and a path, and on TCP traffic Istio skips a rule
+		// with HTTP fields: "not any" of them matches nothing.
+		for field, not := range map[string][]string{"hosts": op.GetNotHosts(), "methods": op.GetNotMethods(), "paths": op.GetNotPaths()} {
+			if star(not) {
 				return "to.operation." + field
 			}
 		}
@@ -97,7 +104,7 @@ func allowsAnySource(ap *securityv1.AuthorizationPolicy, opts Options) []problem
 
 // callerKeys are the condition keys that say who the caller is: a rule with one of them in when is
 // not open to any caller (a JWT's claims, a source address or identity).
-var callerKeys = []string{"request.auth.", "source.", "remote.ip", "connection.sni"}
+var callerKeys = []string{"request.auth.", "source.", "remote.ip"}
 
 func callerInConditions(r *securityv1beta1.Rule) bool {
 	return slices.ContainsFunc(r.GetWhen(), func(c *securityv1beta1.Condition) bool {
@@ -239,7 +246,7 @@ func neverMatches(ap *securityv1.AuthorizationPolicy, _ Options) []problem {
 	}
 	for i, r := range ap.Spec.GetRules() {
 		if field := contradiction(r); field != "" {
-			found = append(found, fmt.Sprintf("spec.rules[%d]: %s and its not-field both take \"*\" (present and absent at once)", i, field))
+			found = append(found, fmt.Sprintf("spec.rules[%d]: %s excludes everything (\"*\" in its not-field)", i, field))
 		}
 	}
 	if len(found) == 0 {

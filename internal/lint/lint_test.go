@@ -496,3 +496,25 @@ func TestEmptyJSON(t *testing.T) {
 		t.Errorf("Text() = %q", text)
 	}
 }
+
+// A policy gets one finding per rule and direction however many of its rules are open, and NP004
+// says when except ranges are carved out.
+func TestOneFindingPerPolicy(t *testing.T) {
+	np := npYAML("  podSelector: {matchLabels: {app: api}}\n  ingress: [{}, {from: [{}]}, {ports: [{port: 80}]}, {from: [{ipBlock: {cidr: 0.0.0.0/0, except: [10.0.0.0/8, 192.168.0.0/16]}}]}]\n")
+	got := Lint(decode(t, np), DefaultOptions())
+	var np001, np004 []string
+	for _, f := range got {
+		switch f.Rule {
+		case "NP001":
+			np001 = append(np001, f.Message)
+		case "NP004":
+			np004 = append(np004, f.Message)
+		}
+	}
+	if want := "spec.ingress[0] has no from, spec.ingress[1].from[0] is an empty peer, spec.ingress[2] has no from: it admits every source"; len(np001) != 1 || np001[0] != want {
+		t.Errorf("NP001: %q, want one: %q", np001, want)
+	}
+	if want := "spec.ingress[3] admits every IPv4 address but 2 except range(s): in the cluster and out"; len(np004) != 1 || np004[0] != want {
+		t.Errorf("NP004: %q, want %q", np004, want)
+	}
+}

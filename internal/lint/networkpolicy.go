@@ -275,11 +275,39 @@ func defaultDenyFindings(objs []Object) []Finding {
 	return out
 }
 
-// isolatesEveryPod tells whether a policy selects every pod of its namespace for ingress: then no
-// pod accepts what no policy allows. Its own allow rules are the other rules' business (NP001).
+// isolatesEveryPod tells whether a policy selects every pod of its namespace for ingress without
+// admitting everyone on every port: then no pod accepts what no policy allows. A namespace-wide
+// policy that lets every source in on every port isolates nothing; one that opens a port to all is
+// NP001's.
 func isolatesEveryPod(np *networkingv1.NetworkPolicy) bool {
 	in, _ := policyTypes(np)
-	return in && selectsAll(&np.Spec.PodSelector)
+	if !in || !selectsAll(&np.Spec.PodSelector) {
+		return false
+	}
+	for _, r := range np.Spec.Ingress {
+		var blocks []*networkingv1.IPBlock
+		for _, p := range r.From {
+			if (p.PodSelector == nil && p.NamespaceSelector == nil && p.IPBlock == nil ||
+				p.NamespaceSelector != nil && selectsAll(p.NamespaceSelector) && selectsAll(p.PodSelector)) && everyPort(r.Ports) {
+				return false
+			}
+			if p.IPBlock != nil {
+				blocks = append(blocks, p.IPBlock)
+			}
+		}
+		if family, share, _ := universal(blocks); (len(r.From) == 0 || family != "" && share == "every") && everyPort(r.Ports) {
+			return false
+		}
+	}
+	return true
+}
+
+// everyPort tells whether a rule's ports are all of them: none listed, a protocol without a port, or
+// the range 1-65535.
+func everyPort(ports []networkingv1.NetworkPolicyPort) bool {
+	return len(ports) == 0 || slices.ContainsFunc(ports, func(p networkingv1.NetworkPolicyPort) bool {
+		return p.Port == nil || p.Port.Type == intstr.Int && p.Port.IntVal <= 1 && p.EndPort != nil && *p.EndPort >= 65535
+	})
 }
 
 // invalidNetworkPolicy finds what the API server refuses in a NetworkPolicy, with apimachinery's
