@@ -309,7 +309,46 @@ func readable(err error) error {
 	for _, noise := range []string{"error converting YAML to JSON: ", "error unmarshaling JSON: ", "while decoding JSON: ", "json: ", "yaml: "} {
 		msg = strings.ReplaceAll(msg, noise, "")
 	}
+	msg = goField.ReplaceAllStringFunc(msg, func(m string) string {
+		g := goField.FindStringSubmatch(m)
+		return fmt.Sprintf("%s: %s where %s belongs", g[2], article(g[1]), article(jsonType(g[3])))
+	})
 	return errors.New(msg)
+}
+
+// goField is encoding/json's message for a value of the wrong type, which names Go types.
+var goField = regexp.MustCompile(`cannot unmarshal (\w+) into Go struct field \w+\.(\S+) of type (\S+)`)
+
+// jsonType says a Go type as the YAML it takes.
+func jsonType(goType string) string {
+	switch {
+	case strings.Contains(goType, "int") && !strings.Contains(goType, "IntOrString"):
+		return "number"
+	case strings.Contains(goType, "IntOrString"):
+		return "number or name"
+	case goType == "string":
+		return "string"
+	case goType == "bool":
+		return "boolean"
+	case strings.HasPrefix(goType, "[]"):
+		return "list"
+	case strings.HasPrefix(goType, "map"):
+		return "mapping"
+	}
+	return "mapping"
+}
+
+func article(what string) string {
+	if what == "array" {
+		what = "list"
+	}
+	if what == "object" {
+		what = "mapping"
+	}
+	if strings.ContainsAny(what[:1], "aeiou") {
+		return "an " + what
+	}
+	return "a " + what
 }
 
 func decodeObject(raw []byte, want kinds, namespace string, skipped map[string]int) ([]object.Object, []inputProblem) {

@@ -170,6 +170,8 @@ func TestLintExitCodes(t *testing.T) {
 		{"bad separator", "a: 1\n--- b\n", []string{"-f", "-"}, ExitFindings, "<stdin>:3: error IN001: invalid YAML document separator: b", ""},
 		{"an action Istio does not know", "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: p, namespace: shop}\nspec: {action: PERMIT}\n",
 			[]string{"-f", "-"}, ExitFindings, `<stdin>:1: error IN001 AuthorizationPolicy shop/p: unknown value "\"PERMIT\"" for enum istio.security.v1beta1.AuthorizationPolicy.Action`, ""},
+		{"a value of the wrong type", "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: a, namespace: b}\nspec:\n  podSelector: {}\n  ingress: [{ports: [{port: [1]}]}]\n",
+			[]string{"-f", "-"}, ExitFindings, "<stdin>:1: error IN001 NetworkPolicy b/a: spec.ingress.ports.port: a list where a number belongs", ""},
 		{"only other kinds", "", []string{"-f", "testdata/no-graph.yaml"}, ExitOK, "0 errors, 0 warnings in 0 objects; not checked: 1 ConfigMap", ""},
 		{"nothing at all", "# only a comment\n", []string{"-f", "-"}, ExitInvalid, "", "no Kubernetes object found in -"},
 		{"no -f", "", nil, ExitUsage, "", "servicegraph lint: -f is required"},

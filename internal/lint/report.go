@@ -29,6 +29,8 @@ func (r Report) Text() []byte {
 			where = fmt.Sprintf("%s:%d", f.File, f.Line)
 		}
 		switch {
+		case f.Kind != "" && f.Name != "" && f.Namespace == "":
+			what = fmt.Sprintf(" %s %s", f.Kind, f.Name)
 		case f.Kind != "" && f.Name != "":
 			what = fmt.Sprintf(" %s %s/%s", f.Kind, f.Namespace, f.Name)
 		case f.Kind != "":
