@@ -69,7 +69,7 @@ func ProtocolMismatches(g *graph.Graph, services []KubeService) []ProtocolMismat
 			continue
 		}
 		for _, ks := range services {
-			if ks.Namespace != g.Namespace || !selects(ks.Selector, to.Labels) {
+			if ks.Namespace != g.Namespace || !Selects(ks.Selector, to.Labels) {
 				continue
 			}
 			for _, p := range e.Ports {
@@ -88,9 +88,9 @@ func ProtocolMismatches(g *graph.Graph, services []KubeService) []ProtocolMismat
 	return out
 }
 
-// selects tells whether a Service's selector picks every pod a graph service selects: its labels
-// are a subset of the service's. A Service without a selector selects no pod by label.
-func selects(selector, labels map[string]string) bool {
+// Selects tells whether a Service's selector picks every pod with these labels: its labels are a
+// subset of them. A Service without a selector selects no pod by label.
+func Selects(selector, labels map[string]string) bool {
 	if len(selector) == 0 {
 		return false
 	}

@@ -354,7 +354,7 @@ func tcpPortsOfHTTPRule(ap *securityv1.AuthorizationPolicy, r *securityv1beta1.R
 	var found []string
 	seen := map[string]bool{}
 	for _, svc := range opts.services[ap.Namespace] {
-		if !selectsLabels(svc.Selector, labels) {
+		if !compiler.Selects(svc.Selector, labels) {
 			continue
 		}
 		for _, sp := range svc.Ports {
@@ -380,19 +380,6 @@ func tcpPortsOfHTTPRule(ap *securityv1.AuthorizationPolicy, r *securityv1beta1.R
 		}
 	}
 	return found
-}
-
-// selectsLabels tells whether a Service's selector picks pods with these labels.
-func selectsLabels(selector, labels map[string]string) bool {
-	if len(selector) == 0 {
-		return false
-	}
-	for k, v := range selector {
-		if labels[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // disabledForWorkloads finds mutual TLS turned off for some workloads or ports: that traffic is
