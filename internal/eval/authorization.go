@@ -189,7 +189,9 @@ func operationMatches(op *securityv1beta1.Operation, r Request, deny bool) bool 
 		{op.GetMethods(), op.GetNotMethods(), h.Method, wildcard},
 		{op.GetPaths(), op.GetNotPaths(), h.Path, wildcard},
 	} {
-		matchesAny := func(v []string) bool { return slices.ContainsFunc(v, func(p string) bool { return f.match(p, f.value) }) }
+		matchesAny := func(v []string) bool {
+			return slices.ContainsFunc(v, func(p string) bool { return f.match(p, f.value) })
+		}
 		if len(f.values) > 0 && !matchesAny(f.values) || matchesAny(f.not) {
 			return false
 		}

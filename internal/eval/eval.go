@@ -86,8 +86,8 @@ const (
 
 // Step is one layer's verdict and why.
 type Step struct {
-	Layer   Layer  `json:"layer"`
-	Allowed bool   `json:"allowed"`
+	Layer   Layer `json:"layer"`
+	Allowed bool  `json:"allowed"`
 	// Applies is false when the layer does not see the connection (no policy selects the pod, no
 	// sidecar, UDP for Istio): then Allowed is true.
 	Applies bool `json:"applies"`

@@ -46,8 +46,8 @@ func pa(t *testing.T, name, namespace, spec string) *securityv1.PeerAuthenticati
 }
 
 var (
-	web  = &Workload{Namespace: "shop", Name: "web", Labels: map[string]string{"app": "web"}, IP: "10.0.0.1", ServiceAccount: "web", Meshed: true}
-	api  = &Workload{Namespace: "shop", Name: "api", Labels: map[string]string{"app": "api"}, IP: "10.0.0.2", ServiceAccount: "api", Meshed: true,
+	web = &Workload{Namespace: "shop", Name: "web", Labels: map[string]string{"app": "web"}, IP: "10.0.0.1", ServiceAccount: "web", Meshed: true}
+	api = &Workload{Namespace: "shop", Name: "api", Labels: map[string]string{"app": "api"}, IP: "10.0.0.2", ServiceAccount: "api", Meshed: true,
 		Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}
 	prom = &Workload{Namespace: "monitoring", Name: "prometheus", Labels: map[string]string{"app": "prometheus"}, IP: "10.0.1.1", ServiceAccount: "prometheus"}
 )
@@ -297,5 +297,3 @@ func TestEvaluatorAgreesWithRandomGraphs(t *testing.T) {
 	}
 	t.Logf("%s connections judged", fmt.Sprint(checked))
 }
-
-
