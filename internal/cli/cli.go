@@ -35,6 +35,7 @@ var commands = []command{
 	{name: "compile", summary: "print the objects the operator applies for ServiceGraph manifests", run: runCompile},
 	{name: "lint", summary: "check ServiceGraphs, NetworkPolicies and Istio policies for security problems", run: runLint},
 	{name: "graph", summary: "draw ServiceGraphs as a Mermaid or Graphviz diagram", run: runGraph},
+	{name: "check", summary: "say what the policies do with one connection, layer by layer, and why", run: runCheck},
 }
 
 // Main runs the command line args (without the program name) and returns the exit status.

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -169,5 +170,41 @@ func TestCompileForgottenSlash(t *testing.T) {
 	}
 	if code, stdout, _ := run(t, graph, "lint", "-f", "-"); code != ExitFindings || !strings.Contains(stdout, "did you mean 5432/data?") {
 		t.Errorf("lint: exit %d, stdout:\n%s", code, stdout)
+	}
+}
+
+// check, offline, on the seed graph and the policies beside it: every layer's verdict and who
+// decided, and the exit status a CI assertion reads.
+func TestCheckGolden(t *testing.T) {
+	var out strings.Builder
+	for _, args := range [][]string{
+		{"web", "api:8080"},
+		{"web", "database:5432/data"},
+		{"api", "database:5432/data", "--method", "POST"},
+		{"api", "database:5432"},
+		{"api", "database:5432/admin/users"},
+		{"monitoring/prometheus", "api:9090"},
+		{"monitoring/prometheus", "api:8080"},
+		{"203.0.113.9", "web:8080"},
+		{"web", "api:8080", "--output", "json"},
+	} {
+		code, stdout, stderr := run(t, "", append(append([]string{"check"}, args...), "-f", "testdata/check/shop.yaml", "-n", "shop")...)
+		fmt.Fprintf(&out, "$ servicegraph check %s\n%s[exit %d]%s\n", strings.Join(args, " "), stdout, code, stderr)
+	}
+	golden(t, "check/shop.golden.txt", out.String())
+	for _, tc := range []struct {
+		args   []string
+		code   int
+		stderr string
+	}{
+		{[]string{"web", "ghost:80"}, ExitUsage, `no service or workload "ghost"`},
+		{[]string{"web"}, ExitUsage, "want FROM and TO:PORT[/PATH], got 1 arguments"},
+		{[]string{"web", "api"}, ExitUsage, `"api": want TO:PORT[/PATH]`},
+		{[]string{"web", "api:http"}, ExitUsage, `shop/api has no container port named "http"`},
+	} {
+		code, _, stderr := run(t, "", append(append([]string{"check"}, tc.args...), "-f", "testdata/check/shop.yaml", "-n", "shop")...)
+		if code != tc.code || !strings.Contains(stderr, tc.stderr) {
+			t.Errorf("check %v: exit %d, stderr %q; want %d and %q", tc.args, code, stderr, tc.code, tc.stderr)
+		}
 	}
 }

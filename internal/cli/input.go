@@ -125,6 +125,9 @@ func podLabels(data []byte, w *metav1.PartialObjectMetadata) error {
 type input struct {
 	files     stringList
 	namespace string
+	// namesOnly makes -n name the namespace of names on the command line (check) and of objects
+	// without one, and not refuse objects of other namespaces.
+	namesOnly bool
 }
 
 // readDocuments reads every object of the given kinds in the given files, directories (every
@@ -147,7 +150,7 @@ func readDocuments(in *input, stdin io.Reader, want kinds) (docs []document, ski
 				problems = append(problems, inputProblem{file: displayName(f), err: err})
 				continue
 			}
-			d, pr := decode(displayName(f), data, want, in.namespace, skipped)
+			d, pr := decode(displayName(f), data, want, *in, skipped)
 			docs, problems = append(docs, d...), append(problems, pr...)
 		}
 	}
@@ -237,7 +240,7 @@ func readFile(f string, stdin io.Reader) ([]byte, error) {
 // decode splits a YAML (or JSON) stream into documents and keeps the objects of the wanted
 // kinds, looking into lists (v1 List, as `kubectl get -o yaml` prints them, and typed lists such as
 // NetworkPolicyList). Objects of other kinds are counted in skipped.
-func decode(file string, data []byte, want kinds, namespace string, skipped map[string]int) ([]document, []inputProblem) {
+func decode(file string, data []byte, want kinds, in input, skipped map[string]int) ([]document, []inputProblem) {
 	var docs []document
 	var problems []inputProblem
 	raws, err := splitDocuments(data)
@@ -248,7 +251,7 @@ func decode(file string, data []byte, want kinds, namespace string, skipped map[
 				err: errors.New("an unrendered template ({{ ... }} or ${...}): render it first (helm template, kustomize build, envsubst) and lint the output")})
 			continue
 		}
-		objs, e := decodeObject(raw.data, want, namespace, skipped)
+		objs, e := decodeObject(raw.data, want, in, skipped)
 		for _, obj := range objs {
 			docs = append(docs, document{file: file, line: raw.line, obj: obj})
 		}
@@ -351,7 +354,7 @@ func article(what string) string {
 	return "a " + what
 }
 
-func decodeObject(raw []byte, want kinds, namespace string, skipped map[string]int) ([]object.Object, []inputProblem) {
+func decodeObject(raw []byte, want kinds, in input, skipped map[string]int) ([]object.Object, []inputProblem) {
 	var meta struct {
 		metav1.TypeMeta `json:",inline"`
 		Metadata        struct{ Name, Namespace string } `json:"metadata"`
@@ -380,7 +383,7 @@ func decodeObject(raw []byte, want kinds, namespace string, skipped map[string]i
 				return nil, []inputProblem{{kind: meta.Kind, name: name, err: err}}
 			}
 			if w.Namespace == "" {
-				w.Namespace = cmp.Or(namespace, metav1.NamespaceDefault)
+				w.Namespace = cmp.Or(in.namespace, metav1.NamespaceDefault)
 			}
 			return []object.Object{w}, nil
 		}
@@ -389,7 +392,7 @@ func decodeObject(raw []byte, want kinds, namespace string, skipped map[string]i
 		if err := yaml.UnmarshalStrict(withoutStatus(data), obj); err != nil {
 			return nil, []inputProblem{{kind: meta.Kind, name: name, err: err}}
 		}
-		if err := setNamespace(obj, namespace); err != nil {
+		if err := setNamespace(obj, in); err != nil {
 			return nil, []inputProblem{{kind: meta.Kind, name: name, err: err}}
 		}
 		return []object.Object{obj}, nil
@@ -407,7 +410,7 @@ func decodeObject(raw []byte, want kinds, namespace string, skipped map[string]i
 	var objs []object.Object
 	var problems []inputProblem
 	for i, item := range meta.Items {
-		o, e := decodeObject(item, want, namespace, skipped)
+		o, e := decodeObject(item, want, in, skipped)
 		objs = append(objs, o...)
 		for _, p := range e {
 			p.err = fmt.Errorf("items[%d]: %w", i, p.err)
@@ -484,9 +487,9 @@ func splitDocuments(data []byte) ([]rawDocument, error) {
 
 // setNamespace gives an object the namespace kubectl apply -n would, and refuses a mismatch as
 // kubectl does.
-func setNamespace(obj object.Object, namespace string) error {
-	switch ns := obj.GetNamespace(); {
-	case ns != "" && namespace != "" && ns != namespace:
+func setNamespace(obj object.Object, in input) error {
+	switch ns, namespace := obj.GetNamespace(), in.namespace; {
+	case ns != "" && namespace != "" && ns != namespace && !in.namesOnly:
 		return fmt.Errorf("the namespace of the object, %q, does not match the namespace %q given with -n", ns, namespace)
 	case ns != "":
 	case namespace != "":

@@ -78,6 +78,9 @@ func (c *Cluster) authorization(r Request, identity bool) Step {
 			if m {
 				return Step{Layer: Authorization, Allowed: true, Applies: true, By: fmt.Sprintf("AuthorizationPolicy %s/%s spec.rules[%d]", ap.Namespace, ap.Name, i)}
 			}
+			if onHTTP, _ := c.ruleMatches(rule, r, who, true); onHTTP && r.HTTP == nil {
+				unknown = append(unknown, fmt.Sprintf("%s/%s spec.rules[%d] matches HTTP requests only (paths, methods): this connection carries none", ap.Namespace, ap.Name, i))
+			}
 		}
 	}
 	detail := strings.Join(unknown, "; ")

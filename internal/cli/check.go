@@ -1,0 +1,363 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/compiler"
+	"github.com/servicegraph/servicegraph-operator/internal/eval"
+	"github.com/servicegraph/servicegraph-operator/internal/graph"
+	"github.com/servicegraph/servicegraph-operator/internal/object"
+)
+
+// Exit statuses of check: a CI assertion reads them.
+const (
+	ExitAllowed = 0
+	ExitDenied  = 1
+)
+
+// checkKinds are what check reads from files: graphs, hand-written policies, workloads (whose pods'
+// labels, ServiceAccount, ports and sidecar it needs) and namespaces (their labels).
+var checkKinds = kinds{
+	{APIVersion: v1alpha1.GroupVersion.String(), Kind: "ServiceGraph"}:     newServiceGraph,
+	{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"}:            func() object.Object { return &networkingv1.NetworkPolicy{} },
+	{APIVersion: "security.istio.io/v1", Kind: "AuthorizationPolicy"}:      newAuthorizationPolicy,
+	{APIVersion: "security.istio.io/v1beta1", Kind: "AuthorizationPolicy"}: newAuthorizationPolicy,
+	{APIVersion: "security.istio.io/v1", Kind: "PeerAuthentication"}:       newPeerAuthentication,
+	{APIVersion: "security.istio.io/v1beta1", Kind: "PeerAuthentication"}:  newPeerAuthentication,
+	{APIVersion: "v1", Kind: "Namespace"}:                                  func() object.Object { return &corev1.Namespace{} },
+	{APIVersion: "v1", Kind: "Pod"}:                                        func() object.Object { return &corev1.Pod{} },
+	{APIVersion: "apps/v1", Kind: "Deployment"}:                            func() object.Object { return &appsv1.Deployment{} },
+	{APIVersion: "apps/v1", Kind: "StatefulSet"}:                           func() object.Object { return &appsv1.StatefulSet{} },
+	{APIVersion: "apps/v1", Kind: "DaemonSet"}:                             func() object.Object { return &appsv1.DaemonSet{} },
+	{APIVersion: "batch/v1", Kind: "Job"}:                                  func() object.Object { return &batchv1.Job{} },
+}
+
+func runCheck(e *env, args []string) int {
+	fs, in := newFlagSet(e, "check", "FROM TO:PORT[/PATH] [--method M] [--protocol P] (-f FILE... | --kubeconfig FILE [--context C])",
+		"Says what the policies do with one new connection, layer by layer: the source's egress and the\n"+
+			"destination's ingress NetworkPolicies, the mutual TLS mode Istio applies, and the\n"+
+			"AuthorizationPolicies (DENY before ALLOW), each with the object and rule that decided.\n"+
+			"FROM and TO are services of a graph or workloads, as NAME or NAMESPACE/NAME (in -n's namespace\n"+
+			"when it has none); FROM may be an IP address outside the cluster. Offline (-f) it compiles the\n"+
+			"graphs and adds the policies and workloads of the files; live (--kubeconfig, or $KUBECONFIG)\n"+
+			"it reads the cluster's. Exits 0 when the connection is allowed, 1 when denied, 2 on an error.")
+	method := fs.String("method", "", "the HTTP method (with a path, GET when unset)")
+	protocol := fs.String("protocol", "TCP", "TCP, UDP or SCTP")
+	output := fs.String("output", "text", "text or json")
+	kubeconfig := fs.String("kubeconfig", "", "check live against this cluster (default: $KUBECONFIG or ~/.kube/config when -f is not given)")
+	kubeContext := fs.String("context", "", "the kubeconfig context")
+	positional, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return ExitOK
+	}
+	if err != nil {
+		return ExitUsage
+	}
+	if len(positional) != 2 {
+		return usageError(e, fs, "want FROM and TO:PORT[/PATH], got %d arguments", len(positional))
+	}
+	req, err := parseTarget(positional[1], *method, *protocol)
+	if err != nil {
+		return usageError(e, fs, "%v", err)
+	}
+	if *output != "text" && *output != "json" {
+		return usageError(e, fs, "--output must be text or json, not %q", *output)
+	}
+	in.namesOnly = true
+	var w *World
+	if len(in.files) > 0 {
+		w, err = offlineWorld(in, e.stdin)
+	} else {
+		w, err = liveWorld(*kubeconfig, *kubeContext, in.namespace, positional[0], req.to)
+	}
+	if err != nil {
+		printErrors(e, []error{err})
+		return ExitUsage
+	}
+	r, err := w.request(positional[0], req)
+	if err != nil {
+		printErrors(e, []error{err})
+		return ExitUsage
+	}
+	v := w.cluster.Check(r)
+	out := renderCheck(r, v, *output)
+	code := ExitAllowed
+	if !v.Allowed {
+		code = ExitDenied
+	}
+	if _, err := e.stdout.Write(out); err != nil {
+		return ExitUsage
+	}
+	return code
+}
+
+// parseInterspersed parses flags that may come after the positional arguments, as kubectl's do.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return positional, nil
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// target is TO:PORT[/PATH] as written.
+type target struct {
+	to       string
+	port     int32
+	portName string
+	protocol corev1.Protocol
+	http     *eval.HTTP
+}
+
+func parseTarget(s, method, protocol string) (target, error) {
+	to, rest, ok := strings.Cut(s, ":")
+	if !ok || to == "" {
+		return target{}, fmt.Errorf("%q: want TO:PORT[/PATH]", s)
+	}
+	port, path, hasPath := strings.Cut(rest, "/")
+	t := target{to: to, protocol: corev1.Protocol(strings.ToUpper(protocol))}
+	if n, err := strconv.Atoi(port); err == nil {
+		if n < 1 || n > 65535 {
+			return target{}, fmt.Errorf("%q: port must be 1-65535", s)
+		}
+		t.port = int32(n)
+	} else {
+		t.portName = port
+	}
+	if !slices.Contains([]corev1.Protocol{corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP}, t.protocol) {
+		return target{}, fmt.Errorf("--protocol must be TCP, UDP or SCTP, not %q", protocol)
+	}
+	if hasPath || method != "" {
+		t.http = &eval.HTTP{Path: "/" + path, Method: strings.ToUpper(method)}
+		if t.http.Method == "" {
+			t.http.Method = "GET"
+		}
+	}
+	return t, nil
+}
+
+// World is a cluster to check in: its policies and the workloads names resolve to.
+type World struct {
+	cluster   *eval.Cluster
+	workloads []*eval.Workload
+	namespace string
+}
+
+// request resolves FROM and the target's TO into a connection.
+func (w *World) request(from string, t target) (eval.Request, error) {
+	r := eval.Request{Port: t.port, PortName: t.portName, Protocol: t.protocol, HTTP: t.http}
+	if _, err := netip.ParseAddr(from); err == nil {
+		r.From = eval.Endpoint{IP: from}
+	} else {
+		src, err := w.find(from)
+		if err != nil {
+			return r, err
+		}
+		r.From = eval.Endpoint{Workload: src, IP: src.IP}
+	}
+	dst, err := w.find(t.to)
+	if err != nil {
+		return r, err
+	}
+	r.To = dst
+	if t.portName != "" && !slices.ContainsFunc(dst.Ports, func(p corev1.ContainerPort) bool { return p.Name == t.portName }) {
+		return r, fmt.Errorf("%s has no container port named %q", dst, t.portName)
+	}
+	return r, nil
+}
+
+// find resolves NAME or NAMESPACE/NAME to one workload; a bare name looks in -n's namespace, or
+// in every namespace when it is unique there.
+func (w *World) find(name string) (*eval.Workload, error) {
+	ns, n, qualified := strings.Cut(name, "/")
+	if !qualified {
+		ns, n = w.namespace, name
+	}
+	var found []*eval.Workload
+	for _, wl := range w.workloads {
+		if wl.Name == n && (ns == "" || wl.Namespace == ns) {
+			found = append(found, wl)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return nil, fmt.Errorf("no service or workload %q: name a service of a graph or a workload of the input, as NAME or NAMESPACE/NAME", name)
+	}
+	return nil, fmt.Errorf("%q is in several namespaces: write NAMESPACE/NAME or pass -n", name)
+}
+
+// offlineWorld compiles the graphs of the files and adds their policies, namespaces and workloads.
+// A graph service with no workload of the input runs as pods with the graph's labels, in the mesh
+// when the graph uses Istio.
+func offlineWorld(in *input, stdin io.Reader) (*World, error) {
+	docs, _, problems := readDocuments(in, stdin, checkKinds)
+	if len(problems) > 0 {
+		return nil, errors.Join(errorsOf(problems)...)
+	}
+	w := &World{cluster: &eval.Cluster{Namespaces: map[string]map[string]string{}}, namespace: in.namespace}
+	var objs []object.Object
+	for _, d := range docs {
+		objs = append(objs, d.obj)
+		if sg := d.graph(); sg != nil {
+			res, err := compiler.Compile(sg, compiler.DefaultOptions(), compiler.Facts{})
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", d, err)
+			}
+			objs = append(objs, res.Objects()...)
+		}
+	}
+	injected := map[string]bool{}
+	for _, o := range objs {
+		if ns, ok := o.(*corev1.Namespace); ok {
+			w.cluster.Namespaces[ns.Name] = ns.Labels
+			injected[ns.Name] = meshedNamespace(ns.Labels)
+		}
+	}
+	for _, o := range objs {
+		w.add(o, injected)
+	}
+	for _, d := range docs {
+		if sg := d.graph(); sg != nil {
+			w.addGraphServices(sg)
+		}
+	}
+	return w, nil
+}
+
+// add puts a policy or a workload into the world.
+func (w *World) add(o object.Object, injected map[string]bool) {
+	c := w.cluster
+	switch x := o.(type) {
+	case *networkingv1.NetworkPolicy:
+		c.NetworkPolicies = append(c.NetworkPolicies, x)
+	case *securityv1.PeerAuthentication:
+		c.PeerAuthentications = append(c.PeerAuthentications, x)
+	case *securityv1.AuthorizationPolicy:
+		c.AuthorizationPolicies = append(c.AuthorizationPolicies, x)
+	case *corev1.Pod:
+		w.workloads = append(w.workloads, workloadOf(x.ObjectMeta, x.ObjectMeta, &x.Spec, x.Status.PodIP, injected[x.Namespace]))
+	case *appsv1.Deployment:
+		w.workloads = append(w.workloads, workloadOf(x.ObjectMeta, x.Spec.Template.ObjectMeta, &x.Spec.Template.Spec, "", injected[x.Namespace]))
+	case *appsv1.StatefulSet:
+		w.workloads = append(w.workloads, workloadOf(x.ObjectMeta, x.Spec.Template.ObjectMeta, &x.Spec.Template.Spec, "", injected[x.Namespace]))
+	case *appsv1.DaemonSet:
+		w.workloads = append(w.workloads, workloadOf(x.ObjectMeta, x.Spec.Template.ObjectMeta, &x.Spec.Template.Spec, "", injected[x.Namespace]))
+	case *batchv1.Job:
+		w.workloads = append(w.workloads, workloadOf(x.ObjectMeta, x.Spec.Template.ObjectMeta, &x.Spec.Template.Spec, "", injected[x.Namespace]))
+	}
+}
+
+// addGraphServices adds a graph's local services that no workload of the input runs.
+func (w *World) addGraphServices(sg *v1alpha1.ServiceGraph) {
+	g, err := graph.Build(sg)
+	if err != nil {
+		return
+	}
+	for _, s := range g.Services {
+		if s.External != nil || s.Remote != nil || slices.ContainsFunc(w.workloads, func(wl *eval.Workload) bool {
+			return wl.Namespace == s.Namespace && (wl.Name == s.Name || compiler.Selects(s.Labels, wl.Labels))
+		}) {
+			continue
+		}
+		w.workloads = append(w.workloads, &eval.Workload{Namespace: s.Namespace, Name: s.Name, Labels: s.Labels,
+			ServiceAccount: s.ServiceAccount, Meshed: g.Mesh == v1alpha1.MeshIstio})
+	}
+}
+
+// Istio's marks of a meshed pod and namespace.
+const (
+	annotationSidecarStatus = "sidecar.istio.io/status"
+	annotationAmbient       = "ambient.istio.io/redirection"
+)
+
+func meshedNamespace(l map[string]string) bool {
+	return l["istio-injection"] == "enabled" || l["istio.io/rev"] != "" || l["istio.io/dataplane-mode"] == "ambient"
+}
+
+// workloadOf reads what the evaluator needs of a pod or a pod template: labels, ServiceAccount,
+// ports, and whether a sidecar runs (injected or to be injected) or ambient handles it.
+func workloadOf(meta, pod metav1.ObjectMeta, spec *corev1.PodSpec, ip string, injectedNamespace bool) *eval.Workload {
+	w := &eval.Workload{Namespace: meta.Namespace, Name: meta.Name, Labels: pod.Labels, IP: ip, ServiceAccount: spec.ServiceAccountName}
+	for _, c := range append(slices.Clone(spec.InitContainers), spec.Containers...) {
+		w.Ports = append(w.Ports, c.Ports...)
+		w.Meshed = w.Meshed || c.Name == "istio-proxy"
+	}
+	inject := pod.Labels["sidecar.istio.io/inject"]
+	w.Meshed = w.Meshed || pod.Annotations[annotationSidecarStatus] != "" || pod.Annotations[annotationAmbient] == "enabled" ||
+		injectedNamespace && inject != "false" || inject == "true"
+	return w
+}
+
+// renderCheck prints a verdict, layer by layer.
+func renderCheck(r eval.Request, v eval.Verdict, format string) []byte {
+	what := fmt.Sprintf("%s -> %s %s/%d", r.From, r.To, r.Protocol, r.Port)
+	if r.PortName != "" {
+		what += " (" + r.PortName + ")"
+	}
+	if r.HTTP != nil {
+		what += " " + r.HTTP.Method + " " + r.HTTP.Path
+	}
+	if format == "json" {
+		out, _ := marshalJSON(struct {
+			Connection string `json:"connection"`
+			eval.Verdict
+		}{what, v})
+		return out
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s: %s\n", what, verdictWord(v.Allowed))
+	for _, s := range v.Steps {
+		state := verdictWord(s.Allowed)
+		if !s.Applies {
+			state = "-"
+		}
+		fmt.Fprintf(&b, "  %-14s %-8s %s", s.Layer, state, s.By)
+		if s.Detail != "" {
+			fmt.Fprintf(&b, " (%s)", s.Detail)
+		}
+		b.WriteString("\n")
+	}
+	return b.Bytes()
+}
+
+func verdictWord(allowed bool) string {
+	if allowed {
+		return "allowed"
+	}
+	return "DENIED"
+}
+
+// marshalJSON indents and leaves "<", ">" and "&" as they are: connections read "web -> api".
+func marshalJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	err := enc.Encode(v)
+	return b.Bytes(), err
+}

@@ -1,0 +1,141 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/compiler"
+	"github.com/servicegraph/servicegraph-operator/internal/eval"
+	"github.com/servicegraph/servicegraph-operator/internal/graph"
+)
+
+// liveWorld reads, from a cluster, what a check between two names needs: the namespaces' labels,
+// the policies of the namespaces involved and of Istio's root namespace (generated or not), their
+// pods, and their graphs (a service's name stands for one of its running pods).
+func liveWorld(kubeconfig, kubeContext, namespace string, names ...string) (*World, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = kubeconfig
+	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext})
+	cfg, err := cc.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("no cluster to check against (give -f FILE for files, or --kubeconfig): %w", err)
+	}
+	if namespace == "" {
+		if namespace, _, err = cc.Namespace(); err != nil {
+			return nil, err
+		}
+	}
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(securityv1.AddToScheme(scheme))
+	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	namespaces := []string{namespace, compiler.DefaultIstiodNS}
+	for _, n := range names {
+		if ns, _, ok := strings.Cut(n, "/"); ok {
+			namespaces = append(namespaces, ns)
+		}
+	}
+	slices.Sort(namespaces)
+	w, err := ReadWorld(ctx, c, slices.Compact(namespaces))
+	if err != nil {
+		return nil, err
+	}
+	w.namespace = namespace
+	return w, nil
+}
+
+// ReadWorld reads a world from a cluster: every namespace's labels, and the policies, pods and
+// graphs of the given namespaces. The real-packet suite checks the evaluator against the enforcer
+// with it.
+func ReadWorld(ctx context.Context, c client.Reader, namespaces []string) (*World, error) {
+	w := &World{cluster: &eval.Cluster{Namespaces: map[string]map[string]string{}}}
+	var nsList corev1.NamespaceList
+	if err := c.List(ctx, &nsList); err != nil {
+		return nil, err
+	}
+	injected := map[string]bool{}
+	for _, ns := range nsList.Items {
+		w.cluster.Namespaces[ns.Name] = ns.Labels
+		injected[ns.Name] = meshedNamespace(ns.Labels)
+	}
+	for _, ns := range namespaces {
+		lists := []client.ObjectList{&networkingv1.NetworkPolicyList{}, &securityv1.PeerAuthenticationList{},
+			&securityv1.AuthorizationPolicyList{}, &corev1.PodList{}, &v1alpha1.ServiceGraphList{}}
+		for _, list := range lists {
+			if err := c.List(ctx, list, client.InNamespace(ns)); err != nil {
+				if meta.IsNoMatchError(err) {
+					continue // Istio (or the operator's CRD) is not installed: nothing of that kind applies
+				}
+				return nil, err
+			}
+		}
+		for i := range lists[0].(*networkingv1.NetworkPolicyList).Items {
+			w.add(&lists[0].(*networkingv1.NetworkPolicyList).Items[i], injected)
+		}
+		for _, pa := range lists[1].(*securityv1.PeerAuthenticationList).Items {
+			w.add(pa, injected)
+		}
+		for _, ap := range lists[2].(*securityv1.AuthorizationPolicyList).Items {
+			w.add(ap, injected)
+		}
+		for i := range lists[3].(*corev1.PodList).Items {
+			if pod := &lists[3].(*corev1.PodList).Items[i]; pod.DeletionTimestamp == nil && pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed {
+				w.add(pod, injected)
+			}
+		}
+		for i := range lists[4].(*v1alpha1.ServiceGraphList).Items {
+			w.addServicePods(&lists[4].(*v1alpha1.ServiceGraphList).Items[i])
+		}
+	}
+	return w, nil
+}
+
+// addServicePods lets a graph's service name stand for the first of its running pods.
+func (w *World) addServicePods(sg *v1alpha1.ServiceGraph) {
+	g, err := graph.Build(sg)
+	if err != nil {
+		return
+	}
+	for _, s := range g.Services {
+		if !g.Local(&s) || slices.ContainsFunc(w.workloads, func(wl *eval.Workload) bool { return wl.Namespace == s.Namespace && wl.Name == s.Name }) {
+			continue
+		}
+		i := slices.IndexFunc(w.workloads, func(wl *eval.Workload) bool {
+			return wl.Namespace == s.Namespace && compiler.Selects(s.Labels, wl.Labels)
+		})
+		if i >= 0 {
+			pod := *w.workloads[i]
+			pod.Name = s.Name
+			w.workloads = append(w.workloads, &pod)
+		}
+	}
+}
+
+// Check evaluates a connection from FROM (a name or an IP address) to TO on a port.
+func (w *World) Check(from, to string, port int32, protocol corev1.Protocol) (eval.Verdict, error) {
+	r, err := w.request(from, target{to: to, port: port, protocol: protocol})
+	if err != nil {
+		return eval.Verdict{}, err
+	}
+	return w.cluster.Check(r), nil
+}
