@@ -36,6 +36,7 @@ var commands = []command{
 	{name: "lint", summary: "check ServiceGraphs, NetworkPolicies and Istio policies for security problems", run: runLint},
 	{name: "graph", summary: "draw ServiceGraphs as a Mermaid or Graphviz diagram", run: runGraph},
 	{name: "check", summary: "say what the policies do with one connection, layer by layer, and why", run: runCheck},
+	{name: "diff", summary: "list the connections a change of graphs or policies opens and closes", run: runDiff},
 }
 
 // Main runs the command line args (without the program name) and returns the exit status.
