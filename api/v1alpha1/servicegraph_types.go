@@ -509,6 +509,35 @@ type ServiceGraphStatus struct {
 	// coverage relates the namespace's pods to the graph's services.
 	// +optional
 	Coverage *Coverage `json:"coverage,omitempty"`
+
+	// callers lists, for every service the last applied spec lets something call (sorted by
+	// service), who may call it and on what, so that "who can reach database?" needs no policy
+	// reading. It shows the graph's edges only: policies written by hand can let more in (check one
+	// connection with `servicegraph check`). At most 100 services are listed; callersOmitted counts
+	// the others.
+	// +optional
+	// +listType=map
+	// +listMapKey=service
+	// +kubebuilder:validation:MaxItems=100
+	Callers []ServiceCallers `json:"callers,omitempty"`
+
+	// callersOmitted is the number of called services left out of callers.
+	// +optional
+	CallersOmitted int32 `json:"callersOmitted,omitempty"`
+}
+
+// ServiceCallers says who may call one service.
+type ServiceCallers struct {
+	// service names the called service, as the graph does.
+	Service string `json:"service"`
+
+	// from lists the callers and what each may reach, one edge each, in the edge grammar after the
+	// colon: "web on 8080", "api on 5432/data", "web on 8080(HTTP) [GET /orders*]", and a caller
+	// of another namespace as "NAMESPACE/NAME". At most 20 are listed; the last entry then says
+	// how many more there are.
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=21
+	From []string `json:"from"`
 }
 
 // ServiceGraph declares which services of a namespace may talk to which, and on what ports and

@@ -111,6 +111,14 @@ func (e *Edge) String() string {
 	}
 	b.WriteString(e.To)
 	b.WriteByte(':')
+	b.WriteString(e.Target())
+	return b.String()
+}
+
+// Target renders what the edge lets its caller reach on the callee, as String does after the
+// colon: "8080/data", or "8080(HTTP) [GET /orders*]".
+func (e *Edge) Target() string {
+	var b strings.Builder
 	compact := e.Compact()
 	for i, p := range e.Ports {
 		if i > 0 {

@@ -60,6 +60,7 @@ func converged(sg *v1alpha1.ServiceGraph, f Findings, c Class) {
 	sg.Status.MTLS = d.MTLSMode
 	sg.Status.Enforcement = d.Enforcement
 	sg.Status.Coverage = f.Coverage
+	sg.Status.Callers, sg.Status.CallersOmitted = Callers(d.Graph)
 	if f.Coverage != nil {
 		status, reason, msg := CoverageCondition(f.Coverage)
 		setCondition(sg, v1alpha1.ConditionCoverage, status, reason, msg)

@@ -56,6 +56,9 @@ func TestSetStatus(t *testing.T) {
 				if !equal(s.Counts, want) || len(s.GeneratedObjects) != 10 || s.MTLS != v1alpha1.MTLSStrict || s.Edges != 2 || s.Services != 3 || s.Plan != nil {
 					t.Errorf("summary: %+v", s)
 				}
+				if len(s.Callers) != 2 || s.Callers[1].Service != "database" || s.Callers[1].From[0] != "api on 5432/data" {
+					t.Errorf("callers: %+v", s.Callers)
+				}
 				if s.GeneratedObjects[0] != (v1alpha1.ObjectReference{Group: "security.istio.io", Kind: "AuthorizationPolicy", Name: "shop-svc-api"}) {
 					t.Errorf("first object %+v", s.GeneratedObjects[0])
 				}

@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -15,6 +17,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	. "github.com/onsi/gomega/gstruct"
 
 	"github.com/servicegraph/servicegraph-operator/test/testenv"
 )
@@ -22,6 +25,8 @@ import (
 var (
 	cluster *testenv.Cluster
 	ctx     = context.Background()
+	// pluginDir holds the servicegraph CLI as the kubectl plugin kubectl-servicegraph.
+	pluginDir string
 )
 
 func TestE2E(t *testing.T) {
@@ -30,12 +35,16 @@ func TestE2E(t *testing.T) {
 }
 
 var _ = BeforeSuite(func() {
-	manager := filepath.Join(GinkgoT().TempDir(), "manager")
-	build := exec.Command("go", "build", "-o", manager, "./cmd/manager")
-	build.Dir = testenv.Root()
-	out, err := build.CombinedOutput()
-	Expect(err).NotTo(HaveOccurred(), string(out))
+	pluginDir = GinkgoT().TempDir()
+	manager := filepath.Join(pluginDir, "manager")
+	for binary, pkg := range map[string]string{manager: "./cmd/manager", filepath.Join(pluginDir, "kubectl-servicegraph"): "./cmd/servicegraph"} {
+		build := exec.Command("go", "build", "-o", binary, pkg)
+		build.Dir = testenv.Root()
+		out, err := build.CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), string(out))
+	}
 
+	var err error
 	cluster, err = testenv.StartCluster(true)
 	Expect(err).NotTo(HaveOccurred())
 	probePort, err := cluster.StartManager(manager, GinkgoWriter, "--leader-elect", "--leader-election-namespace=default")
@@ -93,6 +102,86 @@ var _ = Describe("The operator binary driven by kubectl", Ordered, func() {
 			_, err := cluster.Kubectl(ctx, "get", "networkpolicy", "shop-default-deny", "-n", "shop")
 			return err
 		}, 30*time.Second, 200*time.Millisecond).Should(Succeed())
+	})
+
+	It("shows in kubectl describe who may call each service", func() {
+		out := kubectl("describe", "sg", "shop", "-n", "shop")
+		Expect(out).To(MatchRegexp(`(?s)Callers:\s+From:\s+web on 8080\s+Service:\s+api\s+From:\s+api on 5432/data\s+Service:\s+database`))
+	})
+
+	It("answers kubectl servicegraph check from the live cluster, foreign policies included", func() {
+		kubectl("label", "namespace", "shop", "istio-injection=enabled")
+		pods := filepath.Join(GinkgoT().TempDir(), "pods.yaml")
+		var manifest strings.Builder
+		for _, p := range []struct {
+			name string
+			port int
+		}{{"web", 8080}, {"api", 8080}, {"database", 5432}} {
+			fmt.Fprintf(&manifest, `---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: %[1]s, namespace: shop}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: %[1]s-0, namespace: shop, labels: {app: %[1]s}}
+spec:
+  serviceAccountName: %[1]s
+  automountServiceAccountToken: false
+  containers: [{name: app, image: registry.example/app, ports: [{containerPort: %[2]d}]}]
+`, p.name, p.port)
+		}
+		Expect(os.WriteFile(pods, []byte(manifest.String()), 0o600)).To(Succeed())
+		kubectl("apply", "-f", pods)
+
+		check := func(args ...string) (string, int) {
+			cmd := exec.Command(testenv.Kubectl(), append([]string{"servicegraph", "check"}, args...)...)
+			cmd.Env = append(os.Environ(), "PATH="+pluginDir+string(os.PathListSeparator)+os.Getenv("PATH"), "KUBECONFIG="+cluster.Kubeconfig)
+			out, err := cmd.CombinedOutput()
+			var exit *exec.ExitError
+			if err != nil && !errors.As(err, &exit) {
+				Fail(err.Error())
+			}
+			return string(out), cmd.ProcessState.ExitCode()
+		}
+		out, code := check("web", "api:8080", "-n", "shop")
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(ContainSubstring("shop/web -> shop/api TCP/8080: allowed"))
+		Expect(out).To(ContainSubstring("NetworkPolicy shop/shop-svc-api spec.ingress[0]"))
+		Expect(out).To(ContainSubstring("AuthorizationPolicy shop/shop-svc-api spec.rules[0]"))
+
+		out, code = check("web", "database:5432/data", "-n", "shop")
+		Expect(code).To(Equal(1), out)
+		Expect(out).To(ContainSubstring("shop/web -> shop/database TCP/5432 GET /data: DENIED"))
+
+		By("a hand-written DENY policy the operator knows nothing of decides, and check names it")
+		deny := filepath.Join(GinkgoT().TempDir(), "deny.yaml")
+		Expect(os.WriteFile(deny, []byte(`apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: freeze-writes, namespace: shop}
+spec:
+  selector: {matchLabels: {app: database}}
+  action: DENY
+  rules: [{to: [{operation: {methods: [POST]}}]}]
+`), 0o600)).To(Succeed())
+		kubectl("apply", "-f", deny)
+		out, code = check("api", "database:5432/data", "-n", "shop", "--method", "GET")
+		Expect(code).To(Equal(0), out)
+		out, code = check("api", "database:5432/data", "-n", "shop", "--method", "POST", "-o", "json")
+		Expect(code).To(Equal(1), out)
+		var verdict struct {
+			Allowed bool `json:"allowed"`
+			Steps   []struct {
+				Layer   string `json:"layer"`
+				Allowed bool   `json:"allowed"`
+				By      string `json:"by"`
+			} `json:"steps"`
+		}
+		Expect(json.Unmarshal([]byte(out), &verdict)).To(Succeed(), out)
+		Expect(verdict.Allowed).To(BeFalse())
+		Expect(verdict.Steps).To(ContainElement(MatchFields(IgnoreExtras, Fields{
+			"Layer": Equal("authorization"), "Allowed": BeFalse(), "By": ContainSubstring("AuthorizationPolicy shop/freeze-writes spec.rules[0]"),
+		})))
 	})
 
 	It("explains the API with the field documentation", func() {
