@@ -90,6 +90,7 @@ var _ = Describe("Random graphs on real packets", func() {
 			probes := dataplane.Sample(dataplane.MatrixProbes(all, oracle.Allows), 300, rng)
 			Expect(len(probes)).To(BeNumerically(">=", 300))
 			results := expectVerdicts(probes)
+			expectCheckAgrees(results)
 
 			analyzed := analyzeLive(w)
 			var disagree []string

@@ -47,6 +47,7 @@ var _ = Describe("The seed scenario on real packets", func() {
 		applySeed(seed)
 		oracle := dataplane.NewOracle(seed.World(true))
 		after := expectVerdicts(dataplane.MatrixProbes(pods, oracle.Allows))
+		expectCheckAgrees(after)
 
 		// The cases, spelled out, so a change to the oracle cannot hide them.
 		named := map[string]bool{}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/servicegraph/servicegraph-operator/internal/cli"
 	"github.com/servicegraph/servicegraph-operator/test/dataplane"
 	"github.com/servicegraph/servicegraph-operator/test/testenv"
 )
@@ -86,4 +88,28 @@ func expectVerdicts(probes []dataplane.Probe) []dataplane.Result {
 	fmt.Fprintf(GinkgoWriter, "%d probes: %d connected, %d refused\n", len(results), connected, refused)
 	Expect(dataplane.Mismatches(results)).To(BeEmpty())
 	return results
+}
+
+// expectCheckAgrees asks `servicegraph check`'s evaluator, on what the cluster holds in the
+// probes' namespaces, about every probe, and fails on any probe where its NetworkPolicy layers
+// (the source's egress and the destination's ingress) and the packets disagree.
+func expectCheckAgrees(results []dataplane.Result) {
+	GinkgoHelper()
+	var namespaces []string
+	for _, r := range results {
+		namespaces = append(namespaces, r.From.Namespace, r.To.Namespace)
+	}
+	slices.Sort(namespaces)
+	w, err := cli.ReadWorld(ctx, cluster.Client, slices.Compact(namespaces))
+	Expect(err).NotTo(HaveOccurred())
+	var disagree []string
+	for _, r := range results {
+		v, err := w.Check(r.From.Key(), r.To.Key(), r.Port.Number, r.Port.Protocol)
+		Expect(err).NotTo(HaveOccurred(), r.Probe.String())
+		if l4 := v.Steps[0].Allowed && v.Steps[1].Allowed; l4 != r.Connected {
+			disagree = append(disagree, fmt.Sprintf("%s: dataplane %v, check %v (%s; %s)", r.Probe, r.Connected, l4, v.Steps[0].By, v.Steps[1].By))
+		}
+	}
+	fmt.Fprintf(GinkgoWriter, "servicegraph check agrees with the dataplane on %d of %d probes\n", len(results)-len(disagree), len(results))
+	Expect(disagree).To(BeEmpty())
 }
