@@ -261,7 +261,9 @@ func (w *World) add(o object.Object, injected map[string]bool) {
 	case *securityv1.AuthorizationPolicy:
 		c.AuthorizationPolicies = append(c.AuthorizationPolicies, x)
 	case *corev1.Pod:
-		w.workloads = append(w.workloads, workloadOf(x.ObjectMeta, x.ObjectMeta, &x.Spec, x.Status.PodIP, injected[x.Namespace]))
+		// A pod the API server has (it has a UID) was injected or not when it was created: its
+		// containers say which, whatever its namespace's label says now.
+		w.workloads = append(w.workloads, workloadOf(x.ObjectMeta, x.ObjectMeta, &x.Spec, x.Status.PodIP, injected[x.Namespace] && x.UID == ""))
 	case *appsv1.Deployment:
 		w.workloads = append(w.workloads, workloadOf(x.ObjectMeta, x.Spec.Template.ObjectMeta, &x.Spec.Template.Spec, "", injected[x.Namespace]))
 	case *appsv1.StatefulSet:

@@ -208,3 +208,43 @@ func TestCheckGolden(t *testing.T) {
 		}
 	}
 }
+
+// Whether a caller has a sidecar: a pod to be created in an injected namespace will have one, a
+// pod that exists (it has a UID) has one only when its containers or annotations say so.
+func TestCheckInjection(t *testing.T) {
+	const objects = `apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {istio-injection: enabled}}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: strict, namespace: shop}
+spec: {mtls: {mode: STRICT}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: db, namespace: shop, labels: {app: db}}
+spec: {containers: [{name: db, image: db, ports: [{containerPort: 5432}]}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: new, namespace: shop}
+spec: {containers: [{name: app, image: app}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: old, namespace: shop, uid: 6f1c1d52-0d0e-4c1a-9a57-3e1f0b8d2c11}
+spec: {containers: [{name: app, image: app}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: injected, namespace: shop, uid: 0a5e6c8e-9d0b-4d5e-8f0e-1c2b3a4d5e6f}
+spec: {containers: [{name: app, image: app}, {name: istio-proxy, image: proxyv2}]}
+`
+	for from, want := range map[string]int{"new": ExitAllowed, "old": ExitDenied, "injected": ExitAllowed} {
+		code, stdout, stderr := run(t, objects, "check", from, "db:5432", "-f", "-", "-n", "shop")
+		if code != want {
+			t.Errorf("%s: exit %d, want %d\n%s%s", from, code, want, stdout, stderr)
+		}
+	}
+}

@@ -110,7 +110,6 @@ var _ = Describe("The operator binary driven by kubectl", Ordered, func() {
 	})
 
 	It("answers kubectl servicegraph check from the live cluster, foreign policies included", func() {
-		kubectl("label", "namespace", "shop", "istio-injection=enabled")
 		pods := filepath.Join(GinkgoT().TempDir(), "pods.yaml")
 		var manifest strings.Builder
 		for _, p := range []struct {
@@ -124,7 +123,7 @@ metadata: {name: %[1]s, namespace: shop}
 ---
 apiVersion: v1
 kind: Pod
-metadata: {name: %[1]s-0, namespace: shop, labels: {app: %[1]s}}
+metadata: {name: %[1]s-0, namespace: shop, labels: {app: %[1]s}, annotations: {sidecar.istio.io/status: "{}"}}
 spec:
   serviceAccountName: %[1]s
   automountServiceAccountToken: false
