@@ -140,7 +140,11 @@ const meshNoneNote = "spec.mesh is None: NetworkPolicies only, no mutual TLS, id
 func UnmeshedMessage(d *compiler.Result) string {
 	named := d.Unmeshed[:min(len(d.Unmeshed), NamedLimit)]
 	list := strings.Join(named, ", ") + More(len(d.Unmeshed), len(named))
-	if d.MTLSHeldBack {
+	switch {
+	case d.MTLSHeldBack && d.MTLSMode == v1alpha1.MTLSStrict:
+		// Already in force: the preflight never loosens what protects the namespace.
+		return "STRICT mTLS is in force and stays (mtlsPreflight: Block never loosens it); these pods have no Istio sidecar and get no inbound traffic: " + list
+	case d.MTLSHeldBack:
 		return fmt.Sprintf("STRICT mTLS held back (mtlsPreflight: Block), mode stays %s until these pods have an Istio sidecar: %s", d.MTLSMode, list)
 	}
 	return "STRICT mTLS applied (mtlsPreflight: Warn) although these pods have no Istio sidecar and lose all inbound traffic: " + list

@@ -126,7 +126,12 @@ func TestUnmeshedMessageNamesAtMostTenPods(t *testing.T) {
 		pods = append(pods, p)
 	}
 	d := compile(t, seed(), compiler.Facts{Unmeshed: pods, MTLSInForce: v1alpha1.MTLSStrict})
-	want := "STRICT mTLS held back (mtlsPreflight: Block), mode stays STRICT until these pods have an Istio sidecar: a, b, c, d, e, f, g, h, i, j and 2 more"
+	want := "STRICT mTLS is in force and stays (mtlsPreflight: Block never loosens it); these pods have no Istio sidecar and get no inbound traffic: a, b, c, d, e, f, g, h, i, j and 2 more"
+	if got := UnmeshedMessage(d); got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	d = compile(t, seed(), compiler.Facts{Unmeshed: pods[:1]})
+	want = "STRICT mTLS held back (mtlsPreflight: Block), mode stays PERMISSIVE until these pods have an Istio sidecar: a"
 	if got := UnmeshedMessage(d); got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
