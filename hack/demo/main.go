@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/servicegraph/servicegraph-operator/internal/cli"
 	"github.com/servicegraph/servicegraph-operator/test/dataplane"
 	"github.com/servicegraph/servicegraph-operator/test/testenv"
 )
@@ -124,6 +125,10 @@ func run(ctx context.Context, manager string, packets bool) (err error) {
 	if err := d.matrix(ctx, "Connectivity after the graph: web→api:8080 and api→database:5432 connect, DNS works, the rest is refused"); err != nil {
 		return err
 	}
+	if err := d.check("Why is web refused when it calls database, and why may api? (kubectl servicegraph check)",
+		[]string{"web", "database:5432/data"}, []string{"api", "database:5432/data"}); err != nil {
+		return err
+	}
 	if err := d.kubectl(ctx, "Deleting default-deny by hand", "delete", "networkpolicy", "shop-default-deny", "-n", "shop"); err != nil {
 		return err
 	}
@@ -193,6 +198,20 @@ func (d *demo) matrix(ctx context.Context, title string) error {
 	out, err := d.packets.Matrix(ctx, results)
 	fmt.Print(out)
 	return err
+}
+
+// check runs the servicegraph CLI's check against the cluster, as `kubectl servicegraph check`
+// does, for each connection; a denied one is an answer, not a failure.
+func (d *demo) check(title string, connections ...[]string) error {
+	step("%s", title)
+	for _, c := range connections {
+		args := append([]string{"check"}, append(c, "-n", "shop", "--kubeconfig", d.cluster.Kubeconfig)...)
+		fmt.Printf("$ kubectl servicegraph check %s -n shop\n", strings.Join(c, " "))
+		if code := cli.Main(args, os.Stdin, os.Stdout, os.Stderr); code != cli.ExitAllowed && code != cli.ExitDenied {
+			return fmt.Errorf("servicegraph check %v: exit %d", c, code)
+		}
+	}
+	return nil
 }
 
 func (d *demo) kubectl(ctx context.Context, title string, args ...string) error {

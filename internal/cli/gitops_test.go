@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -18,8 +19,9 @@ import (
 )
 
 // Every overlay of the GitOps example renders with kustomize (as `kubectl kustomize` does), and
-// what it renders compiles and lints clean at --fail-on error: the pull-request check of
-// examples/ci/servicegraph.yaml passes on the example as shipped.
+// what it renders compiles and lints clean at --fail-on error, and diffs as the pull-request
+// comment does: the pull-request check of examples/ci/servicegraph.yaml passes on the example as
+// shipped.
 func TestGitOpsOverlays(t *testing.T) {
 	overlays, err := filepath.Glob("../../examples/gitops/overlays/*")
 	if err != nil || len(overlays) == 0 {
@@ -41,6 +43,20 @@ func TestGitOpsOverlays(t *testing.T) {
 			}
 			if code, stdout, stderr := run(t, string(rendered), "lint", "-f", "-", "--fail-on", "error"); code != ExitOK {
 				t.Errorf("lint: exit %d:\n%s%s", code, stdout, stderr)
+			}
+			file := filepath.Join(t.TempDir(), "rendered.yaml")
+			if err := os.WriteFile(file, rendered, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if code, stdout, stderr := run(t, "", "diff", file, file, "--format", "markdown"); code != ExitOK || stdout != "**servicegraph diff**: no connectivity change\n" {
+				t.Errorf("diff with itself: exit %d:\n%s%s", code, stdout, stderr)
+			}
+			empty := filepath.Join(t.TempDir(), "new-overlay.yaml")
+			if err := os.WriteFile(empty, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if code, stdout, stderr := run(t, "", "diff", empty, file, "--format", "markdown"); code != ExitOK || !strings.Contains(stdout, "| - | `") {
+				t.Errorf("diff of a new overlay: exit %d:\n%.500s%s", code, stdout, stderr)
 			}
 		})
 	}
