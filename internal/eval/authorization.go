@@ -91,6 +91,7 @@ func (c *Cluster) authorization(r Request, identity bool) Step {
 	for i, ap := range allows {
 		names[i] = ap.Namespace + "/" + ap.Name
 	}
+	slices.Sort(names)
 	by := "no ALLOW rule matches"
 	if !slices.ContainsFunc(allows, func(ap *securityv1.AuthorizationPolicy) bool { return len(ap.Spec.GetRules()) > 0 }) {
 		by = "allow-nothing: ALLOW policies without rules"

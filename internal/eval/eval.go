@@ -172,6 +172,7 @@ func (c *Cluster) networkPolicies(r Request, dir Layer) Step {
 			return Step{Layer: dir, Allowed: true, Applies: true, By: fmt.Sprintf("NetworkPolicy %s/%s spec.%s[%d]", np.Namespace, np.Name, dir, i)}
 		}
 	}
+	slices.Sort(selecting) // the same message whatever order the policies were read in
 	if len(selecting) == 0 {
 		return Step{Layer: dir, Allowed: true, By: fmt.Sprintf("no NetworkPolicy selects %s for %s: not isolated", subject, dir)}
 	}
