@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
@@ -54,10 +56,11 @@ func runCheck(e *env, args []string) int {
 		"Says what the policies do with one new connection, layer by layer: the source's egress and the\n"+
 			"destination's ingress NetworkPolicies, the mutual TLS mode Istio applies, and the\n"+
 			"AuthorizationPolicies (DENY before ALLOW), each with the object and rule that decided.\n"+
-			"FROM and TO are services of a graph or workloads, as NAME or NAMESPACE/NAME (in -n's namespace\n"+
-			"when it has none); FROM may be an IP address outside the cluster. Offline (-f) it compiles the\n"+
-			"graphs and adds the policies and workloads of the files; live (--kubeconfig, or $KUBECONFIG)\n"+
-			"it reads the cluster's. Exits 0 when the connection is allowed, 1 when denied, 2 on an error.")
+			"FROM and TO are services of a graph or workloads, as NAME, NAMESPACE/NAME or a label selector\n"+
+			"([NAMESPACE/]app=web), in -n's namespace when they name none; FROM may be an IP address outside\n"+
+			"the cluster. Offline (-f) it compiles the graphs and adds the policies and workloads of the\n"+
+			"files; live (--kubeconfig, or $KUBECONFIG) it reads the cluster's. Exits 0 when the connection\n"+
+			"is allowed, 1 when denied, 2 on an error.")
 	method := fs.String("method", "", "the HTTP method (with a path, GET when unset)")
 	protocol := fs.String("protocol", "TCP", "TCP, UDP or SCTP")
 	output := fs.String("o", "text", "output format: text or json")
@@ -190,26 +193,59 @@ func (w *World) request(from string, t target) (eval.Request, error) {
 	return r, nil
 }
 
-// find resolves NAME or NAMESPACE/NAME to one workload; a bare name looks in -n's namespace, or
-// in every namespace when it is unique there.
+// find resolves NAME, NAMESPACE/NAME or a label selector ([NAMESPACE/]app=web,tier!=db) to one
+// workload; without a namespace it looks in -n's, or in every namespace when the name is unique.
+// A selector may match several pods when they are alike (replicas): same namespace, labels,
+// ServiceAccount, ports and sidecar.
 func (w *World) find(name string) (*eval.Workload, error) {
 	ns, n, qualified := strings.Cut(name, "/")
 	if !qualified {
 		ns, n = w.namespace, name
 	}
+	match := func(wl *eval.Workload) bool { return wl.Name == n }
+	isSelector := strings.ContainsAny(n, "=!(), ") // what no object name holds
+	if isSelector {
+		sel, err := labels.Parse(n)
+		if err != nil {
+			return nil, fmt.Errorf("%q: not a name nor a label selector: %w", name, err)
+		}
+		match = func(wl *eval.Workload) bool { return sel.Matches(labels.Set(wl.Labels)) }
+	}
 	var found []*eval.Workload
 	for _, wl := range w.workloads {
-		if wl.Name == n && (ns == "" || wl.Namespace == ns) {
+		if match(wl) && (ns == "" || wl.Namespace == ns) {
 			found = append(found, wl)
 		}
 	}
-	switch len(found) {
-	case 1:
+	switch {
+	case len(found) == 1, len(found) > 1 && isSelector && alike(found):
 		return found[0], nil
-	case 0:
-		return nil, fmt.Errorf("no service or workload %q: name a service of a graph or a workload of the input, as NAME or NAMESPACE/NAME", name)
+	case len(found) == 0:
+		return nil, fmt.Errorf("no service or workload %q: name a service of a graph or a workload of the input, as NAME, NAMESPACE/NAME or a label selector", name)
+	case isSelector:
+		names := make([]string, len(found))
+		for i, wl := range found {
+			names[i] = wl.String()
+		}
+		return nil, fmt.Errorf("%q matches workloads that differ (%s): narrow the selector or name one", name, strings.Join(names, ", "))
 	}
 	return nil, fmt.Errorf("%q is in several namespaces: write NAMESPACE/NAME or pass -n", name)
+}
+
+// alike tells whether workloads look the same to every policy but an ipBlock on pod addresses.
+func alike(workloads []*eval.Workload) bool {
+	key := func(wl *eval.Workload) eval.Workload {
+		k := *wl
+		k.Name, k.IP = "", ""
+		return k
+	}
+	first := key(workloads[0])
+	for _, wl := range workloads[1:] {
+		if !reflect.DeepEqual(key(wl), first) {
+			return false
+		}
+	}
+	return true
 }
 
 // offlineWorld compiles the graphs of the files and adds their policies, namespaces and workloads.

@@ -186,6 +186,8 @@ func TestCheckGolden(t *testing.T) {
 		{"monitoring/prometheus", "api:9090"},
 		{"monitoring/prometheus", "api:8080"},
 		{"203.0.113.9", "web:8080"},
+		{"app=web", "app=api:8080"},
+		{"monitoring/app=prometheus", "api:9090"},
 		{"web", "api:8080", "--output", "json"},
 	} {
 		code, stdout, stderr := run(t, "", append(append([]string{"check"}, args...), "-f", "testdata/check/shop.yaml", "-n", "shop")...)
@@ -201,6 +203,8 @@ func TestCheckGolden(t *testing.T) {
 		{[]string{"web"}, ExitUsage, "want FROM and TO:PORT[/PATH], got 1 arguments"},
 		{[]string{"web", "api"}, ExitUsage, `"api": want TO:PORT[/PATH]`},
 		{[]string{"web", "api:http"}, ExitUsage, `shop/api has no container port named "http"`},
+		{[]string{"app in (web,api)", "database:5432"}, ExitUsage, `"app in (web,api)" matches workloads that differ (shop/api, shop/web)`},
+		{[]string{"=web", "api:8080"}, ExitUsage, `"=web": not a name nor a label selector`},
 	} {
 		code, _, stderr := run(t, "", append(append([]string{"check"}, tc.args...), "-f", "testdata/check/shop.yaml", "-n", "shop")...)
 		if code != tc.code || !strings.Contains(stderr, tc.stderr) {
@@ -240,8 +244,19 @@ apiVersion: v1
 kind: Pod
 metadata: {name: injected, namespace: shop, uid: 0a5e6c8e-9d0b-4d5e-8f0e-1c2b3a4d5e6f}
 spec: {containers: [{name: app, image: app}, {name: istio-proxy, image: proxyv2}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: worker-x7k2p, namespace: shop, labels: {app: worker}}
+spec: {containers: [{name: app, image: app}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: worker-q9d4m, namespace: shop, labels: {app: worker}}
+spec: {containers: [{name: app, image: app}]}
 `
-	for from, want := range map[string]int{"new": ExitAllowed, "old": ExitDenied, "injected": ExitAllowed} {
+	// Replicas are alike: a selector matching both stands for either.
+	for from, want := range map[string]int{"new": ExitAllowed, "old": ExitDenied, "injected": ExitAllowed, "app=worker": ExitAllowed} {
 		code, stdout, stderr := run(t, objects, "check", from, "db:5432", "-f", "-", "-n", "shop")
 		if code != want {
 			t.Errorf("%s: exit %d, want %d\n%s%s", from, code, want, stdout, stderr)
