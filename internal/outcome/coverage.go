@@ -55,8 +55,8 @@ func CoverageCondition(cov *v1alpha1.Coverage) (metav1.ConditionStatus, string, 
 		gaps = append(gaps, "services whose selector matches no pod (they protect nothing; check the selector): "+strings.Join(empty, ", "))
 	}
 	if cov.UncoveredPods > 0 {
-		gaps = append(gaps, fmt.Sprintf("%d pods in no service (default-deny cuts them off): %s%s",
-			cov.UncoveredPods, strings.Join(cov.Uncovered, ", "), More(int(cov.UncoveredPods), len(cov.Uncovered))))
+		gaps = append(gaps, fmt.Sprintf("%d %s in no service (default-deny cuts them off): %s%s",
+			cov.UncoveredPods, map[bool]string{true: "pod", false: "pods"}[cov.UncoveredPods == 1], strings.Join(cov.Uncovered, ", "), More(int(cov.UncoveredPods), len(cov.Uncovered))))
 	}
 	if len(gaps) == 0 {
 		return metav1.ConditionTrue, v1alpha1.ReasonCovered,

@@ -90,6 +90,8 @@ func TestCoverageCondition(t *testing.T) {
 		{"stray pods", v1alpha1.Coverage{Services: []v1alpha1.ServiceCoverage{{Name: "web", Pods: 1}}, CoveredPods: 1, UncoveredPods: 12,
 			Uncovered: []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"}},
 			v1alpha1.ReasonCoverageGaps, "12 pods in no service (default-deny cuts them off): a, b, c, d, e, f, g, h, i, j and 2 more"},
+		{"one stray pod", v1alpha1.Coverage{Services: []v1alpha1.ServiceCoverage{{Name: "web", Pods: 1}}, CoveredPods: 1, UncoveredPods: 1, Uncovered: []string{"debug"}},
+			v1alpha1.ReasonCoverageGaps, "1 pod in no service (default-deny cuts them off): debug"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
