@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 
-	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -288,14 +287,8 @@ func offlineWorld(in *input, stdin io.Reader) (*World, error) {
 
 // add puts a policy or a workload into the world.
 func (w *World) add(o object.Object, injected map[string]bool) {
-	c := w.cluster
+	w.cluster.Add(o)
 	switch x := o.(type) {
-	case *networkingv1.NetworkPolicy:
-		c.NetworkPolicies = append(c.NetworkPolicies, x)
-	case *securityv1.PeerAuthentication:
-		c.PeerAuthentications = append(c.PeerAuthentications, x)
-	case *securityv1.AuthorizationPolicy:
-		c.AuthorizationPolicies = append(c.AuthorizationPolicies, x)
 	case *corev1.Pod:
 		// A pod the API server has (it has a UID) was injected or not when it was created: its
 		// containers say which, whatever its namespace's label says now.

@@ -20,7 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 )
 
-// Workload is a pod (or every pod of a workload: they share labels, ServiceAccount and ports).
+// Workload is a pod (or every pod of a workload: they share labels, ServiceAccount and ports). A
+// destination without a namespace is an address outside the cluster, known by its IP.
 type Workload struct {
 	Namespace, Name string
 	Labels          map[string]string
@@ -58,6 +59,20 @@ type Cluster struct {
 	// TrustDomain names principals (cluster.local by default); RootNamespace is Istio's root
 	// namespace, whose policies without a selector apply to the whole mesh.
 	TrustDomain, RootNamespace string
+}
+
+// Add puts the policies among objs into the cluster; other objects are ignored.
+func (c *Cluster) Add(objs ...any) {
+	for _, o := range objs {
+		switch x := o.(type) {
+		case *networkingv1.NetworkPolicy:
+			c.NetworkPolicies = append(c.NetworkPolicies, x)
+		case *securityv1.PeerAuthentication:
+			c.PeerAuthentications = append(c.PeerAuthentications, x)
+		case *securityv1.AuthorizationPolicy:
+			c.AuthorizationPolicies = append(c.AuthorizationPolicies, x)
+		}
+	}
 }
 
 // Request is one new connection: a port of the destination (a number, or a name of its container
@@ -225,8 +240,8 @@ func (c *Cluster) peerMatches(p networkingv1.NetworkPolicyPeer, policyNamespace 
 		return ipInBlock(peer.IP, p.IPBlock)
 	}
 	w := peer.Workload
-	if w == nil {
-		return false // selectors match pods only
+	if w == nil || w.Namespace == "" {
+		return false // selectors match pods only; a destination without a namespace is an address
 	}
 	if p.NamespaceSelector == nil && w.Namespace != policyNamespace {
 		return false

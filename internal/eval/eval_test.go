@@ -215,14 +215,7 @@ func worldCluster(t *testing.T, w *world.World, graphs []*v1alpha1.ServiceGraph)
 			t.Fatal(err)
 		}
 		for _, o := range res.Objects() {
-			switch x := o.(type) {
-			case *networkingv1.NetworkPolicy:
-				c.NetworkPolicies = append(c.NetworkPolicies, x)
-			case *securityv1.PeerAuthentication:
-				c.PeerAuthentications = append(c.PeerAuthentications, x)
-			case *securityv1.AuthorizationPolicy:
-				c.AuthorizationPolicies = append(c.AuthorizationPolicies, x)
-			}
+			c.Add(o)
 		}
 	}
 	var named []corev1.ContainerPort
