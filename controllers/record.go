@@ -24,6 +24,10 @@ var (
 		Name: "servicegraph_conflicts",
 		Help: "Conflicts blocking each ServiceGraph: another active graph or foreign objects under generated names.",
 	}, []string{"namespace", "name"})
+	wideningGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "servicegraph_widening_policies",
+		Help: "Policies of each ServiceGraph's namespace that it did not generate and that let through what it refuses (the Bypassed condition).",
+	}, []string{"namespace", "name"})
 	driftCorrections = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "servicegraph_drift_corrections_total",
 		Help: "Generated objects restored after they were changed or deleted by someone else.",
@@ -35,7 +39,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(edgesGauge, objectsGauge, conflictsGauge, driftCorrections, compileErrors)
+	metrics.Registry.MustRegister(edgesGauge, objectsGauge, conflictsGauge, wideningGauge, driftCorrections, compileErrors)
 }
 
 // record emits the events, logs and metrics of one reconcile, all derived from the findings and
@@ -59,6 +63,9 @@ func (r *ServiceGraphReconciler) record(ctx context.Context, sg *v1alpha1.Servic
 		conflicts = 1
 	}
 	conflictsGauge.WithLabelValues(sg.Namespace, sg.Name).Set(float64(conflicts))
+	if f.WideningsJudged {
+		wideningGauge.WithLabelValues(sg.Namespace, sg.Name).Set(float64(len(f.Widenings)))
+	}
 	if f.Desired == nil {
 		return
 	}
@@ -78,6 +85,7 @@ func forget(namespace, name string) {
 	edgesGauge.DeletePartialMatch(labels)
 	objectsGauge.DeletePartialMatch(labels)
 	conflictsGauge.DeletePartialMatch(labels)
+	wideningGauge.DeletePartialMatch(labels)
 }
 
 // maxEventNote is the longest note events.k8s.io accepts; a longer one loses the whole event.

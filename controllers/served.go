@@ -5,12 +5,14 @@ import (
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
@@ -25,6 +27,11 @@ type APIDetector struct {
 	cache     cache.Cache
 	client    client.Client
 	outputs   compiler.Registry
+
+	// foreign, when set, holds the policies the operator did not generate; their changes enqueue
+	// the graphs of their namespace through onForeign.
+	foreign   cache.Cache
+	onForeign handler.EventHandler
 
 	mu         sync.Mutex
 	controller controller.Controller
@@ -80,12 +87,25 @@ func (d *APIDetector) watch(o *compiler.Output) error {
 	}
 	owner := handler.TypedEnqueueRequestForOwner[client.Object](d.client.Scheme(), d.client.RESTMapper(),
 		&v1alpha1.ServiceGraph{}, handler.OnlyControllerOwner())
-	return d.controller.Watch(source.Kind(d.cache, obj.(client.Object), owner, skipCreates))
+	if err := d.controller.Watch(source.Kind(d.cache, obj.(client.Object), owner, skipCreates)); err != nil {
+		return err
+	}
+	if _, judged := foreignKinds[o.GroupKind()]; !judged || d.foreign == nil {
+		return nil
+	}
+	if err := d.controller.Watch(source.Kind(d.foreign, obj.DeepCopyObject().(client.Object), d.onForeign)); err != nil {
+		return err
+	}
+	// An object carrying the operator's label without a graph controlling it is foreign too, and
+	// the owner handler above never enqueues a graph for it.
+	unowned := predicate.NewPredicateFuncs(func(o client.Object) bool { return metav1.GetControllerOf(o) == nil })
+	return d.controller.Watch(source.Kind(d.cache, obj.DeepCopyObject().(client.Object), d.onForeign, unowned))
 }
 
-// attach gives the detector the controller whose queue the watches feed.
-func (d *APIDetector) attach(c controller.Controller) {
+// attach gives the detector the controller whose queue the watches feed, and the handler of
+// foreign policies.
+func (d *APIDetector) attach(c controller.Controller, onForeign handler.EventHandler) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.controller = c
+	d.controller, d.onForeign = c, onForeign
 }

@@ -30,6 +30,9 @@ type ServiceGraphReconciler struct {
 	client.Client
 	// APIReader reads around the cache, which holds only the operator's own objects.
 	APIReader client.Reader
+	// Foreign reads the policies the operator did not generate (see ForeignCacheOptions); nil
+	// leaves them unjudged.
+	Foreign client.Reader
 	Recorder  events.EventRecorder
 	// APIs tells which outputs' APIs the cluster serves.
 	APIs *APIDetector
@@ -108,6 +111,10 @@ func (r *ServiceGraphReconciler) converge(ctx context.Context, sg *v1alpha1.Serv
 	f.Coverage = outcome.Coverage(f.Desired.Graph, pods)
 	f.Changes, f.Err = r.Writer.Execute(ctx, sg, f.Desired)
 	f.Rejected = ssa.IsRejected(f.Err)
+	if f.Err == nil && r.Foreign != nil {
+		f.Widenings, f.Err = r.widenings(ctx, sg, f.Desired, facts.Missing, pods)
+		f.WideningsJudged = f.Err == nil
+	}
 	return f
 }
 

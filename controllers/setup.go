@@ -93,11 +93,23 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 	if cfg.Options.Outputs == nil {
 		cfg.Options.Outputs = compiler.Builtin()
 	}
+	opts := ForeignCacheOptions()
+	opts.Scheme, opts.Mapper, opts.HTTPClient = mgr.GetScheme(), mgr.GetRESTMapper(), mgr.GetHTTPClient()
+	foreign, err := cache.New(mgr.GetConfig(), opts)
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(foreign); err != nil {
+		return err
+	}
+	apis := NewAPIDetector(dc, mgr.GetCache(), mgr.GetClient(), cfg.Options.Outputs)
+	apis.foreign = foreign
 	r := &ServiceGraphReconciler{
 		Client:          mgr.GetClient(),
 		APIReader:       mgr.GetAPIReader(),
+		Foreign:         foreign,
 		Recorder:        mgr.GetEventRecorder(FieldOwner),
-		APIs:            NewAPIDetector(dc, mgr.GetCache(), mgr.GetClient(), cfg.Options.Outputs),
+		APIs:            apis,
 		Options:         cfg.Options,
 		Writer:          ssa.New(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetConfig(), mgr.GetHTTPClient(), FieldOwner, cfg.Workers),
 		RecheckInterval: cfg.RecheckInterval,
@@ -123,7 +135,7 @@ func (r *ServiceGraphReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err != nil {
 		return err
 	}
-	r.APIs.attach(c)
+	r.APIs.attach(c, handler.EnqueueRequestsFromMapFunc(r.graphsOfNamespace))
 	return nil
 }
 

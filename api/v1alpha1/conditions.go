@@ -15,6 +15,11 @@ const (
 	// ConditionCoverage is False when a service's selector matches no pod or a pod of the namespace
 	// belongs to no service. It does not affect Ready.
 	ConditionCoverage = "Coverage"
+	// ConditionBypassed is True when a NetworkPolicy, AuthorizationPolicy or PeerAuthentication of
+	// the namespace that the graph did not generate lets through a connection the graph refuses (or
+	// weakens mutual TLS). Ready stays a statement about the graph's own objects; this is the
+	// condition security teams alert on.
+	ConditionBypassed = "Bypassed"
 )
 
 // Condition reasons.
@@ -50,4 +55,9 @@ const (
 	ReasonCovered = "Covered"
 	// ReasonCoverageGaps: a service matches no pod, or pods belong to no service.
 	ReasonCoverageGaps = "CoverageGaps"
+	// ReasonWideningPolicies: foreign policies widen the graph; the message names each and one
+	// connection it opens.
+	ReasonWideningPolicies = "WideningPolicies"
+	// ReasonNoWideningPolicies: no foreign policy of the namespace admits what the graph refuses.
+	ReasonNoWideningPolicies = "NoWideningPolicies"
 )

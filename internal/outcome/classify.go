@@ -11,6 +11,7 @@ import (
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/internal/change"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
+	"github.com/servicegraph/servicegraph-operator/internal/eval"
 )
 
 // Findings is what one reconcile found and did.
@@ -30,6 +31,11 @@ type Findings struct {
 	Drift bool
 	// Coverage relates the namespace's pods to the services.
 	Coverage *v1alpha1.Coverage
+	// Widenings are the foreign policies of the namespace that let through what the graph refuses;
+	// nil when they were not looked at (the graph was not applied).
+	Widenings []eval.Widening
+	// WideningsJudged is set when the foreign policies were looked at.
+	WideningsJudged bool
 	// Err is a failure to read or write; Rejected marks one the API server refused for what the
 	// object is, which no retry fixes.
 	Err      error

@@ -20,6 +20,7 @@ const (
 	EventUnmeshed       = "UnmeshedWorkloads"
 	EventEnforcement    = "EnforcementChanged"
 	EventMismatch       = "ProtocolMismatch"
+	EventWidening       = "WideningPolicies"
 )
 
 // Event is one event to record about the graph.
@@ -66,6 +67,12 @@ func Events(before *v1alpha1.ServiceGraph, f Findings, c Class) []Event {
 	d := f.Desired
 	if d != nil && len(d.Unmeshed) > 0 && !hasCondition(before, v1alpha1.ConditionMTLSReady, v1alpha1.ReasonUnmeshedWorkloads) {
 		warn(EventUnmeshed, "Preflight", UnmeshedMessage(d))
+	}
+	if f.WideningsJudged && len(f.Widenings) > 0 {
+		_, _, msg := BypassedCondition(f.Widenings)
+		if was := meta.FindStatusCondition(before.Status.Conditions, v1alpha1.ConditionBypassed); was == nil || was.Message != Shorten(msg, maxConditionMessage) {
+			warn(EventWidening, "Check", msg)
+		}
 	}
 	if d != nil && f.Err == nil && before.Status.Enforcement != "" && before.Status.Enforcement != d.Enforcement {
 		normal(EventEnforcement, "Apply", enforcementNote[d.Enforcement])

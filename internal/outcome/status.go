@@ -65,6 +65,10 @@ func converged(sg *v1alpha1.ServiceGraph, f Findings, c Class) {
 		status, reason, msg := CoverageCondition(f.Coverage)
 		setCondition(sg, v1alpha1.ConditionCoverage, status, reason, msg)
 	}
+	if f.WideningsJudged {
+		status, reason, msg := BypassedCondition(f.Widenings)
+		setCondition(sg, v1alpha1.ConditionBypassed, status, reason, msg)
+	}
 	setCondition(sg, v1alpha1.ConditionReady, c.Ready, c.Reason, c.Message)
 	if c.Stalled {
 		setCondition(sg, v1alpha1.ConditionStalled, metav1.ConditionTrue, c.Reason, c.Message)

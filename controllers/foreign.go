@@ -1,0 +1,109 @@
+package controllers
+
+import (
+	"context"
+	"slices"
+
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/selection"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/compiler"
+	"github.com/servicegraph/servicegraph-operator/internal/eval"
+	"github.com/servicegraph/servicegraph-operator/internal/graph"
+)
+
+// foreignKinds are the kinds whose objects, written by anyone, can let through what a graph
+// refuses: NetworkPolicies and Istio ALLOW policies add up, and a PeerAuthentication can loosen
+// mutual TLS for a workload or a port.
+var foreignKinds = map[schema.GroupKind]func() client.ObjectList{
+	{Group: "networking.k8s.io", Kind: "NetworkPolicy"}:       func() client.ObjectList { return &networkingv1.NetworkPolicyList{} },
+	{Group: "security.istio.io", Kind: "PeerAuthentication"}:  func() client.ObjectList { return &securityv1.PeerAuthenticationList{} },
+	{Group: "security.istio.io", Kind: "AuthorizationPolicy"}: func() client.ObjectList { return &securityv1.AuthorizationPolicyList{} },
+}
+
+// ForeignCacheOptions make a second cache hold the policies the operator did not generate: the
+// manager's cache holds only the operator's own objects. Objects keep their labels, owners and
+// spec; managed fields and annotations (a last-applied configuration doubles an object) are
+// dropped.
+func ForeignCacheOptions() cache.Options {
+	notOurs, err := labels.NewRequirement(compiler.LabelManagedBy, selection.NotEquals, []string{compiler.ManagedByValue})
+	if err != nil {
+		panic(err) // a constant requirement
+	}
+	return cache.Options{
+		DefaultLabelSelector: labels.NewSelector().Add(*notOurs),
+		DefaultTransform: func(obj any) (any, error) {
+			if o, ok := obj.(client.Object); ok {
+				o.SetManagedFields(nil)
+				o.SetAnnotations(nil)
+			}
+			return obj, nil
+		},
+	}
+}
+
+// widenings judges the namespace's policies that the graph did not generate against the graph's
+// objects: those the foreign cache holds, and those labelled as the operator's that this graph
+// does not control (a label is no proof of origin).
+func (r *ServiceGraphReconciler) widenings(ctx context.Context, sg *v1alpha1.ServiceGraph, d *compiler.Result, missing []schema.GroupKind, pods []metav1.PartialObjectMetadata) ([]eval.Widening, error) {
+	foreign := &eval.Cluster{}
+	for gk, newList := range foreignKinds {
+		if slices.Contains(missing, gk) {
+			continue
+		}
+		for _, reader := range []client.Reader{r.Foreign, r.Client} {
+			list := newList()
+			if err := reader.List(ctx, list, client.InNamespace(sg.Namespace)); err != nil {
+				return nil, err
+			}
+			items, err := meta.ExtractList(list)
+			if err != nil {
+				return nil, err
+			}
+			for _, item := range items {
+				if obj, ok := item.(client.Object); ok && !metav1.IsControlledBy(obj, sg) {
+					foreign.Add(obj)
+				}
+			}
+		}
+	}
+	if len(foreign.NetworkPolicies)+len(foreign.PeerAuthentications)+len(foreign.AuthorizationPolicies) == 0 {
+		return nil, nil
+	}
+	graph := &eval.Cluster{TrustDomain: r.Options.TrustDomain}
+	for _, obj := range d.Objects() {
+		graph.Add(obj)
+	}
+	return eval.Widenings(graph, sg.Namespace, workloadsOf(d, pods), foreign), nil
+}
+
+// workloadsOf is what the namespace runs, as the evaluator sees it: each local service of the
+// graph (its labels and ServiceAccount), and each pod no service selects (its labels, and whether
+// Istio injected it; the pod cache holds metadata only).
+func workloadsOf(d *compiler.Result, pods []metav1.PartialObjectMetadata) []*eval.Workload {
+	var out []*eval.Workload
+	g := d.Graph
+	for i := range g.Services {
+		s := &g.Services[i]
+		if g.Local(s) {
+			out = append(out, &eval.Workload{Namespace: s.Namespace, Name: s.Name, Labels: s.Labels, ServiceAccount: s.ServiceAccount,
+				Meshed: g.Mesh == v1alpha1.MeshIstio})
+		}
+	}
+	for _, p := range pods {
+		if slices.ContainsFunc(g.Services, func(s graph.Service) bool { return g.Local(&s) && compiler.Selects(s.Labels, p.Labels) }) {
+			continue
+		}
+		out = append(out, &eval.Workload{Namespace: p.Namespace, Name: p.Name, Labels: p.Labels,
+			Meshed: p.Annotations[annotationSidecarStatus] != "" || p.Annotations[annotationAmbient] == "enabled"})
+	}
+	return out
+}
