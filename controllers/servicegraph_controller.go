@@ -32,8 +32,8 @@ type ServiceGraphReconciler struct {
 	APIReader client.Reader
 	// Foreign reads the policies the operator did not generate (see ForeignCacheOptions); nil
 	// leaves them unjudged.
-	Foreign client.Reader
-	Recorder  events.EventRecorder
+	Foreign  client.Reader
+	Recorder events.EventRecorder
 	// APIs tells which outputs' APIs the cluster serves.
 	APIs *APIDetector
 	// Options configure the compiler; Options.Outputs are the kinds generated.
