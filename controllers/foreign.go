@@ -17,7 +17,6 @@ import (
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 	"github.com/servicegraph/servicegraph-operator/internal/eval"
-	"github.com/servicegraph/servicegraph-operator/internal/graph"
 )
 
 // foreignKinds are the kinds whose objects, written by anyone, can let through what a graph
@@ -78,32 +77,5 @@ func (r *ServiceGraphReconciler) widenings(ctx context.Context, sg *v1alpha1.Ser
 	if len(foreign.NetworkPolicies)+len(foreign.PeerAuthentications)+len(foreign.AuthorizationPolicies) == 0 {
 		return nil, nil
 	}
-	graph := &eval.Cluster{TrustDomain: r.Options.TrustDomain}
-	for _, obj := range d.Objects() {
-		graph.Add(obj)
-	}
-	return eval.Widenings(graph, sg.Namespace, workloadsOf(d, pods), foreign), nil
-}
-
-// workloadsOf is what the namespace runs, as the evaluator sees it: each local service of the
-// graph (its labels and ServiceAccount), and each pod no service selects (its labels, and whether
-// Istio injected it; the pod cache holds metadata only).
-func workloadsOf(d *compiler.Result, pods []metav1.PartialObjectMetadata) []*eval.Workload {
-	var out []*eval.Workload
-	g := d.Graph
-	for i := range g.Services {
-		s := &g.Services[i]
-		if g.Local(s) {
-			out = append(out, &eval.Workload{Namespace: s.Namespace, Name: s.Name, Labels: s.Labels, ServiceAccount: s.ServiceAccount,
-				Meshed: g.Mesh == v1alpha1.MeshIstio})
-		}
-	}
-	for _, p := range pods {
-		if slices.ContainsFunc(g.Services, func(s graph.Service) bool { return g.Local(&s) && compiler.Selects(s.Labels, p.Labels) }) {
-			continue
-		}
-		out = append(out, &eval.Workload{Namespace: p.Namespace, Name: p.Name, Labels: p.Labels,
-			Meshed: p.Annotations[annotationSidecarStatus] != "" || p.Annotations[annotationAmbient] == "enabled"})
-	}
-	return out
+	return eval.GraphWidenings(d, r.Options.TrustDomain, pods, foreign), nil
 }

@@ -14,6 +14,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/compiler"
+	"github.com/servicegraph/servicegraph-operator/internal/graph"
 )
 
 // Widening is a policy someone else wrote that lets through, in one layer, a connection the
@@ -29,6 +33,32 @@ type Widening struct {
 
 func (w Widening) String() string {
 	return fmt.Sprintf("%s opens %s at %s", w.Object, w.Example, w.Layer)
+}
+
+// GraphWidenings judges the foreign policies of a compiled graph's namespace against its objects,
+// the namespace running the graph's local services and the pods no service selects (known by
+// their labels and whether Istio injected them). The operator and the linter both ask it.
+func GraphWidenings(d *compiler.Result, trustDomain string, pods []metav1.PartialObjectMetadata, foreign *Cluster) []Widening {
+	base := &Cluster{TrustDomain: trustDomain}
+	for _, obj := range d.Objects() {
+		base.Add(obj)
+	}
+	g := d.Graph
+	var workloads []*Workload
+	for i := range g.Services {
+		if s := &g.Services[i]; g.Local(s) {
+			workloads = append(workloads, &Workload{Namespace: s.Namespace, Name: s.Name, Labels: s.Labels, ServiceAccount: s.ServiceAccount,
+				Meshed: g.Mesh == v1alpha1.MeshIstio})
+		}
+	}
+	for _, p := range pods {
+		if p.Namespace != g.Namespace || slices.ContainsFunc(g.Services, func(s graph.Service) bool { return g.Local(&s) && compiler.Selects(s.Labels, p.Labels) }) {
+			continue
+		}
+		workloads = append(workloads, &Workload{Namespace: p.Namespace, Name: p.Name, Labels: p.Labels,
+			Meshed: p.Annotations["sidecar.istio.io/status"] != "" || p.Annotations["ambient.istio.io/redirection"] == "enabled"})
+	}
+	return Widenings(base, g.Namespace, workloads, foreign)
 }
 
 // Widenings judges each foreign policy of a graph's namespace on its own: added to the graph's

@@ -113,6 +113,7 @@ func Lint(objs []Object, opts Options) []Finding {
 	out = append(out, graphsPerNamespaceFindings(objs)...)
 	out = append(out, customProviderFindings(objs, opts)...)
 	out = append(out, selectsNoWorkloadFindings(objs)...)
+	out = append(out, wideningFindings(objs, made)...)
 	Sort(out)
 	return out
 }

@@ -90,6 +90,9 @@ var (
 	ruleTwoGraphs = &Rule{"SG014", SeverityError,
 		"two ServiceGraphs for one namespace: the operator applies only the oldest and reports the other as Conflict",
 		"merge their services and edges into one ServiceGraph per namespace"}
+	ruleWidensGraph = &Rule{"SG015", SeverityError,
+		"a policy beside a ServiceGraph lets through what the graph refuses: NetworkPolicies and Istio ALLOW policies add up, so the graph is no longer the only way in (the operator reports it as Bypassed)",
+		"declare the connection in the graph (an edge, or an external peer) and delete the policy; a deliberate exception is annotated policy.servicegraph.io/lint-ignore: SG015"}
 )
 
 // NetworkPolicy rules.
@@ -175,7 +178,7 @@ var (
 
 var catalogue = []*Rule{
 	ruleInvalidGraph, ruleUndeclaredService, ruleDuplicateEdge, ruleSelfEdge, ruleHTTPOnTCP, ruleHTTPUnstated,
-	rulePermissiveGraph, ruleNoDNS, ruleFanInToAll, ruleSharedServiceAccount, ruleProtocolMismatch, ruleUnmeshedCaller, ruleHostsAnyAddress, ruleTwoGraphs,
+	rulePermissiveGraph, ruleNoDNS, ruleFanInToAll, ruleSharedServiceAccount, ruleProtocolMismatch, ruleUnmeshedCaller, ruleHostsAnyAddress, ruleTwoGraphs, ruleWidensGraph,
 	ruleIngressFromAll, ruleEgressToAll, ruleSelectsEveryPod, ruleAnyAddress, ruleNoDefaultDeny, ruleEveryPod, ruleEgressAnywhere, ruleInvalidNetworkPolicy,
 	ruleAllowAnySource, ruleAnyPrincipal, ruleAllowNamespaceWide, ruleDenyNeverMatches, ruleAllowEverything, ruleNeverMatches,
 	ruleMTLSDisabled, ruleMTLSPermissive, ruleMTLSDisabledSome, rulePortLevelNoSelector,

@@ -8,9 +8,11 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
+	"github.com/servicegraph/servicegraph-operator/internal/eval"
 	"github.com/servicegraph/servicegraph-operator/internal/graph"
 )
 
@@ -324,4 +326,46 @@ func servicesByNamespace(objs []Object) map[string][]compiler.KubeService {
 		}
 	}
 	return services
+}
+
+// wideningFindings judges, for the active graph of each namespace (the first of the input), the
+// NetworkPolicies, AuthorizationPolicies and PeerAuthentications beside it that it does not
+// generate, with the operator's own evaluation.
+func wideningFindings(objs []Object, made map[Object]bool) []Finding {
+	graphs := map[string]*v1alpha1.ServiceGraph{}
+	pods := map[string][]metav1.PartialObjectMetadata{}
+	for _, o := range objs {
+		switch x := o.Object.(type) {
+		case *v1alpha1.ServiceGraph:
+			if graphs[x.Namespace] == nil {
+				graphs[x.Namespace] = x
+			}
+		case *metav1.PartialObjectMetadata:
+			pods[x.Namespace] = append(pods[x.Namespace], *x)
+		}
+	}
+	var out []Finding
+	for ns, sg := range graphs {
+		d, err := compiler.Compile(sg, compiler.DefaultOptions(), compiler.Facts{})
+		if err != nil {
+			continue // SG001 says why
+		}
+		foreign := &eval.Cluster{}
+		where := map[string]Object{}
+		for _, o := range objs {
+			if o.Object.GetNamespace() != ns || made[o] {
+				continue
+			}
+			before := len(foreign.NetworkPolicies) + len(foreign.PeerAuthentications) + len(foreign.AuthorizationPolicies)
+			foreign.Add(o.Object)
+			if len(foreign.NetworkPolicies)+len(foreign.PeerAuthentications)+len(foreign.AuthorizationPolicies) > before {
+				where[kindOf(o.Object)+" "+ns+"/"+o.Object.GetName()] = o
+			}
+		}
+		for _, w := range eval.GraphWidenings(d, compiler.DefaultOptions().TrustDomain, pods[ns], foreign) {
+			out = append(out, locate(where[w.Object], []problem{ruleWidensGraph.problemf("widens ServiceGraph %s/%s at %s: it opens %s, which the graph refuses",
+				sg.Namespace, sg.Name, w.Layer, w.Example)})...)
+		}
+	}
+	return out
 }
