@@ -28,17 +28,23 @@ var foreignKinds = map[schema.GroupKind]func() client.ObjectList{
 	{Group: "security.istio.io", Kind: "AuthorizationPolicy"}: func() client.ObjectList { return &securityv1.AuthorizationPolicyList{} },
 }
 
-// ForeignCacheOptions make a second cache hold the policies the operator did not generate: the
-// manager's cache holds only the operator's own objects. Objects keep their labels, owners and
-// spec; managed fields and annotations (a last-applied configuration doubles an object) are
-// dropped.
-func ForeignCacheOptions() cache.Options {
-	notOurs, err := labels.NewRequirement(compiler.LabelManagedBy, selection.NotEquals, []string{compiler.ManagedByValue})
+// notOurs selects the objects without the operator's label.
+var notOurs = func() labels.Selector {
+	req, err := labels.NewRequirement(compiler.LabelManagedBy, selection.NotEquals, []string{compiler.ManagedByValue})
 	if err != nil {
 		panic(err) // a constant requirement
 	}
+	return labels.NewSelector().Add(*req)
+}()
+
+// ForeignCacheOptions make a second cache hold the metadata of the policies the operator did not
+// generate, cluster-wide: enough to know which namespaces have any and to be told when they
+// change, at a few hundred bytes an object. A graph whose namespace has some reads them in full
+// from the API server when it reconciles (the manager's cache holds only the operator's own
+// objects in full).
+func ForeignCacheOptions() cache.Options {
 	return cache.Options{
-		DefaultLabelSelector: labels.NewSelector().Add(*notOurs),
+		DefaultLabelSelector: notOurs,
 		DefaultTransform: func(obj any) (any, error) {
 			if o, ok := obj.(client.Object); ok {
 				o.SetManagedFields(nil)
@@ -50,17 +56,32 @@ func ForeignCacheOptions() cache.Options {
 }
 
 // widenings judges the namespace's policies that the graph did not generate against the graph's
-// objects: those the foreign cache holds, and those labelled as the operator's that this graph
-// does not control (a label is no proof of origin).
+// objects: those without the operator's label (read from the API server when the foreign cache
+// knows of any), and those wearing it that this graph does not control (a label is no proof of
+// origin).
 func (r *ServiceGraphReconciler) widenings(ctx context.Context, sg *v1alpha1.ServiceGraph, d *compiler.Result, missing []schema.GroupKind, pods []metav1.PartialObjectMetadata) ([]eval.Widening, error) {
 	foreign := &eval.Cluster{}
-	for gk, newList := range foreignKinds {
-		if slices.Contains(missing, gk) {
+	for _, o := range r.outputs() {
+		newList, judged := foreignKinds[o.GroupKind()]
+		if !judged || slices.Contains(missing, o.GroupKind()) {
 			continue
 		}
-		for _, reader := range []client.Reader{r.Foreign, r.Client} {
+		known := &metav1.PartialObjectMetadataList{}
+		known.SetGroupVersionKind(o.GVK.GroupVersion().WithKind(o.GVK.Kind + "List"))
+		if err := r.Foreign.List(ctx, known, client.InNamespace(sg.Namespace)); err != nil {
+			return nil, err
+		}
+		reads := []func(client.ObjectList) error{
+			func(l client.ObjectList) error { return r.List(ctx, l, client.InNamespace(sg.Namespace)) },
+		}
+		if len(known.Items) > 0 {
+			reads = append(reads, func(l client.ObjectList) error {
+				return r.APIReader.List(ctx, l, client.InNamespace(sg.Namespace), client.MatchingLabelsSelector{Selector: notOurs})
+			})
+		}
+		for _, read := range reads {
 			list := newList()
-			if err := reader.List(ctx, list, client.InNamespace(sg.Namespace)); err != nil {
+			if err := read(list); err != nil {
 				return nil, err
 			}
 			items, err := meta.ExtractList(list)

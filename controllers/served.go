@@ -93,7 +93,9 @@ func (d *APIDetector) watch(o *compiler.Output) error {
 	if _, judged := foreignKinds[o.GroupKind()]; !judged || d.foreign == nil {
 		return nil
 	}
-	if err := d.controller.Watch(source.Kind(d.foreign, obj.DeepCopyObject().(client.Object), d.onForeign)); err != nil {
+	foreignMeta := &metav1.PartialObjectMetadata{}
+	foreignMeta.SetGroupVersionKind(o.GVK)
+	if err := d.controller.Watch(source.Kind(d.foreign, client.Object(foreignMeta), d.onForeign)); err != nil {
 		return err
 	}
 	// An object carrying the operator's label without a graph controlling it is foreign too, and

@@ -30,8 +30,8 @@ type ServiceGraphReconciler struct {
 	client.Client
 	// APIReader reads around the cache, which holds only the operator's own objects.
 	APIReader client.Reader
-	// Foreign reads the policies the operator did not generate (see ForeignCacheOptions); nil
-	// leaves them unjudged.
+	// Foreign holds the metadata of the policies the operator did not generate (see
+	// ForeignCacheOptions); nil leaves them unjudged.
 	Foreign  client.Reader
 	Recorder events.EventRecorder
 	// APIs tells which outputs' APIs the cluster serves.
