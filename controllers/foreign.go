@@ -37,20 +37,23 @@ var notOurs = func() labels.Selector {
 	return labels.NewSelector().Add(*req)
 }()
 
-// ForeignCacheOptions make a second cache hold the metadata of the policies the operator did not
+// ForeignCacheOptions make a second cache hold the names of the policies the operator did not
 // generate, cluster-wide: enough to know which namespaces have any and to be told when they
-// change, at a few hundred bytes an object. A graph whose namespace has some reads them in full
+// change. A graph whose namespace has some reads them in full
 // from the API server when it reconciles (the manager's cache holds only the operator's own
 // objects in full).
 func ForeignCacheOptions() cache.Options {
 	return cache.Options{
 		DefaultLabelSelector: notOurs,
+		// Only where an object is matters (its namespace, to enqueue the graphs there): the rest
+		// of the metadata would cost more than the names.
 		DefaultTransform: func(obj any) (any, error) {
-			if o, ok := obj.(client.Object); ok {
-				o.SetManagedFields(nil)
-				o.SetAnnotations(nil)
+			m, ok := obj.(*metav1.PartialObjectMetadata)
+			if !ok {
+				return obj, nil
 			}
-			return obj, nil
+			return &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta,
+				ObjectMeta: metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, ResourceVersion: m.ResourceVersion}}, nil
 		},
 	}
 }

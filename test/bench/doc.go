@@ -149,7 +149,9 @@ kinds) belongs to its start, not to a graph.
   collection of the idle manager (Go forces one every two minutes; reading the metrics brings it
   sooner) and reports the live heap that collection found (` + "`go_gc_heap_live_bytes`" + `), then the
   median and max of several samples a second apart of ` + "`go_memstats_heap_inuse_bytes`" + ` and
-  ` + "`process_resident_memory_bytes`" + `. The goal is judged on the live heap and the RSS.
+  ` + "`process_resident_memory_bytes`" + `. The operator watches the names of the NetworkPolicies it did not generate, cluster-wide, for
+  the Bypassed condition (the ConfigMaps it never looks at): the goal is judged on the live heap
+  each foreign policy adds and on the RSS.
 - **Time to enforcement on real packets**: the dataplane suite (` + "`test/dataplane`" + `, run as root)
   applies the seed graph on its own control plane, with the operator and kube-network-policies,
   then alternately removes and adds back the edge api→database with ` + "`kubectl patch`" + `. From just

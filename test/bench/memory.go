@@ -44,6 +44,11 @@ type memoryResult struct {
 func (m memoryResult) LiveGrowth() float64 { return m.After.Live/m.Before.Live - 1 }
 func (m memoryResult) RSSGrowth() float64  { return m.After.RSS/m.Before.RSS - 1 }
 
+// ForeignBytes is the live heap each foreign NetworkPolicy added.
+func (m memoryResult) ForeignBytes() float64 {
+	return (m.After.Live - m.Before.Live) / float64(m.Foreign)
+}
+
 // memory samples the settled manager, creates the foreign objects and samples it again.
 func (e *env) memory(ctx context.Context) (memoryResult, error) {
 	res := memoryResult{Foreign: e.cfg.Foreign}
