@@ -2,12 +2,17 @@ package controllers
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/audit"
 	"github.com/servicegraph/servicegraph-operator/internal/outcome"
 )
 
@@ -46,7 +51,9 @@ func init() {
 // their classification.
 func (r *ServiceGraphReconciler) record(ctx context.Context, sg *v1alpha1.ServiceGraph, f outcome.Findings, c outcome.Class) {
 	log := logf.FromContext(ctx) // carries the graph's namespace and name
-	for _, ev := range outcome.Events(sg, f, c) {
+	events := outcome.Events(sg, f, c)
+	r.audit(ctx, sg, f, events)
+	for _, ev := range events {
 		log.Info(ev.Note, "reason", ev.Reason)
 		r.Recorder.Eventf(sg, nil, ev.Type, ev.Reason, ev.Action, "%s", outcome.Shorten(ev.Note, maxEventNote))
 		switch ev.Reason {
@@ -76,6 +83,30 @@ func (r *ServiceGraphReconciler) record(ctx context.Context, sg *v1alpha1.Servic
 	}
 	for _, o := range f.Outputs {
 		objectsGauge.WithLabelValues(sg.Namespace, sg.Name, o.GVK.Group, o.GVK.Kind).Set(float64(counts[[2]string{o.GVK.Group, o.GVK.Kind}]))
+	}
+}
+
+// audit writes one record per change the reconcile made to the cluster, and one when it held
+// STRICT mutual TLS back (when that is news, as its event is).
+func (r *ServiceGraphReconciler) audit(ctx context.Context, sg *v1alpha1.ServiceGraph, f outcome.Findings, events []outcome.Event) {
+	if r.Audit == nil {
+		return
+	}
+	g, revision, now := audit.GraphOf(sg), audit.Revision(sg.Annotations), time.Now()
+	var gvks []schema.GroupVersionKind
+	for _, o := range f.Outputs {
+		gvks = append(gvks, o.GVK)
+	}
+	records := audit.FromChanges(g, revision, f.Changes, audit.VersionsFor(gvks...), now)
+	if f.Drift {
+		records = audit.MarkDrift(records)
+	}
+	if d := f.Desired; d != nil && d.MTLSHeldBack && slices.ContainsFunc(events, func(e outcome.Event) bool { return e.Reason == outcome.EventUnmeshed }) {
+		pa := audit.Object{Group: "security.istio.io", Version: "v1", Kind: "PeerAuthentication", Namespace: sg.Namespace, Name: sg.Name}
+		records = append(records, audit.HoldBack(g, revision, pa, fmt.Sprintf("STRICT mTLS held back: %d pods have no sidecar", len(d.Unmeshed)), now))
+	}
+	for _, rec := range records {
+		r.Audit.Emit(ctx, rec)
 	}
 }
 

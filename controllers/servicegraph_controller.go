@@ -18,6 +18,7 @@ import (
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/controllers/ssa"
+	"github.com/servicegraph/servicegraph-operator/internal/audit"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 	"github.com/servicegraph/servicegraph-operator/internal/outcome"
 )
@@ -32,7 +33,9 @@ type ServiceGraphReconciler struct {
 	APIReader client.Reader
 	// Foreign holds the metadata of the policies the operator did not generate (see
 	// ForeignCacheOptions); nil leaves them unjudged.
-	Foreign  client.Reader
+	Foreign client.Reader
+	// Audit receives one record per change the operator makes to the cluster.
+	Audit    audit.Sink
 	Recorder events.EventRecorder
 	// APIs tells which outputs' APIs the cluster serves.
 	APIs *APIDetector

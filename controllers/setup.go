@@ -26,6 +26,7 @@ import (
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/controllers/ssa"
+	"github.com/servicegraph/servicegraph-operator/internal/audit"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 )
 
@@ -77,6 +78,9 @@ type Config struct {
 	Options         compiler.Options
 	RecheckInterval time.Duration
 	Workers         int
+	// Audit configures the audit trail of the changes the operator makes (the log, and a webhook
+	// when Audit.WebhookURL is set).
+	Audit audit.Options
 }
 
 // DefaultConfig suits a stock cluster.
@@ -102,12 +106,20 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 	if err := mgr.Add(foreign); err != nil {
 		return err
 	}
+	trail, err := audit.New(cfg.Audit)
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(trail); err != nil {
+		return err
+	}
 	apis := NewAPIDetector(dc, mgr.GetCache(), mgr.GetClient(), cfg.Options.Outputs)
 	apis.foreign = foreign
 	r := &ServiceGraphReconciler{
 		Client:          mgr.GetClient(),
 		APIReader:       mgr.GetAPIReader(),
 		Foreign:         foreign,
+		Audit:           trail,
 		Recorder:        mgr.GetEventRecorder(FieldOwner),
 		APIs:            apis,
 		Options:         cfg.Options,

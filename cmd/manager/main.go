@@ -14,6 +14,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/servicegraph/servicegraph-operator/controllers"
+	"github.com/servicegraph/servicegraph-operator/internal/audit"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 )
 
@@ -44,6 +45,8 @@ func main() {
 		})
 	flag.DurationVar(&cfg.RecheckInterval, "recheck-interval", cfg.RecheckInterval, "How often a graph waiting on Istio or on a conflicting object is looked at again.")
 	flag.IntVar(&cfg.Workers, "apply-workers", cfg.Workers, "Concurrent writes while applying one phase of a graph.")
+	flag.StringVar(&cfg.Audit.WebhookURL, "audit-webhook-url", "", "An http(s) URL that every audit record (one per change the operator makes) is also POSTed to, as a JSON array; the log gets them either way (logger \"audit\").")
+	flag.IntVar(&cfg.Audit.QueueSize, "audit-queue-size", audit.DefaultQueueSize, "Audit records waiting for the webhook; beyond it records are dropped (and counted), never waited for.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
