@@ -78,9 +78,10 @@ verify-generated: generate manifests ## Fail if the generated code or manifests 
 	@git diff --exit-code -- api config/crd config/rbac || { echo "run 'make generate manifests' and commit the result"; exit 1; }
 
 .PHONY: test
-test: envtest knp lint verify-generated ## Run every test: unit, golden, fuzz seeds, envtest, e2e, real packets (needs root) and Istio's judgement (test/istio).
+test: envtest knp lint verify-generated ## Run every test: unit, golden, fuzz seeds, envtest, e2e, real packets (needs root), Istio's judgement (test/istio) and the Gatekeeper policies (test/opa).
 	go test ./... -count=1 -timeout 25m
 	cd test/istio && go vet ./... && go test ./... -count=1 -timeout 10m
+	cd test/opa && go vet ./... && go test ./... -count=1
 	go test ./internal/graph -run '^$$' -fuzz FuzzParseEdge -fuzztime 5s
 
 .PHONY: fuzz
