@@ -2,6 +2,8 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -11,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/controllers"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 )
 
@@ -135,6 +138,48 @@ var _ = Describe("Rollout", func() {
 		Expect(pos["write peerauthentications/shop"]).To(BeNumerically("<", pos["write authorizationpolicies/shop-svc-api"]), "%v", order)
 		Expect(peerAuthMode()).To(Equal("PERMISSIVE"))
 		Expect(generated(ctx, k8s, ns)).NotTo(HaveKey(ref("NetworkPolicy", "shop-svc-api")))
+	})
+
+	// A kubelet's status updates make most of a rollout's pod events and change nothing the
+	// operator reads: they must not reconcile the graph. A pod whose sidecar only its containers
+	// show is read in full by every reconcile of its graph (the preflight), so those reads count
+	// the reconciles.
+	It("reconciles on a pod's labels, not on its status, and coalesces a burst of pod events", func() {
+		p := pod("api-1", map[string]string{"app": "api"}, nil, "api", "istio-proxy")
+		Expect(k8s.Create(ctx, seedGraph(ns))).To(Succeed())
+		waitFor(ready)
+		reconciles := func(mark int) int {
+			n := 0
+			for _, r := range writes.ReadsSince(mark, ns) {
+				if r.Resource == "pods" && r.Name == "api-1" {
+					n++
+				}
+			}
+			return n
+		}
+		Eventually(func() int {
+			mark := writes.Mark()
+			time.Sleep(3 * controllers.PodEventDelay / 2)
+			return reconciles(mark)
+		}, timeout, poll).Should(BeZero(), "settled")
+
+		mark := writes.Mark()
+		for i := range 5 {
+			p.Status.Phase = corev1.PodRunning
+			p.Status.PodIP = fmt.Sprintf("10.0.0.%d", i+1)
+			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}}
+			Expect(k8s.Status().Update(ctx, p)).To(Succeed())
+		}
+		Consistently(func() int { return reconciles(mark) }, 2*controllers.PodEventDelay, poll).Should(BeZero(), "status updates reconcile nothing")
+
+		mark = writes.Mark()
+		for i := range 5 {
+			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(p), p)).To(Succeed())
+			p.Labels["version"] = fmt.Sprintf("v%d", i)
+			Expect(k8s.Update(ctx, p)).To(Succeed())
+		}
+		Eventually(func() int { return reconciles(mark) }, timeout, poll).Should(BeNumerically(">=", 1), "a label change reconciles")
+		Consistently(func() int { return reconciles(mark) }, 2*controllers.PodEventDelay, poll).Should(Equal(1), "five label changes in a burst make one reconcile")
 	})
 
 	It("holds STRICT mTLS back while a pod has no sidecar, and lets it through once the pod is meshed", func() {

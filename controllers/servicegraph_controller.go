@@ -46,6 +46,8 @@ type ServiceGraphReconciler struct {
 	// RecheckInterval is how often a graph waiting on something no watch reports (an API being
 	// installed, a foreign object in the way) is looked at again.
 	RecheckInterval time.Duration
+	// Concurrency is how many graphs reconcile at once.
+	Concurrency int
 
 	// replaced holds, per graph, the resourceVersions its last two status writes replaced (a
 	// reconcile makes up to two): a cached graph still at one of them is one the cache has not

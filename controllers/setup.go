@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -78,6 +79,8 @@ type Config struct {
 	Options         compiler.Options
 	RecheckInterval time.Duration
 	Workers         int
+	// Concurrency is how many graphs reconcile at once.
+	Concurrency int
 	// Audit configures the audit trail of the changes the operator makes (the log, and a webhook
 	// when Audit.WebhookURL is set).
 	Audit audit.Options
@@ -85,7 +88,7 @@ type Config struct {
 
 // DefaultConfig suits a stock cluster.
 func DefaultConfig() Config {
-	return Config{Options: compiler.DefaultOptions(), RecheckInterval: time.Minute, Workers: 8}
+	return Config{Options: compiler.DefaultOptions(), RecheckInterval: time.Minute, Workers: 8, Concurrency: 4}
 }
 
 // Setup adds the ServiceGraph controller to the manager.
@@ -125,6 +128,7 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 		Options:         cfg.Options,
 		Writer:          ssa.New(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetConfig(), mgr.GetHTTPClient(), FieldOwner, cfg.Workers),
 		RecheckInterval: cfg.RecheckInterval,
+		Concurrency:     cfg.Concurrency,
 	}
 	return r.SetupWithManager(mgr)
 }
@@ -134,7 +138,7 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 func (r *ServiceGraphReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.ServiceGraph{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		WatchesMetadata(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.graphsOfNamespace)).
+		WatchesMetadata(&corev1.Pod{}, delayedEnqueue(r.graphsOfNamespace), builder.WithPredicates(podUpdates)).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.graphsOfNamespace)).
 		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.graphsWithAPIServerPeer)).
 		// Creating or deleting a graph can change which graph of the namespace is active.
@@ -143,6 +147,9 @@ func (r *ServiceGraphReconciler) SetupWithManager(mgr ctrl.Manager) error {
 				UpdateFunc: func(event.UpdateEvent) bool { return false },
 			})).
 		Named("servicegraph").
+		// Graphs of different namespaces reconcile side by side, so a big one does not hold up the
+		// small ones; one graph is never reconciled twice at once.
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Concurrency, 1)}).
 		Build(r)
 	if err != nil {
 		return err

@@ -45,6 +45,7 @@ func main() {
 		})
 	flag.DurationVar(&cfg.RecheckInterval, "recheck-interval", cfg.RecheckInterval, "How often a graph waiting on Istio or on a conflicting object is looked at again.")
 	flag.IntVar(&cfg.Workers, "apply-workers", cfg.Workers, "Concurrent writes while applying one phase of a graph.")
+	flag.IntVar(&cfg.Concurrency, "max-concurrent-reconciles", cfg.Concurrency, "Graphs reconciled at once (each graph one at a time), so a big graph does not hold up the others.")
 	flag.StringVar(&cfg.Audit.WebhookURL, "audit-webhook-url", "", "An http(s) URL that every audit record (one per change the operator makes) is also POSTed to, as a JSON array; the log gets them either way (logger \"audit\").")
 	flag.IntVar(&cfg.Audit.QueueSize, "audit-queue-size", audit.DefaultQueueSize, "Audit records waiting for the webhook; beyond it records are dropped (and counted), never waited for.")
 	zapOpts := zap.Options{}
