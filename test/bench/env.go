@@ -26,6 +26,7 @@ type env struct {
 	metrics string
 	// dir holds the manager binary, its log and the manifests kubectl applies.
 	dir      string
+	binary   string // the manager's
 	log      *os.File
 	progress func(format string, args ...any)
 }
@@ -42,9 +43,9 @@ func startEnv(ctx context.Context, cfg config, progress func(string, ...any)) (e
 			e.stop(true)
 		}
 	}()
-	binary := cfg.Manager
-	if binary == "" {
-		if binary, err = testenv.BuildManager(e.dir); err != nil {
+	e.binary = cfg.Manager
+	if e.binary == "" {
+		if e.binary, err = testenv.BuildManager(e.dir); err != nil {
 			return nil, err
 		}
 	}
@@ -59,7 +60,7 @@ func startEnv(ctx context.Context, cfg config, progress func(string, ...any)) (e
 	if e.log, err = os.Create(filepath.Join(e.dir, "manager.log")); err != nil {
 		return nil, err
 	}
-	return e, e.startManager(ctx, binary)
+	return e, e.startManager(ctx, e.binary)
 }
 
 func (e *env) startManager(ctx context.Context, binary string) error {

@@ -35,6 +35,11 @@ type config struct {
 	// Foreign is how many foreign NetworkPolicies, and as many ConfigMaps, the memory measurement
 	// creates in other namespaces.
 	Foreign int
+	// PodsPerService and ChurnRate size the rolling restart of the largest graph's namespace (pods
+	// per service, pods replaced a second); FleetGraphs graphs of FleetServices services, one per
+	// namespace, make the fleet. 0 skips either.
+	PodsPerService, ChurnRate  int
+	FleetGraphs, FleetServices int
 	// Resyncs is how many reconciles the quiet steady state forces.
 	Resyncs int
 	// Samples is how many memory samples, Every apart, make one memory figure.
@@ -60,17 +65,21 @@ type config struct {
 
 func defaultConfig() config {
 	return config{
-		CompileSizes:  []int{10, 100, 1000, 5000},
-		CompileRounds: 3,
-		GraphSizes:    []int{100, 1000},
-		Runs:          3,
-		Foreign:       10000,
-		Resyncs:       10,
-		Samples:       5,
-		Every:         time.Second,
-		Settle:        time.Second,
-		Profile:       10 * time.Second,
-		Workers:       8,
+		CompileSizes:   []int{10, 100, 1000, 5000},
+		CompileRounds:  3,
+		GraphSizes:     []int{100, 1000},
+		Runs:           3,
+		Foreign:        10000,
+		PodsPerService: 3,
+		ChurnRate:      50,
+		FleetGraphs:    2000,
+		FleetServices:  10,
+		Resyncs:        10,
+		Samples:        5,
+		Every:          time.Second,
+		Settle:         time.Second,
+		Profile:        10 * time.Second,
+		Workers:        8,
 
 		EnforcementChanges: 24,
 		Seed:               1,
@@ -85,6 +94,10 @@ func main() {
 	flag.Var((*intList)(&cfg.GraphSizes), "graphs", "service counts of the graphs converged cold; the last one is also changed, resynced and held in memory")
 	flag.IntVar(&cfg.Runs, "runs", cfg.Runs, "cold convergences of each graph size (the median is reported)")
 	flag.IntVar(&cfg.Foreign, "foreign", cfg.Foreign, "foreign NetworkPolicies (and as many ConfigMaps) created for the memory measurement")
+	flag.IntVar(&cfg.PodsPerService, "pods-per-service", cfg.PodsPerService, "pods per service of the largest graph for the rolling restart (0 skips it)")
+	flag.IntVar(&cfg.ChurnRate, "churn-rate", cfg.ChurnRate, "pods replaced a second in the rolling restart")
+	flag.IntVar(&cfg.FleetGraphs, "fleet", cfg.FleetGraphs, "graphs of the fleet, one per namespace (0 skips it)")
+	flag.IntVar(&cfg.FleetServices, "fleet-services", cfg.FleetServices, "services of each fleet graph")
 	flag.IntVar(&cfg.Resyncs, "resyncs", cfg.Resyncs, "forced reconciles of the quiet steady state")
 	flag.StringVar(&cfg.Manager, "manager", cfg.Manager, "manager binary to measure (default: build ./cmd/manager)")
 	flag.IntVar(&cfg.EnforcementChanges, "enforcement-changes", cfg.EnforcementChanges, "edge changes timed on real packets (needs root; 0 skips)")

@@ -18,6 +18,8 @@ func TestSmoke(t *testing.T) {
 	cfg.Runs = 1
 	cfg.Foreign = 100
 	cfg.Resyncs = 2
+	cfg.PodsPerService, cfg.ChurnRate = 1, 50
+	cfg.FleetGraphs, cfg.FleetServices = 4, 3
 	cfg.Samples, cfg.Every = 2, 100*time.Millisecond
 	cfg.Settle = 300 * time.Millisecond
 	cfg.Profile = time.Second
@@ -37,6 +39,9 @@ func TestSmoke(t *testing.T) {
 		"cold convergence, 5 services", "cold convergence, 5 services", "cold convergence, 5 services",
 		"cold convergence, 15 services", "cold convergence, 15 services", "cold convergence, 15 services",
 		"add one edge", "quiet steady state", "manager memory, 15-service graph", "manager memory after 100 foreign",
+		"rolling restart of 15 pods", "an edge added to the 15-service graph", "an edge changed in a 10-service graph",
+		"cold convergence, 4 graphs", "cold convergence, 4 graphs", "cold convergence, 4 graphs",
+		"manager memory per graph", "manager restart",
 	}
 	if len(rows) != len(wantRows) {
 		t.Fatalf("%d rows, want %d:\n%s", len(rows), len(wantRows), rep.table())
@@ -46,7 +51,8 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("row %d is %q, want a result for %q", i+1, cells, wantRows[i])
 		}
 	}
-	for _, x := range []row{rep.incrementalRow(), rep.quietRow()} {
+	restart := rep.fleetRows()[4]
+	for _, x := range []row{rep.incrementalRow(), rep.quietRow(), rep.churnRows()[0], restart} {
 		if x.met != "yes" {
 			t.Errorf("goal missed: %s: %s (goal %s)", x.measurement, x.result, x.goal)
 		}

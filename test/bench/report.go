@@ -34,6 +34,8 @@ type report struct {
 	quiet       quietResult
 	memory      memoryResult
 	enforcement enforcementResult
+	churn       churnResult
+	fleet       fleetResult
 }
 
 // row is one line of the results table; met is "yes", "NO" or empty when no goal applies.
@@ -44,6 +46,8 @@ func (r *report) rows() []row {
 	rows = append(rows, r.compileRows()...)
 	rows = append(rows, r.coldRows()...)
 	rows = append(rows, r.incrementalRow(), r.quietRow(), r.memoryBeforeRow(), r.memoryAfterRow())
+	rows = append(rows, r.churnRows()...)
+	rows = append(rows, r.fleetRows()...)
 	return append(rows, r.enforcementRows()...)
 }
 

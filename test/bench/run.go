@@ -80,7 +80,17 @@ func (e *env) measureCluster(ctx context.Context, rep *report) error {
 	if rep.quiet, err = e.quiet(ctx, largest, e.cfg.Resyncs); err != nil {
 		return err
 	}
-	rep.memory, err = e.memory(ctx)
+	if rep.memory, err = e.memory(ctx); err != nil {
+		return err
+	}
+	if e.cfg.PodsPerService > 0 {
+		if rep.churn, err = e.churn(ctx, largest); err != nil {
+			return err
+		}
+	}
+	if e.cfg.FleetGraphs > 0 {
+		rep.fleet, err = e.fleet(ctx)
+	}
 	return err
 }
 
