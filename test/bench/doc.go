@@ -152,6 +152,25 @@ kinds) belongs to its start, not to a graph.
   ` + "`process_resident_memory_bytes`" + `. The operator watches the names of the NetworkPolicies it did not generate, cluster-wide, for
   the Bypassed condition (the ConfigMaps it never looks at): the goal is judged on the live heap
   each foreign policy adds and on the RSS.
+- **Churn**: the largest graph's namespace gets ` + "`-pods-per-service`" + ` pods per service (plain Pod
+  objects: no kubelet runs here; each carries Istio's sidecar mark, as an injected pod does, and a
+  pod-template-hash label), then every pod is replaced at ` + "`-churn-rate`" + ` pods a second, as a
+  rolling restart does: the new pod is created, its status is updated twice (Pending and
+  scheduled, then Running and Ready with an IP: what a kubelet writes), and the old pod is deleted.
+  A quarter, half and three quarters of the way, an edge is added to the big graph and one is
+  changed in a 10-service graph of another namespace, each timed to Ready at its new generation.
+  Reconciles, manager CPU and writes are the manager's own metrics over the rollout; the CPU of
+  the control plane is read from /proc. The operator lets through only pod updates that change
+  what it reads (labels, Istio's marks, the owner, deletion) and delays them by
+  ` + "`controllers.PodEventDelay`" + ` so a burst makes one reconcile: coverage and the mTLS preflight lag by
+  that much at most.
+- **Fleet**: ` + "`-fleet`" + ` graphs of ` + "`-fleet-services`" + ` services, one per namespace, created 16 at a time in
+  two halves; the time is from the first create of a half to every graph of it Ready (summed),
+  and the live heap is sampled before, between and after (as for Memory) to give the memory per
+  graph of each half. Then the manager process is replaced and timed from its start until it has
+  reconciled every graph of the cluster with nothing queued; its writes are counted from its own
+  metrics. Last, the same objects (without the operator's label, so the manager does not cache
+  them) go through one ` + "`kubectl apply --server-side`" + ` into namespaces of their own.
 - **Time to enforcement on real packets**: the dataplane suite (` + "`test/dataplane`" + `, run as root)
   applies the seed graph on its own control plane, with the operator and kube-network-policies,
   then alternately removes and adds back the edge api→database with ` + "`kubectl patch`" + `. From just
