@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
@@ -156,24 +157,45 @@ func (e *env) restart(ctx context.Context, res *fleetResult) error {
 	return nil
 }
 
-// waitAllReady waits until every graph is Ready at its generation.
+// waitAllReady waits until every graph is Ready at its generation, from one list and then a watch
+// of every namespace (listing thousands of graphs over and over would load the API server the
+// operator is being measured on).
 func (e *env) waitAllReady(ctx context.Context, graphs []*v1alpha1.ServiceGraph) error {
 	pending := map[client.ObjectKey]bool{}
 	for _, sg := range graphs {
 		pending[client.ObjectKeyFromObject(sg)] = true
 	}
-	return poll(ctx, 15*time.Minute, 500*time.Millisecond, func(ctx context.Context) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+	defer cancel()
+	for ctx.Err() == nil {
 		var list v1alpha1.ServiceGraphList
 		if err := e.k8s.List(ctx, &list); err != nil {
-			return false, err
+			return err
 		}
 		for i := range list.Items {
 			if sg := &list.Items[i]; ready(sg, sg.Generation) {
 				delete(pending, client.ObjectKeyFromObject(sg))
 			}
 		}
-		return len(pending) == 0, nil
-	})
+		if len(pending) == 0 {
+			return nil
+		}
+		w, err := e.k8s.Watch(ctx, &v1alpha1.ServiceGraphList{}, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion}})
+		if err != nil {
+			return err
+		}
+		done := watchUntil(w, func(sg *v1alpha1.ServiceGraph) bool {
+			if ready(sg, sg.Generation) {
+				delete(pending, client.ObjectKeyFromObject(sg))
+			}
+			return len(pending) == 0
+		})
+		w.Stop()
+		if done {
+			return nil
+		}
+	}
+	return fmt.Errorf("%d graphs not Ready: %w", len(pending), ctx.Err())
 }
 
 // sampleAfterSettling waits for the manager to settle and samples its memory.
