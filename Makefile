@@ -25,6 +25,10 @@ CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KNP_VERSION := $(shell awk '$$1 == "sigs.k8s.io/kube-network-policies" {print $$2}' hack/tools/knp/go.mod)
 KNP_DIR := $(BIN)/knp/$(KNP_VERSION)
 KNP := $(KNP_DIR)/kube-network-policies
+# The Argo CD the real-Argo CD suite (test/argocd) runs, at the version hack/tools/argocd/go.mod pins.
+ARGOCD_VERSION := $(shell awk '$$1 == "github.com/argoproj/argo-cd/v3" {print $$2}' hack/tools/argocd/go.mod)
+ARGOCD_DIR := $(BIN)/argocd/$(ARGOCD_VERSION)
+ARGOCD := $(ARGOCD_DIR)/argocd
 # The control plane the tests and the demo run: kube-apiserver, etcd and a kubectl of the same version.
 ENVTEST_DIR := $(BIN)/k8s/$(K8S_VERSION)-$(GOOS)-$(GOARCH)
 KUBE_APISERVER := $(ENVTEST_DIR)/kube-apiserver
@@ -78,7 +82,7 @@ verify-generated: generate manifests ## Fail if the generated code or manifests 
 	@git diff --exit-code -- api config/crd config/rbac || { echo "run 'make generate manifests' and commit the result"; exit 1; }
 
 .PHONY: test
-test: envtest knp lint verify-generated ## Run every test: unit, golden, fuzz seeds, envtest, e2e, real packets (needs root), Istio's judgement (test/istio) and the Gatekeeper policies (test/opa).
+test: envtest knp argocd lint verify-generated ## Run every test: unit, golden, fuzz seeds, envtest, e2e, real packets (needs root), a real Argo CD (test/argocd), Istio's judgement (test/istio) and the Gatekeeper policies (test/opa).
 	go test ./... -count=1 -timeout 25m
 	cd test/istio && go vet ./... && go test ./... -count=1 -timeout 10m
 	cd test/opa && go vet ./... && go test ./... -count=1
@@ -123,6 +127,23 @@ knp: $(KNP) ## Build kube-network-policies (as released and adapted to kernels w
 $(KNP): hack/tools/knp/go.mod hack/tools/knp/build.sh $(wildcard hack/tools/knp/*/*.go)
 	@echo "building kube-network-policies $(KNP_VERSION) from the Go module proxy (first time: a few minutes)"
 	hack/tools/knp/build.sh $(KNP_DIR)
+
+.PHONY: argocd
+argocd: git $(ARGOCD) ## Build Argo CD (repo-server, application and ApplicationSet controllers), a Redis and kustomize for test/argocd, once per version.
+
+# hack/tools/argocd/build.sh builds Argo CD's multi-call binary with the Go toolchain it needs
+# (go1.27.3, which the go command downloads; the operator's module stays on the installed Go), the
+# miniredis program of hack/tools/argocd/redis and kustomize, and copies from the Argo CD module,
+# unchanged, its CRDs and the two scripts its repo-server always runs (hack/git-verify-wrapper.sh,
+# hack/gpg-wrapper.sh) into a PATH directory under bin/: a container image would carry them; nothing
+# of Argo CD's is committed here. First build: 5-9 minutes (7-10 CPU-minutes) and a 2.5 GB peak on 2 cores.
+$(ARGOCD): hack/tools/argocd/go.mod hack/tools/argocd/build.sh $(wildcard hack/tools/argocd/redis/*.go)
+	@echo "building Argo CD $(ARGOCD_VERSION) from the Go module proxy (first time: 5-9 minutes)"
+	hack/tools/argocd/build.sh $(ARGOCD_DIR)
+
+.PHONY: git
+git: ## Install git (Debian's package) when it is missing: Argo CD's repo-server and test/argocd run it.
+	@command -v git >/dev/null || { echo "installing git with apt-get"; apt-get update -qq && apt-get install -y -qq git; }
 
 $(CONTROLLER_GEN):
 	GOBIN=$(BIN)/tmp go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
