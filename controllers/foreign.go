@@ -71,11 +71,15 @@ func (r *ServiceGraphReconciler) widenings(ctx context.Context, sg *v1alpha1.Ser
 		}
 		known := &metav1.PartialObjectMetadataList{}
 		known.SetGroupVersionKind(o.GVK.GroupVersion().WithKind(o.GVK.Kind + "List"))
-		if err := r.Foreign.List(ctx, known, client.InNamespace(sg.Namespace)); err != nil {
+		// Cache reads without copies: every reconcile makes them, the objects are only read, and a
+		// big graph's namespace holds thousands.
+		if err := r.Foreign.List(ctx, known, client.InNamespace(sg.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 			return nil, err
 		}
 		reads := []func(client.ObjectList) error{
-			func(l client.ObjectList) error { return r.List(ctx, l, client.InNamespace(sg.Namespace)) },
+			func(l client.ObjectList) error {
+				return r.List(ctx, l, client.InNamespace(sg.Namespace), client.UnsafeDisableDeepCopy)
+			},
 		}
 		if len(known.Items) > 0 {
 			reads = append(reads, func(l client.ObjectList) error {

@@ -11,6 +11,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/servicegraph/servicegraph-operator/internal/object"
 )
 
 // podChanged tells whether a pod update changes what the operator reads of pods: their labels
@@ -19,8 +21,8 @@ import (
 // make most of a rollout's events, change none of them.
 func podChanged(old, new client.Object) bool {
 	return !maps.Equal(old.GetLabels(), new.GetLabels()) ||
-		old.GetAnnotations()[annotationSidecarStatus] != new.GetAnnotations()[annotationSidecarStatus] ||
-		old.GetAnnotations()[annotationAmbient] != new.GetAnnotations()[annotationAmbient] ||
+		old.GetAnnotations()[object.AnnotationSidecarStatus] != new.GetAnnotations()[object.AnnotationSidecarStatus] ||
+		old.GetAnnotations()[object.AnnotationAmbient] != new.GetAnnotations()[object.AnnotationAmbient] ||
 		(old.GetDeletionTimestamp() == nil) != (new.GetDeletionTimestamp() == nil) ||
 		ownerName(old) != ownerName(new)
 }

@@ -84,9 +84,7 @@ var _ = Describe("ServiceGraph reconciler judging foreign policies", func() {
 		Expect(msg).To(ContainSubstring("PeerAuthentication " + ns + "/loose opens another-namespace/any-pod-without-sidecar (no sidecar) -> " + ns + "/web"))
 
 		By("removing them")
-		for _, name := range []string{"open"} {
-			Expect(k8s.Delete(ctx, &securityv1.AuthorizationPolicy{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}})).To(Succeed())
-		}
+		Expect(k8s.Delete(ctx, &securityv1.AuthorizationPolicy{ObjectMeta: metav1.ObjectMeta{Name: "open", Namespace: ns}})).To(Succeed())
 		Expect(k8s.Delete(ctx, &securityv1.PeerAuthentication{ObjectMeta: metav1.ObjectMeta{Name: "loose", Namespace: ns}})).To(Succeed())
 		Expect(k8s.Delete(ctx, allowAll)).To(Succeed())
 		Expect(k8s.Delete(ctx, disguised)).To(Succeed())

@@ -14,16 +14,12 @@ import (
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
+	"github.com/servicegraph/servicegraph-operator/internal/object"
 	"github.com/servicegraph/servicegraph-operator/internal/outcome"
 )
 
-const (
-	// annotationSidecarStatus is set by Istio's sidecar injector on every injected pod.
-	annotationSidecarStatus = "sidecar.istio.io/status"
-	// annotationAmbient is set by Istio's CNI on pods enrolled in ambient mode.
-	annotationAmbient = "ambient.istio.io/redirection"
-	sidecarContainer  = "istio-proxy"
-)
+// sidecarContainer is the name of Istio's injected container.
+const sidecarContainer = "istio-proxy"
 
 // facts gathers what the compiler needs to know about the cluster, and the namespace's pods.
 // The mesh facts cost reads, so they are gathered only when STRICT mutual TLS is asked for and
@@ -87,7 +83,7 @@ func (r *ServiceGraphReconciler) podsOf(ctx context.Context, namespace string) (
 func (r *ServiceGraphReconciler) unmeshed(ctx context.Context, pods []metav1.PartialObjectMetadata) ([]string, error) {
 	var out []string
 	for _, p := range pods {
-		if p.Annotations[annotationSidecarStatus] != "" || p.Annotations[annotationAmbient] == "enabled" {
+		if object.IstioMarked(p.Annotations) {
 			continue
 		}
 		var pod corev1.Pod

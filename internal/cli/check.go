@@ -321,12 +321,7 @@ func (w *World) addGraphServices(sg *v1alpha1.ServiceGraph) {
 	}
 }
 
-// Istio's marks of a meshed pod and namespace.
-const (
-	annotationSidecarStatus = "sidecar.istio.io/status"
-	annotationAmbient       = "ambient.istio.io/redirection"
-)
-
+// meshedNamespace tells whether Istio injects (or enrolls in ambient) the pods a namespace will get.
 func meshedNamespace(l map[string]string) bool {
 	return l["istio-injection"] == "enabled" || l["istio.io/rev"] != "" || l["istio.io/dataplane-mode"] == "ambient"
 }
@@ -340,7 +335,7 @@ func workloadOf(meta, pod metav1.ObjectMeta, spec *corev1.PodSpec, ip string, in
 		w.Meshed = w.Meshed || c.Name == "istio-proxy"
 	}
 	inject := pod.Labels["sidecar.istio.io/inject"]
-	w.Meshed = w.Meshed || pod.Annotations[annotationSidecarStatus] != "" || pod.Annotations[annotationAmbient] == "enabled" ||
+	w.Meshed = w.Meshed || object.IstioMarked(pod.Annotations) ||
 		injectedNamespace && inject != "false" || inject == "true"
 	return w
 }

@@ -76,46 +76,45 @@ func runDiff(e *env, args []string) int {
 
 // checkout writes PATH as it is at a git revision into a temporary directory, and returns its path
 // there.
-func checkout(ref, path string) (string, func(), error) {
+func checkout(ref, path string) (_ string, _ func(), err error) {
 	dir, err := os.MkdirTemp("", "servicegraph-diff-")
 	if err != nil {
 		return "", nil, err
 	}
 	cleanup := func() { _ = os.RemoveAll(dir) }
+	defer func() {
+		if err != nil { // every failure below leaves nothing behind
+			cleanup()
+		}
+	}()
 	top, err := gitOutput("", "rev-parse", "--show-toplevel")
 	if err != nil {
-		cleanup()
 		return "", nil, err
 	}
+	top = strings.TrimSpace(top)
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		cleanup()
 		return "", nil, err
 	}
-	rel, err := filepath.Rel(strings.TrimSpace(top), abs)
+	rel, err := filepath.Rel(top, abs)
 	if err != nil {
-		cleanup()
 		return "", nil, err
 	}
 	archive := exec.Command("git", "archive", "--format=tar", ref, "--", filepath.ToSlash(rel))
-	archive.Dir = strings.TrimSpace(top)
+	archive.Dir = top
 	untar := exec.Command("tar", "-x", "-C", dir)
 	var stderr bytes.Buffer
 	archive.Stderr = &stderr
 	if untar.Stdin, err = archive.StdoutPipe(); err != nil {
-		cleanup()
 		return "", nil, err
 	}
-	if err := untar.Start(); err != nil {
-		cleanup()
+	if err = untar.Start(); err != nil {
 		return "", nil, err
 	}
-	if err := archive.Run(); err != nil {
-		cleanup()
+	if err = archive.Run(); err != nil {
 		return "", nil, fmt.Errorf("git archive %s -- %s: %w: %s", ref, rel, err, strings.TrimSpace(stderr.String()))
 	}
-	if err := untar.Wait(); err != nil {
-		cleanup()
+	if err = untar.Wait(); err != nil {
 		return "", nil, err
 	}
 	return filepath.Join(dir, rel), cleanup, nil
@@ -208,7 +207,7 @@ func connectivityDiff(before, after *World) []change {
 		workloads[w.String()] = w
 	}
 	var all []*eval.Workload
-	for _, k := range slicesSortedKeys(workloads) {
+	for _, k := range slices.Sorted(maps.Keys(workloads)) {
 		all = append(all, workloads[k])
 	}
 	targets := probedPorts(all, before.cluster, after.cluster)
@@ -240,8 +239,6 @@ func connectivityDiff(before, after *World) []change {
 	}
 	return out
 }
-
-func slicesSortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // portTarget is a port to probe, with an HTTP path when a rule matches one.
 type portTarget struct {
@@ -304,7 +301,7 @@ func probedPorts(workloads []*eval.Workload, clusters ...*eval.Cluster) []portTa
 		}
 	}
 	out := make([]portTarget, 0, len(seen))
-	for _, k := range slicesSortedKeys(seen) {
+	for _, k := range slices.Sorted(maps.Keys(seen)) {
 		out = append(out, seen[k])
 	}
 	return out

@@ -18,6 +18,7 @@ import (
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 	"github.com/servicegraph/servicegraph-operator/internal/graph"
+	"github.com/servicegraph/servicegraph-operator/internal/object"
 )
 
 // Widening is a policy someone else wrote that lets through, in one layer, a connection the
@@ -56,7 +57,7 @@ func GraphWidenings(d *compiler.Result, trustDomain string, pods []metav1.Partia
 			continue
 		}
 		workloads = append(workloads, &Workload{Namespace: p.Namespace, Name: p.Name, Labels: p.Labels,
-			Meshed: p.Annotations["sidecar.istio.io/status"] != "" || p.Annotations["ambient.istio.io/redirection"] == "enabled"})
+			Meshed: object.IstioMarked(p.Annotations)})
 	}
 	return Widenings(base, g.Namespace, workloads, foreign)
 }
@@ -179,7 +180,8 @@ func layerAllows(v Verdict, layer string) bool {
 func (j *judge) first(object, layer string, with *Cluster, probes []probe) *Widening {
 	for _, p := range probes {
 		base, widened := *j.graph, *with
-		base.Namespaces, widened.Namespaces = j.namespaces(p), j.namespaces(p)
+		base.Namespaces = j.namespaces(p)
+		widened.Namespaces = base.Namespaces
 		r := Request{From: p.from, To: p.to, Port: p.port, PortName: p.portName, Protocol: p.protocol, HTTP: p.http}
 		if p.from.Workload != nil && r.From.IP == "" {
 			r.From.IP = p.from.Workload.IP
