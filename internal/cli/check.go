@@ -16,7 +16,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -32,23 +31,6 @@ const (
 	ExitAllowed = 0
 	ExitDenied  = 1
 )
-
-// checkKinds are what check reads from files: graphs, hand-written policies, workloads (whose pods'
-// labels, ServiceAccount, ports and sidecar it needs) and namespaces (their labels).
-var checkKinds = kinds{
-	{APIVersion: v1alpha1.GroupVersion.String(), Kind: "ServiceGraph"}:     newServiceGraph,
-	{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"}:            func() object.Object { return &networkingv1.NetworkPolicy{} },
-	{APIVersion: "security.istio.io/v1", Kind: "AuthorizationPolicy"}:      newAuthorizationPolicy,
-	{APIVersion: "security.istio.io/v1beta1", Kind: "AuthorizationPolicy"}: newAuthorizationPolicy,
-	{APIVersion: "security.istio.io/v1", Kind: "PeerAuthentication"}:       newPeerAuthentication,
-	{APIVersion: "security.istio.io/v1beta1", Kind: "PeerAuthentication"}:  newPeerAuthentication,
-	{APIVersion: "v1", Kind: "Namespace"}:                                  func() object.Object { return &corev1.Namespace{} },
-	{APIVersion: "v1", Kind: "Pod"}:                                        func() object.Object { return &corev1.Pod{} },
-	{APIVersion: "apps/v1", Kind: "Deployment"}:                            func() object.Object { return &appsv1.Deployment{} },
-	{APIVersion: "apps/v1", Kind: "StatefulSet"}:                           func() object.Object { return &appsv1.StatefulSet{} },
-	{APIVersion: "apps/v1", Kind: "DaemonSet"}:                             func() object.Object { return &appsv1.DaemonSet{} },
-	{APIVersion: "batch/v1", Kind: "Job"}:                                  func() object.Object { return &batchv1.Job{} },
-}
 
 func runCheck(e *env, args []string) int {
 	fs, in := newFlagSet(e, "check", "FROM TO:PORT[/PATH] [--method M] [--protocol P] (-f FILE... | --kubeconfig FILE [--context C])",
