@@ -270,20 +270,42 @@ func offlineWorld(in *input, stdin io.Reader) (*World, error) {
 // add puts a policy or a workload into the world.
 func (w *World) add(o object.Object, injected map[string]bool) {
 	w.cluster.Add(o)
-	switch x := o.(type) {
-	case *corev1.Pod:
+	meta, pod, spec, ok := podTemplate(o)
+	if !ok {
+		return
+	}
+	ip, injectedNamespace := "", injected[meta.Namespace]
+	if p, isPod := o.(*corev1.Pod); isPod {
 		// A pod the API server has (it has a UID) was injected or not when it was created: its
 		// containers say which, whatever its namespace's label says now.
-		w.workloads = append(w.workloads, workloadOf(x.ObjectMeta, x.ObjectMeta, &x.Spec, x.Status.PodIP, injected[x.Namespace] && x.UID == ""))
-	case *appsv1.Deployment:
-		w.workloads = append(w.workloads, workloadOf(x.ObjectMeta, x.Spec.Template.ObjectMeta, &x.Spec.Template.Spec, "", injected[x.Namespace]))
-	case *appsv1.StatefulSet:
-		w.workloads = append(w.workloads, workloadOf(x.ObjectMeta, x.Spec.Template.ObjectMeta, &x.Spec.Template.Spec, "", injected[x.Namespace]))
-	case *appsv1.DaemonSet:
-		w.workloads = append(w.workloads, workloadOf(x.ObjectMeta, x.Spec.Template.ObjectMeta, &x.Spec.Template.Spec, "", injected[x.Namespace]))
-	case *batchv1.Job:
-		w.workloads = append(w.workloads, workloadOf(x.ObjectMeta, x.Spec.Template.ObjectMeta, &x.Spec.Template.Spec, "", injected[x.Namespace]))
+		ip, injectedNamespace = p.Status.PodIP, injectedNamespace && p.UID == ""
 	}
+	w.workloads = append(w.workloads, workloadOf(meta, pod, spec, ip, injectedNamespace))
+}
+
+// podTemplate reads a workload of any kind check reads: the object's metadata, its pods' metadata
+// and spec (a pod's own, a CronJob's from its jobTemplate); ok is false for another kind.
+func podTemplate(o object.Object) (meta, pod *metav1.ObjectMeta, spec *corev1.PodSpec, ok bool) {
+	var t *corev1.PodTemplateSpec
+	switch x := o.(type) {
+	case *corev1.Pod:
+		return &x.ObjectMeta, &x.ObjectMeta, &x.Spec, true
+	case *appsv1.Deployment:
+		meta, t = &x.ObjectMeta, &x.Spec.Template
+	case *appsv1.StatefulSet:
+		meta, t = &x.ObjectMeta, &x.Spec.Template
+	case *appsv1.DaemonSet:
+		meta, t = &x.ObjectMeta, &x.Spec.Template
+	case *appsv1.ReplicaSet:
+		meta, t = &x.ObjectMeta, &x.Spec.Template
+	case *batchv1.Job:
+		meta, t = &x.ObjectMeta, &x.Spec.Template
+	case *batchv1.CronJob:
+		meta, t = &x.ObjectMeta, &x.Spec.JobTemplate.Spec.Template
+	default:
+		return nil, nil, nil, false
+	}
+	return meta, &t.ObjectMeta, &t.Spec, true
 }
 
 // addGraphServices adds a graph's local services that no workload of the input runs.
@@ -310,7 +332,7 @@ func meshedNamespace(l map[string]string) bool {
 
 // workloadOf reads what the evaluator needs of a pod or a pod template: labels, ServiceAccount,
 // ports, and whether a sidecar runs (injected or to be injected) or ambient handles it.
-func workloadOf(meta, pod metav1.ObjectMeta, spec *corev1.PodSpec, ip string, injectedNamespace bool) *eval.Workload {
+func workloadOf(meta, pod *metav1.ObjectMeta, spec *corev1.PodSpec, ip string, injectedNamespace bool) *eval.Workload {
 	w := &eval.Workload{Namespace: meta.Namespace, Name: meta.Name, Labels: pod.Labels, IP: ip, ServiceAccount: spec.ServiceAccountName}
 	for _, c := range append(slices.Clone(spec.InitContainers), spec.Containers...) {
 		w.Ports = append(w.Ports, c.Ports...)

@@ -263,3 +263,59 @@ spec: {containers: [{name: app, image: app}]}
 		}
 	}
 }
+
+// check reads the pods of the workload kinds lint reads: a CronJob's (from its jobTemplate) and a
+// bare ReplicaSet's, selected here by NetworkPolicies that the verdict names.
+func TestCheckReplicaSetAndCronJob(t *testing.T) {
+	const objects = `apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: shop, labels: {app: web}}
+spec: {containers: [{name: web, image: web}]}
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: report, namespace: shop}
+spec:
+  schedule: "0 * * * *"
+  jobTemplate:
+    spec:
+      template:
+        metadata: {labels: {app: report}}
+        spec: {restartPolicy: OnFailure, containers: [{name: report, image: report, ports: [{containerPort: 8080}]}]}
+---
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: cache, namespace: shop}
+spec:
+  selector: {matchLabels: {app: cache}}
+  template:
+    metadata: {labels: {app: cache}}
+    spec: {containers: [{name: cache, image: cache, ports: [{containerPort: 6379}]}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: report-from-web, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: report}}
+  policyTypes: [Ingress]
+  ingress: [{from: [{podSelector: {matchLabels: {app: web}}}], ports: [{port: 8080}]}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: cache-deny-all, namespace: shop}
+spec: {podSelector: {matchLabels: {app: cache}}, policyTypes: [Ingress]}
+`
+	for _, tc := range []struct {
+		to, want string
+		code     int
+	}{
+		{"report:8080", "ingress        allowed  NetworkPolicy shop/report-from-web spec.ingress[0]", ExitAllowed},
+		{"app=report:8080", "ingress        allowed  NetworkPolicy shop/report-from-web spec.ingress[0]", ExitAllowed},
+		{"cache:6379", "ingress        DENIED   no rule allows it (NetworkPolicies selecting shop/cache for ingress: cache-deny-all)", ExitDenied},
+	} {
+		code, stdout, stderr := run(t, objects, "check", "web", tc.to, "-f", "-", "-n", "shop")
+		if code != tc.code || !strings.Contains(stdout, tc.want) {
+			t.Errorf("check web %s: exit %d, want %d and a line %q\n%s%s", tc.to, code, tc.code, tc.want, stdout, stderr)
+		}
+	}
+}

@@ -50,8 +50,9 @@ var lintKinds = kinds{
 	{APIVersion: "batch/v1", Kind: "CronJob"}:    newWorkload,
 }
 
-// checkKinds are what check reads from files: graphs, hand-written policies, workloads (whose pods'
-// labels, ServiceAccount, ports and sidecar it needs) and namespaces (their labels).
+// checkKinds are what check reads from files: graphs, hand-written policies, workloads of the
+// kinds lint reads (whose pods' labels, ServiceAccount, ports and sidecar it needs) and namespaces
+// (their labels).
 var checkKinds = kinds{
 	{APIVersion: v1alpha1.GroupVersion.String(), Kind: "ServiceGraph"}:     newServiceGraph,
 	{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"}:            func() object.Object { return &networkingv1.NetworkPolicy{} },
@@ -64,7 +65,9 @@ var checkKinds = kinds{
 	{APIVersion: "apps/v1", Kind: "Deployment"}:                            func() object.Object { return &appsv1.Deployment{} },
 	{APIVersion: "apps/v1", Kind: "StatefulSet"}:                           func() object.Object { return &appsv1.StatefulSet{} },
 	{APIVersion: "apps/v1", Kind: "DaemonSet"}:                             func() object.Object { return &appsv1.DaemonSet{} },
+	{APIVersion: "apps/v1", Kind: "ReplicaSet"}:                            func() object.Object { return &appsv1.ReplicaSet{} },
 	{APIVersion: "batch/v1", Kind: "Job"}:                                  func() object.Object { return &batchv1.Job{} },
+	{APIVersion: "batch/v1", Kind: "CronJob"}:                              func() object.Object { return &batchv1.CronJob{} },
 }
 
 // removed are API versions of linted kinds the API server no longer serves, with their successor.
