@@ -17,6 +17,7 @@ import (
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 	"github.com/servicegraph/servicegraph-operator/internal/eval"
+	"github.com/servicegraph/servicegraph-operator/internal/outcome"
 )
 
 // foreignKinds are the kinds whose objects, written by anyone, can let through what a graph
@@ -105,5 +106,5 @@ func (r *ServiceGraphReconciler) widenings(ctx context.Context, sg *v1alpha1.Ser
 	if len(foreign.NetworkPolicies)+len(foreign.PeerAuthentications)+len(foreign.AuthorizationPolicies) == 0 {
 		return nil, nil
 	}
-	return eval.GraphWidenings(d, r.Options.TrustDomain, pods, foreign), nil
+	return outcome.GraphWidenings(d, r.Options.TrustDomain, pods, foreign), nil
 }

@@ -162,25 +162,6 @@ func (f flip) String() string {
 	}
 }
 
-// diffLayers are the columns of a diff, each the layers of the evaluator it folds together.
-var diffLayers = []struct {
-	key    string
-	layers []eval.Layer
-}{
-	{"l4", []eval.Layer{eval.Egress, eval.Ingress}},
-	{"mtls", []eval.Layer{eval.MTLS}},
-	{"authorization", []eval.Layer{eval.Authorization}},
-}
-
-func layerAllowed(v eval.Verdict, layers []eval.Layer) bool {
-	for _, s := range v.Steps {
-		if slices.Contains(layers, s.Layer) && !s.Allowed {
-			return false
-		}
-	}
-	return true
-}
-
 // probe is one connection both worlds are asked about.
 type probe struct {
 	from, to *eval.Workload
@@ -223,9 +204,9 @@ func connectivityDiff(before, after *World) []change {
 				a, b := before.cluster.Check(req), after.cluster.Check(req)
 				c := change{Connection: p.String(), From: from.String(), To: to.String(), Protocol: string(p.protocol), Port: p.port, EndToEnd: flip{a.Allowed, b.Allowed}, Layers: map[string]flip{}}
 				changed := a.Allowed != b.Allowed
-				for _, l := range diffLayers {
-					f := flip{layerAllowed(a, l.layers), layerAllowed(b, l.layers)}
-					c.Layers[l.key] = f
+				for _, l := range eval.LayerGroups {
+					f := flip{a.Allows(l.Layers...), b.Allows(l.Layers...)}
+					c.Layers[layerKey(l)] = f
 					changed = changed || f.Before != f.After
 				}
 				if p.http != nil {
@@ -293,7 +274,7 @@ func probedPorts(workloads []*eval.Workload, clusters ...*eval.Cluster) []portTa
 						}
 						add(portTarget{port: int32(n), protocol: corev1.ProtocolTCP})
 						for _, path := range t.GetOperation().GetPaths() {
-							add(portTarget{port: int32(n), protocol: corev1.ProtocolTCP, http: &eval.HTTP{Path: strings.Replace(path, "*", "x", 1), Method: "GET"}})
+							add(portTarget{port: int32(n), protocol: corev1.ProtocolTCP, http: &eval.HTTP{Path: eval.PathExample(path), Method: "GET"}})
 						}
 					}
 				}
@@ -360,6 +341,9 @@ var diffFormats = map[string]func([]change) []byte{
 	},
 }
 
+// layerKey names a diff column in JSON: l4, mtls, authorization.
+func layerKey(l eval.LayerGroup) string { return strings.ToLower(l.Name) }
+
 // sign marks a line: + opens end to end, - closes, ~ changes one layer only.
 func sign(c change) string {
 	return map[string]string{"opens": "+", "closes": "-"}[c.EndToEnd.String()] + map[bool]string{true: "~"}[c.EndToEnd.Before == c.EndToEnd.After]
@@ -367,8 +351,8 @@ func sign(c change) string {
 
 func columns(c change) []string {
 	out := []string{c.EndToEnd.String()}
-	for _, l := range diffLayers {
-		out = append(out, c.Layers[l.key].String())
+	for _, l := range eval.LayerGroups {
+		out = append(out, c.Layers[layerKey(l)].String())
 	}
 	return out
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/internal/graph"
+
+	"github.com/servicegraph/servicegraph-operator/internal/semantics"
 )
 
 // +kubebuilder:rbac:groups=security.istio.io,resources=authorizationpolicies,verbs=get;list;watch;create;update;patch;delete
@@ -175,7 +177,7 @@ func (c *Compilation) source(name string) []*securityv1beta1.Rule_From {
 		if svc.Remote != nil {
 			trustDomain = svc.Remote.TrustDomain
 		}
-		src = &securityv1beta1.Source{Principals: []string{trustDomain + "/ns/" + svc.Namespace + "/sa/" + svc.ServiceAccount}}
+		src = &securityv1beta1.Source{Principals: []string{semantics.Principal(trustDomain, svc.Namespace, svc.ServiceAccount)}}
 	case x.Identified():
 		src = &securityv1beta1.Source{Namespaces: x.Namespaces}
 	case len(x.CIDRs) > 0:

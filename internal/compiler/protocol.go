@@ -11,6 +11,10 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/servicegraph/servicegraph-operator/internal/graph"
+
+	securityv1beta1 "istio.io/api/security/v1beta1"
+
+	"github.com/servicegraph/servicegraph-operator/internal/semantics"
 )
 
 // KubeService is what the compiler needs of a Kubernetes Service: the pods it selects and how Istio
@@ -65,7 +69,7 @@ func ProtocolMismatches(g *graph.Graph, services []KubeService) []ProtocolMismat
 	for i := range g.Edges {
 		e := &g.Edges[i]
 		to, _ := g.Service(e.To)
-		if len(e.Paths)+len(e.Methods) == 0 || !g.Local(to) {
+		if !httpOnly(e) || !g.Local(to) {
 			continue
 		}
 		for _, ks := range services {
@@ -88,6 +92,12 @@ func ProtocolMismatches(g *graph.Graph, services []KubeService) []ProtocolMismat
 	return out
 }
 
+// httpOnly tells whether an edge's rule matches attributes only HTTP carries (semantics.HTTPOnly).
+func httpOnly(e *graph.Edge) bool {
+	op := &securityv1beta1.Operation{Paths: e.Paths, Methods: e.Methods}
+	return len(semantics.HTTPOnly(&securityv1beta1.Rule{To: []*securityv1beta1.Rule_To{{Operation: op}}})) > 0
+}
+
 // Selects tells whether a Service's selector picks every pod with these labels: its labels are a
 // subset of them. A Service without a selector selects no pod by label.
 func Selects(selector, labels map[string]string) bool {
@@ -104,11 +114,16 @@ func Selects(selector, labels map[string]string) bool {
 
 // targets tells whether a Service port sends its traffic to the edge's destination port.
 func targets(sp KubeServicePort, p graph.Port) bool {
-	target := sp.TargetPort
-	if target.Type == intstr.Int && target.IntVal == 0 && target.StrVal == "" {
-		target = intstr.FromInt32(sp.Port) // an unset targetPort is the port itself
+	return TargetPort(sp) == p.Port
+}
+
+// TargetPort is the pods' port a Service port sends its traffic to: its targetPort, or, unset, the
+// port itself.
+func TargetPort(sp KubeServicePort) intstr.IntOrString {
+	if sp.TargetPort.Type == intstr.Int && sp.TargetPort.IntVal == 0 && sp.TargetPort.StrVal == "" {
+		return intstr.FromInt32(sp.Port)
 	}
-	return target == p.Port
+	return sp.TargetPort
 }
 
 // httpProtocols are the protocols on which Istio applies rules with HTTP fields.

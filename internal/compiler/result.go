@@ -6,6 +6,7 @@ import (
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/internal/graph"
 	"github.com/servicegraph/servicegraph-operator/internal/object"
+	"github.com/servicegraph/servicegraph-operator/internal/semantics"
 )
 
 // Labels every generated object carries. The graph's own labels and annotations are never copied:
@@ -15,11 +16,11 @@ const (
 	ManagedByValue      = "servicegraph-operator"
 	LabelGraph          = "policy.servicegraph.io/graph"
 	LabelService        = "policy.servicegraph.io/service"
-	DefaultTrustDomain  = "cluster.local"
+	DefaultTrustDomain  = semantics.DefaultTrustDomain
 	DefaultDNSNamespace = "kube-system"
-	DefaultIstiodNS     = "istio-system"
+	DefaultIstiodNS     = semantics.DefaultRootNamespace
 	// AnnotationDryRun makes Istio evaluate and report an AuthorizationPolicy without enforcing it.
-	AnnotationDryRun = "istio.io/dry-run"
+	AnnotationDryRun = semantics.AnnotationDryRun
 )
 
 // PeerSelector picks the pods of a namespace by label.

@@ -7,8 +7,8 @@
 package eval
 
 import (
+	"cmp"
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 
@@ -16,8 +16,8 @@ import (
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/servicegraph/servicegraph-operator/internal/semantics"
 )
 
 // Workload is a pod (or every pod of a workload: they share labels, ServiceAccount and ports). A
@@ -32,6 +32,9 @@ type Workload struct {
 	// apply to it only then, and only then does it present an identity.
 	Meshed bool
 	Ports  []corev1.ContainerPort
+	// TrustDomain is the trust domain of its identity when it is not the cluster's (a workload of
+	// another mesh).
+	TrustDomain string
 }
 
 func (w *Workload) String() string { return w.Namespace + "/" + w.Name }
@@ -87,7 +90,7 @@ type Request struct {
 }
 
 // HTTP is what an HTTP request carries that AuthorizationPolicies match.
-type HTTP struct{ Path, Method, Host string }
+type HTTP = semantics.HTTP
 
 // Layer names a stage a connection passes.
 type Layer string
@@ -116,6 +119,31 @@ type Verdict struct {
 	Allowed bool   `json:"allowed"`
 	Steps   []Step `json:"steps"`
 }
+
+// Allows tells whether every step of the given layers allows the connection.
+func (v Verdict) Allows(layers ...Layer) bool {
+	for _, s := range v.Steps {
+		if slices.Contains(layers, s.Layer) && !s.Allowed {
+			return false
+		}
+	}
+	return true
+}
+
+// LayerGroup is a set of layers judged together: the layers a user reads as one.
+type LayerGroup struct {
+	Name   string
+	Layers []Layer
+}
+
+// LayerGroups are the groups `servicegraph diff` shows and widenings name: NetworkPolicies (both
+// directions), mutual TLS, authorization.
+var (
+	L4Layers            = LayerGroup{"L4", []Layer{Egress, Ingress}}
+	MTLSLayers          = LayerGroup{"mTLS", []Layer{MTLS}}
+	AuthorizationLayers = LayerGroup{"authorization", []Layer{Authorization}}
+	LayerGroups         = []LayerGroup{L4Layers, MTLSLayers, AuthorizationLayers}
+)
 
 // Check evaluates a connection through every layer.
 func (c *Cluster) Check(r Request) Verdict {
@@ -154,20 +182,6 @@ func (c *Cluster) resolvePort(r Request) Request {
 	return r
 }
 
-func (c *Cluster) namespaceLabels(ns string) labels.Set {
-	l := labels.Set{}
-	for k, v := range c.Namespaces[ns] {
-		l[k] = v
-	}
-	l["kubernetes.io/metadata.name"] = ns
-	return l
-}
-
-func selectorMatches(sel *metav1.LabelSelector, l map[string]string) bool {
-	s, err := metav1.LabelSelectorAsSelector(sel)
-	return err == nil && s.Matches(labels.Set(l))
-}
-
 // networkPolicies decides one direction: the source's egress or the destination's ingress.
 func (c *Cluster) networkPolicies(r Request, dir Layer) Step {
 	subject, peer := r.To, r.From
@@ -177,13 +191,14 @@ func (c *Cluster) networkPolicies(r Request, dir Layer) Step {
 		}
 		subject, peer = r.From.Workload, Endpoint{Workload: r.To, IP: r.To.IP}
 	}
+	direction := semantics.Direction(dir)
 	var selecting []string
 	for _, np := range c.NetworkPolicies {
-		if np.Namespace != subject.Namespace || !selectorMatches(&np.Spec.PodSelector, subject.Labels) || !isolates(np, dir) {
+		if !semantics.SelectsPod(np, subject.Namespace, subject.Labels) || !semantics.Isolates(np, direction) {
 			continue
 		}
 		selecting = append(selecting, np.Name)
-		if i, ok := c.allowedBy(np, dir, peer, r); ok {
+		if i, ok := c.allowedBy(np, direction, peer, r); ok {
 			return Step{Layer: dir, Allowed: true, Applies: true, By: fmt.Sprintf("NetworkPolicy %s/%s spec.%s[%d]", np.Namespace, np.Name, dir, i)}
 		}
 	}
@@ -195,116 +210,37 @@ func (c *Cluster) networkPolicies(r Request, dir Layer) Step {
 		Detail: fmt.Sprintf("NetworkPolicies selecting %s for %s: %s", subject, dir, strings.Join(selecting, ", "))}
 }
 
-// isolates tells whether a policy applies to a direction (policyTypes, or Ingress and, with egress
-// rules, Egress when unset).
-func isolates(np *networkingv1.NetworkPolicy, dir Layer) bool {
-	if len(np.Spec.PolicyTypes) == 0 {
-		return dir == Ingress || len(np.Spec.Egress) > 0
-	}
-	want := networkingv1.PolicyTypeIngress
-	if dir == Egress {
-		want = networkingv1.PolicyTypeEgress
-	}
-	return slices.Contains(np.Spec.PolicyTypes, want)
-}
-
 // allowedBy returns the index of the policy's first rule that admits the peer on the request's
 // port.
-func (c *Cluster) allowedBy(np *networkingv1.NetworkPolicy, dir Layer, peer Endpoint, r Request) (int, bool) {
-	type rule struct {
-		peers []networkingv1.NetworkPolicyPeer
-		ports []networkingv1.NetworkPolicyPort
+func (c *Cluster) allowedBy(np *networkingv1.NetworkPolicy, dir semantics.Direction, peer Endpoint, r Request) (int, bool) {
+	other := semantics.Peer{IP: peer.IP}
+	if w := peer.Workload; w != nil && w.Namespace != "" {
+		other = semantics.Peer{Namespace: w.Namespace, Labels: w.Labels, NamespaceLabels: c.Namespaces[w.Namespace], IP: peer.IP}
 	}
-	var rules []rule
-	if dir == Ingress {
-		for _, x := range np.Spec.Ingress {
-			rules = append(rules, rule{x.From, x.Ports})
-		}
-	} else {
-		for _, x := range np.Spec.Egress {
-			rules = append(rules, rule{x.To, x.Ports})
-		}
+	matches := func(peers []networkingv1.NetworkPolicyPeer, ports []networkingv1.NetworkPolicyPort) bool {
+		return semantics.PortMatches(ports, r.Protocol, r.Port, r.PortName) && (len(peers) == 0 || slices.ContainsFunc(peers, func(p networkingv1.NetworkPolicyPeer) bool {
+			return semantics.PeerMatches(p, np.Namespace, other)
+		}))
 	}
-	for i, x := range rules {
-		if portMatches(x.ports, r) && (len(x.peers) == 0 || slices.ContainsFunc(x.peers, func(p networkingv1.NetworkPolicyPeer) bool {
-			return c.peerMatches(p, np.Namespace, peer)
-		})) {
+	if dir == semantics.Ingress {
+		for i, x := range np.Spec.Ingress {
+			if matches(x.From, x.Ports) {
+				return i, true
+			}
+		}
+		return 0, false
+	}
+	for i, x := range np.Spec.Egress {
+		if matches(x.To, x.Ports) {
 			return i, true
 		}
 	}
 	return 0, false
 }
 
-func (c *Cluster) peerMatches(p networkingv1.NetworkPolicyPeer, policyNamespace string, peer Endpoint) bool {
-	if p.IPBlock != nil {
-		return ipInBlock(peer.IP, p.IPBlock)
-	}
-	w := peer.Workload
-	if w == nil || w.Namespace == "" {
-		return false // selectors match pods only; a destination without a namespace is an address
-	}
-	if p.NamespaceSelector == nil && w.Namespace != policyNamespace {
-		return false
-	}
-	if p.NamespaceSelector != nil && !selectorMatches(p.NamespaceSelector, c.namespaceLabels(w.Namespace)) {
-		return false
-	}
-	return p.PodSelector == nil || selectorMatches(p.PodSelector, w.Labels)
-}
-
-func ipInBlock(ip string, b *networkingv1.IPBlock) bool {
-	addr, err := netip.ParseAddr(ip)
-	if err != nil {
-		return false
-	}
-	cidr, err := netip.ParsePrefix(b.CIDR)
-	if err != nil || !cidr.Contains(addr) {
-		return false
-	}
-	for _, e := range b.Except {
-		if ex, err := netip.ParsePrefix(e); err == nil && ex.Contains(addr) {
-			return false
-		}
-	}
-	return true
-}
-
-// portMatches tells whether a rule's ports admit the request's port: none listed admits every
-// port; a named port matches the destination's container port of that name.
-func portMatches(ports []networkingv1.NetworkPolicyPort, r Request) bool {
-	if len(ports) == 0 {
-		return true
-	}
-	return slices.ContainsFunc(ports, func(p networkingv1.NetworkPolicyPort) bool {
-		proto := corev1.ProtocolTCP
-		if p.Protocol != nil {
-			proto = *p.Protocol
-		}
-		switch {
-		case proto != r.Protocol:
-			return false
-		case p.Port == nil:
-			return true
-		case p.Port.StrVal != "":
-			return p.Port.StrVal == r.PortName
-		case p.EndPort != nil:
-			return p.Port.IntVal <= r.Port && r.Port <= *p.EndPort
-		}
-		return p.Port.IntVal == r.Port
-	})
-}
-
-// Modes of mutual TLS, as Istio names them.
-const (
-	modeStrict     = "STRICT"
-	modePermissive = "PERMISSIVE"
-	modeDisable    = "DISABLE"
-)
-
-// mtls finds the mode in force on the destination port: a workload policy's port-level mode, else
-// its mode, else the namespace's, else the root namespace's, else PERMISSIVE (Istio's default). It
-// also tells whether the connection carries the caller's identity: both ends meshed and the mode
-// not DISABLE.
+// mtls finds the mode in force on the destination port (see semantics.EffectiveMTLS). It also
+// tells whether the connection carries the caller's identity: both ends meshed and the mode not
+// DISABLE.
 func (c *Cluster) mtls(r Request) (Step, bool) {
 	to := r.To
 	if !to.Meshed || r.Protocol != corev1.ProtocolTCP {
@@ -314,56 +250,32 @@ func (c *Cluster) mtls(r Request) (Step, bool) {
 		}
 		return Step{Layer: MTLS, Allowed: true, By: why}, false
 	}
-	mode, by := modePermissive, "no PeerAuthentication: Istio's default PERMISSIVE"
-	var workload, namespace, root *securityv1.PeerAuthentication
-	for _, pa := range c.PeerAuthentications {
-		sel := pa.Spec.GetSelector().GetMatchLabels()
-		switch {
-		case pa.Namespace == to.Namespace && len(sel) > 0 && selectorMatches(&metav1.LabelSelector{MatchLabels: sel}, to.Labels):
-			workload = pa
-		case pa.Namespace == to.Namespace && len(sel) == 0:
-			namespace = pa
-		case pa.Namespace == c.rootNamespace() && len(sel) == 0:
-			root = pa
-		}
-	}
-	for _, pa := range []*securityv1.PeerAuthentication{root, namespace, workload} {
-		if pa == nil {
-			continue
-		}
-		if m := pa.Spec.GetMtls().GetMode(); m != securityv1beta1.PeerAuthentication_MutualTLS_UNSET {
-			mode, by = m.String(), fmt.Sprintf("PeerAuthentication %s/%s", pa.Namespace, pa.Name)
-		}
-	}
-	if workload != nil {
-		if pl, ok := workload.Spec.GetPortLevelMtls()[uint32(r.Port)]; ok && pl.GetMode() != securityv1beta1.PeerAuthentication_MutualTLS_UNSET {
-			mode, by = pl.GetMode().String(), fmt.Sprintf("PeerAuthentication %s/%s portLevelMtls[%d]", workload.Namespace, workload.Name, r.Port)
-		}
+	m := semantics.EffectiveMTLS(c.PeerAuthentications, semantics.Workload{Namespace: to.Namespace, Labels: to.Labels}, r.Port, c.rootNamespace())
+	mode, by := m.Mode.String(), "no PeerAuthentication: Istio's default PERMISSIVE"
+	switch {
+	case m.Port:
+		by = fmt.Sprintf("PeerAuthentication %s/%s portLevelMtls[%d]", m.By.Namespace, m.By.Name, r.Port)
+	case m.By != nil:
+		by = fmt.Sprintf("PeerAuthentication %s/%s", m.By.Namespace, m.By.Name)
 	}
 	callerMeshed := r.From.Workload != nil && r.From.Workload.Meshed
 	step := Step{Layer: MTLS, Allowed: true, Applies: true, By: by, Detail: "mode " + mode}
 	switch {
-	case mode == modeStrict && !callerMeshed:
+	case m.Mode == securityv1beta1.PeerAuthentication_MutualTLS_STRICT && !callerMeshed:
 		step.Allowed = false
 		step.Detail = "mode STRICT: the caller has no sidecar, so its plain text is refused"
-	case mode == modeDisable:
+	case m.Mode == securityv1beta1.PeerAuthentication_MutualTLS_DISABLE:
 		step.Detail = "mode DISABLE: plain text, no identity"
 	case !callerMeshed:
 		step.Detail = "mode " + mode + ": the caller has no sidecar, so it sends plain text without identity"
 	}
-	return step, callerMeshed && mode != modeDisable
+	return step, callerMeshed && m.Mode != securityv1beta1.PeerAuthentication_MutualTLS_DISABLE
 }
 
 func (c *Cluster) rootNamespace() string {
-	if c.RootNamespace == "" {
-		return "istio-system"
-	}
-	return c.RootNamespace
+	return cmp.Or(c.RootNamespace, semantics.DefaultRootNamespace)
 }
 
 func (c *Cluster) trustDomain() string {
-	if c.TrustDomain == "" {
-		return "cluster.local"
-	}
-	return c.TrustDomain
+	return cmp.Or(c.TrustDomain, semantics.DefaultTrustDomain)
 }

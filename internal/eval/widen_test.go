@@ -144,3 +144,48 @@ func TestAddressIn(t *testing.T) {
 func indent(spec string) string {
 	return "  " + strings.ReplaceAll(strings.TrimSuffix(spec, "\n"), "\n", "\n  ") + "\n"
 }
+
+// A foreign ALLOW that admits web to database (which the graph refuses) is caught however the
+// policy spells web's identity: every form Istio accepts for it.
+func TestWideningsInEverySpelling(t *testing.T) {
+	for _, source := range []string{
+		"principals: [cluster.local/ns/shop/sa/web]",
+		"principals: ['*/sa/web']",
+		"principals: ['*/ns/shop/sa/web']",
+		"principals: ['cluster.local/ns/shop/*']",
+		"principals: ['*']",
+		"serviceAccounts: [web]",
+		"serviceAccounts: [shop/web]",
+		"namespaces: [shop]",
+		"namespaces: ['sh*']",
+		"namespaces: ['*']",
+		"trustDomains: [cluster.local]",
+		"trustDomains: ['*.local']",
+		"namespaces: [shop], principals: ['*/sa/web']",
+		"serviceAccounts: [web], trustDomains: [cluster.local]",
+		"notNamespaces: [other]",
+	} {
+		for _, selector := range []string{"selector: {matchLabels: {app: database}}\n", ""} {
+			t.Run(source+" "+selector, func(t *testing.T) {
+				graph, workloads := seedCluster(t)
+				foreign := &Cluster{}
+				foreign.Add(ap(t, "open", "shop", indent(selector+"rules: [{from: [{source: {"+source+"}}]}]")))
+				got := Widenings(graph, "shop", workloads, foreign)
+				if len(got) != 1 || got[0].Layer != "authorization" {
+					t.Fatalf("got %v, want one widening at authorization", got)
+				}
+			})
+		}
+	}
+	// The same spellings in when conditions.
+	for _, cond := range []string{"{key: source.principal, values: [cluster.local/ns/shop/sa/web]}", "{key: source.serviceAccount, values: [web]}", "{key: source.namespace, values: [shop]}"} {
+		t.Run(cond, func(t *testing.T) {
+			graph, workloads := seedCluster(t)
+			foreign := &Cluster{}
+			foreign.Add(ap(t, "open", "shop", indent("selector: {matchLabels: {app: database}}\nrules: [{when: ["+cond+"]}]")))
+			if got := Widenings(graph, "shop", workloads, foreign); len(got) != 1 {
+				t.Fatalf("got %v, want one widening", got)
+			}
+		})
+	}
+}

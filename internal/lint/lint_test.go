@@ -168,15 +168,15 @@ var ruleCases = []struct {
 	{"ingress without from", "NP001",
 		npYAML("  podSelector: {matchLabels: {app: api}}\n  ingress: [{ports: [{port: 80}]}]\n"),
 		npYAML(ingressFromWeb)},
-	{"ingress from an empty peer", "NP001",
+	{"ingress from an empty peer, which the API server refuses", "NP008",
 		npYAML("  podSelector: {matchLabels: {app: api}}\n  ingress: [{from: [{}]}]\n"),
 		npYAML(ingressFromWeb)},
 	{"egress without to", "NP002",
 		npYAML("  podSelector: {matchLabels: {app: api}}\n  policyTypes: [Egress]\n  egress: [{ports: [{port: 443}]}]\n"),
 		npYAML("  podSelector: {matchLabels: {app: api}}\n  policyTypes: [Egress]\n  egress: [{to: [{ipBlock: {cidr: 10.0.0.0/8}}]}]\n")},
 	{"egress ignored without Egress in policyTypes", "NP002",
-		npYAML("  podSelector: {matchLabels: {app: api}}\n  egress: [{to: [{}]}]\n"),
-		npYAML("  podSelector: {matchLabels: {app: api}}\n  policyTypes: [Ingress]\n  egress: [{to: [{}]}]\n")},
+		npYAML("  podSelector: {matchLabels: {app: api}}\n  egress: [{ports: [{port: 443}]}]\n"),
+		npYAML("  podSelector: {matchLabels: {app: api}}\n  policyTypes: [Ingress]\n  egress: [{ports: [{port: 443}]}]\n")},
 	{"every pod reached from addresses", "NP003",
 		npYAML("  podSelector: {}\n  ingress: [{from: [{ipBlock: {cidr: 10.1.0.0/16}}]}]\n"),
 		npYAML("  podSelector: {matchLabels: {app: api}}\n  ingress: [{from: [{ipBlock: {cidr: 10.1.0.0/16}}]}]\n")},
@@ -517,7 +517,7 @@ func TestOneFindingPerPolicy(t *testing.T) {
 			np004 = append(np004, f.Message)
 		}
 	}
-	if want := "spec.ingress[0] has no from, spec.ingress[1].from[0] is an empty peer, spec.ingress[2] has no from: it admits every source"; len(np001) != 1 || np001[0] != want {
+	if want := "spec.ingress[0] has no from, spec.ingress[2] has no from: it admits every source"; len(np001) != 1 || np001[0] != want {
 		t.Errorf("NP001: %q, want one: %q", np001, want)
 	}
 	if want := "spec.ingress[3] admits every IPv4 address but 2 except range(s): in the cluster and out"; len(np004) != 1 || np004[0] != want {

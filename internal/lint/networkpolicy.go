@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/semantics"
 )
 
 var networkPolicyChecks = []check[*networkingv1.NetworkPolicy]{
@@ -81,16 +82,11 @@ func rulesInForce(np *networkingv1.NetworkPolicy) []policyRule {
 // policyTypes are the directions the policy isolates; without policyTypes, Kubernetes takes
 // Ingress, and Egress when there are egress rules.
 func policyTypes(np *networkingv1.NetworkPolicy) (ingress, egress bool) {
-	if len(np.Spec.PolicyTypes) == 0 {
-		return true, len(np.Spec.Egress) > 0
-	}
-	return slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress),
-		slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress)
+	return semantics.Isolates(np, semantics.Ingress), semantics.Isolates(np, semantics.Egress)
 }
 
-// allowsEveryPeer finds rules without peers, and empty peers: either matches everything (the API
-// server rejects an empty peer, but kubectl apply --validate=false and some tools let it by). One
-// finding per direction lists every such place.
+// allowsEveryPeer finds rules without peers: they match everything. One finding per direction
+// lists every such place. An empty peer is not one: the API server refuses it (NP008).
 func allowsEveryPeer(np *networkingv1.NetworkPolicy, _ Options) []problem {
 	places := map[*direction][]string{}
 	for _, r := range rulesInForce(np) {
@@ -99,11 +95,6 @@ func allowsEveryPeer(np *networkingv1.NetworkPolicy, _ Options) []problem {
 		}
 		if len(r.peers) == 0 {
 			places[r.dir] = append(places[r.dir], fmt.Sprintf("spec.%s[%d] has no %s", r.dir.field, r.index, r.dir.peers))
-		}
-		for j, p := range r.peers {
-			if p.PodSelector == nil && p.NamespaceSelector == nil && p.IPBlock == nil {
-				places[r.dir] = append(places[r.dir], fmt.Sprintf("spec.%s[%d].%s[%d] is an empty peer", r.dir.field, r.index, r.dir.peers, j))
-			}
 		}
 	}
 	var out []problem
@@ -386,6 +377,9 @@ func validatePeers(peers []networkingv1.NetworkPolicyPeer, path *field.Path) fie
 	var errs field.ErrorList
 	for i, p := range peers {
 		at := path.Index(i)
+		if semantics.EmptyPeer(p) {
+			errs = append(errs, field.Required(at, "must specify a peer"))
+		}
 		if p.IPBlock != nil && (p.PodSelector != nil || p.NamespaceSelector != nil) {
 			errs = append(errs, field.Forbidden(at, "ipBlock may not be combined with podSelector or namespaceSelector"))
 		}

@@ -98,10 +98,10 @@ var (
 // NetworkPolicy rules.
 var (
 	ruleIngressFromAll = &Rule{"NP001", SeverityError,
-		"an ingress rule admits every source (no from, or an empty peer)",
+		"an ingress rule admits every source (no from)",
 		"list the sources in from: podSelector, namespaceSelector; a policy without ingress rules admits nothing"}
 	ruleEgressToAll = &Rule{"NP002", SeverityWarning,
-		"an egress rule allows every destination (no to, or an empty peer)",
+		"an egress rule allows every destination (no to)",
 		"list the destinations in to: podSelector, namespaceSelector or ipBlock"}
 	ruleSelectsEveryPod = &Rule{"NP003", SeverityWarning,
 		"a policy for every pod of its namespace (podSelector: {}) admits addresses (ipBlock): whatever they are, they reach every workload",
@@ -150,10 +150,10 @@ var (
 		"an ALLOW source matches nearly anyone: only not* fields, or ipBlocks/remoteIpBlocks covering every address",
 		"say who may call: principals, namespaces or the address ranges that must connect"}
 	ruleAPHTTPOnTCP = &Rule{"AP008", SeverityError,
-		"a rule matches paths or methods on a port a Service of the input declares as TCP (or TLS, Mongo, ...): Istio never matches it there",
+		"a rule matches fields only HTTP carries (paths, methods, hosts, request principals, headers, JWT claims) on a port a Service of the input declares as TCP (or TLS, Mongo, ...): Istio never matches an ALLOW rule there, and drops those fields from a DENY rule, which then matches every connection its other fields match",
 		"name the Service port http-… or set appProtocol: http, or drop the HTTP fields from the rule"}
 	ruleTwoProviders = &Rule{"AP009", SeverityError,
-		"two CUSTOM AuthorizationPolicies with different providers apply to one workload: Istio allows one provider per workload",
+		"two CUSTOM AuthorizationPolicies with different providers apply to one workload: unless istiod runs with PILOT_ENABLE_MULTIPLE_CUSTOM_AUTHZ_PROVIDERS, Istio denies every request their rules match",
 		"use one extension provider for the workload, or select disjoint workloads"}
 	ruleInvalidAuthorizationPolicy = &Rule{"AP010", SeverityError,
 		"istiod refuses it: an address that is not an IP or a CIDR, a port that is not a number, serviceAccounts with principals or namespaces, CUSTOM without a provider or a provider without CUSTOM",

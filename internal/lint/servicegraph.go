@@ -14,6 +14,7 @@ import (
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 	"github.com/servicegraph/servicegraph-operator/internal/eval"
 	"github.com/servicegraph/servicegraph-operator/internal/graph"
+	"github.com/servicegraph/servicegraph-operator/internal/outcome"
 )
 
 // builtGraph is a ServiceGraph as written and as the compiler sees it: some rules need what the
@@ -362,7 +363,7 @@ func wideningFindings(objs []Object, made map[Object]bool) []Finding {
 				where[kindOf(o.Object)+" "+ns+"/"+o.Object.GetName()] = o
 			}
 		}
-		for _, w := range eval.GraphWidenings(d, compiler.DefaultOptions().TrustDomain, pods[ns], foreign) {
+		for _, w := range outcome.GraphWidenings(d, compiler.DefaultOptions().TrustDomain, pods[ns], foreign) {
 			out = append(out, locate(where[w.Object], []problem{ruleWidensGraph.problemf("widens ServiceGraph %s/%s at %s: it opens %s, which the graph refuses",
 				sg.Namespace, sg.Name, w.Layer, w.Example)})...)
 		}
