@@ -241,7 +241,7 @@ func customProviderFindings(objs []Object, opts Options) []Finding {
 // holds it to that validation on the public corpus and random policies), and a CUSTOM action
 // without a provider or a provider without CUSTOM.
 func invalidAuthorizationPolicy(ap *securityv1.AuthorizationPolicy, _ Options) []problem {
-	found := semantics.Refusals(&ap.Spec)
+	found := semantics.Refusals(ap.Annotations, &ap.Spec)
 	custom := ap.Spec.GetAction() == securityv1beta1.AuthorizationPolicy_CUSTOM
 	if custom != (ap.Spec.GetProvider() != nil) {
 		found = append(found, "a provider goes with action CUSTOM, and CUSTOM needs one")

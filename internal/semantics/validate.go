@@ -2,18 +2,30 @@ package semantics
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	securityv1beta1 "istio.io/api/security/v1beta1"
 )
 
-// Refusals lists what istiod's validation (pkg/config/validation ValidateAuthorizationPolicy and
-// pkg/config/security) refuses in an AuthorizationPolicy's rules, one message each, "" fields
-// named as in the policy: empty sources and operations, empty values, service accounts and trust
-// domains Istio cannot read, addresses, ports, path templates and condition keys.
-func Refusals(spec *securityv1beta1.AuthorizationPolicy) []string {
+// Refusals lists what istiod's validation (pkg/config/validation ValidateAuthorizationPolicy,
+// checkDryRunAnnotation and pkg/config/security) refuses in an AuthorizationPolicy, one message
+// each, fields named as in the policy: a dry-run annotation ParseBool cannot read or on an action
+// other than ALLOW and DENY, empty sources and operations, empty values, service accounts and
+// trust domains Istio cannot read, addresses, ports, path templates and condition keys.
+func Refusals(annotations map[string]string, spec *securityv1beta1.AuthorizationPolicy) []string {
 	var out []string
 	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+	if v, ok := annotations[AnnotationDryRun]; ok {
+		switch spec.GetAction() {
+		case securityv1beta1.AuthorizationPolicy_ALLOW, securityv1beta1.AuthorizationPolicy_DENY:
+			if _, err := strconv.ParseBool(v); err != nil {
+				add("annotation %s: %q is not a boolean", AnnotationDryRun, v)
+			}
+		default:
+			add("annotation %s goes with action ALLOW or DENY only, not %s", AnnotationDryRun, spec.GetAction())
+		}
+	}
 	for i, r := range spec.GetRules() {
 		for j, f := range r.GetFrom() {
 			where := fmt.Sprintf("spec.rules[%d].from[%d].source", i, j)
