@@ -93,4 +93,19 @@ var _ = Describe("ServiceGraph reconciler judging foreign policies", func() {
 			return metricValue("servicegraph_widening_policies", map[string]string{"namespace": ns, "name": "shop"})
 		}, timeout, poll).Should(Equal(0.0))
 	})
+
+	It("catches an ALLOW that admits a caller by serviceAccounts: a bare name is the policy's namespace", func() {
+		Expect(k8s.Create(ctx, seedGraph(ns))).To(Succeed())
+		e.waitReady("shop")
+		bypassed(func(c *metav1.Condition) bool { return c.Status == metav1.ConditionFalse })
+
+		// web may not call database in the seed graph; this policy lets it, naming web's service
+		// account without its namespace (Istio reads it as ns/web).
+		create("metadata: {name: web-to-database}\nspec: {selector: {matchLabels: {app: database}}, rules: [{from: [{source: {serviceAccounts: [web]}}]}]}", &securityv1.AuthorizationPolicy{})
+		sg := bypassed(func(c *metav1.Condition) bool { return c.Status == metav1.ConditionTrue })
+		msg := condition(sg, v1alpha1.ConditionBypassed).Message
+		Expect(msg).To(ContainSubstring("AuthorizationPolicy " + ns + "/web-to-database opens"))
+		Expect(msg).To(ContainSubstring("-> " + ns + "/database"))
+		Expect(msg).To(ContainSubstring("at authorization"))
+	})
 })
