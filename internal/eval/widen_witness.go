@@ -25,29 +25,8 @@ func (j *judge) selected(sel *metav1.LabelSelector) []*Workload {
 			out = append(out, w)
 		}
 	}
-	made := &Workload{Namespace: j.namespace, Name: "pod" + labelText(labelsFor(sel)), Labels: labelsFor(sel), ServiceAccount: "default", Meshed: true}
+	made := &Workload{Namespace: j.namespace, Name: "pod" + labelText(semantics.LabelsMatching(sel)), Labels: semantics.LabelsMatching(sel), ServiceAccount: "default", Meshed: true}
 	return append(out, made)
-}
-
-// labelsFor makes labels that a selector matches: matchLabels, the first value of each In, a value
-// for each Exists.
-func labelsFor(sel *metav1.LabelSelector) map[string]string {
-	out := map[string]string{}
-	if sel == nil {
-		return out
-	}
-	maps.Copy(out, sel.MatchLabels)
-	for _, e := range sel.MatchExpressions {
-		switch e.Operator {
-		case metav1.LabelSelectorOpIn:
-			if len(e.Values) > 0 {
-				out[e.Key] = e.Values[0]
-			}
-		case metav1.LabelSelectorOpExists:
-			out[e.Key] = "any"
-		}
-	}
-	return out
 }
 
 func labelText(l map[string]string) string {
@@ -69,13 +48,13 @@ func (j *judge) peer(p networkingv1.NetworkPolicyPeer) (source, bool) {
 	}
 	ns, nsLabels := j.namespace, map[string]string(nil)
 	if p.NamespaceSelector != nil {
-		nsLabels = labelsFor(p.NamespaceSelector)
+		nsLabels = semantics.LabelsMatching(p.NamespaceSelector)
 		ns = nsLabels[corev1.LabelMetadataName]
 		if ns == "" {
 			ns = "namespace" + labelText(nsLabels)
 		}
 	}
-	pod := labelsFor(p.PodSelector)
+	pod := semantics.LabelsMatching(p.PodSelector)
 	w := &Workload{Namespace: ns, Name: "pod" + labelText(pod), Labels: pod, ServiceAccount: "default", Meshed: true}
 	if nsLabels == nil {
 		return source{Endpoint: Endpoint{Workload: w}}, true

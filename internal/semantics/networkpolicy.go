@@ -1,6 +1,7 @@
 package semantics
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -36,6 +37,31 @@ func Isolates(np *networkingv1.NetworkPolicy, dir Direction) bool {
 func SelectorMatches(sel *metav1.LabelSelector, l map[string]string) bool {
 	s, err := metav1.LabelSelectorAsSelector(sel)
 	return err == nil && s.Matches(labels.Set(l))
+}
+
+// LabelsMatching makes labels a selector matches, when it can: its matchLabels, the first value of
+// each In, a value for each Exists; keys of NotIn and DoesNotExist left out (the made-up pods of
+// the widening judge and of the tests).
+func LabelsMatching(sel *metav1.LabelSelector) map[string]string {
+	out := map[string]string{}
+	if sel == nil {
+		return out
+	}
+	maps.Copy(out, sel.MatchLabels)
+	for _, e := range sel.MatchExpressions {
+		if _, set := out[e.Key]; set {
+			continue
+		}
+		switch e.Operator {
+		case metav1.LabelSelectorOpIn:
+			if len(e.Values) > 0 {
+				out[e.Key] = e.Values[0]
+			}
+		case metav1.LabelSelectorOpExists:
+			out[e.Key] = "any"
+		}
+	}
+	return out
 }
 
 // SelectsPod tells whether a NetworkPolicy applies to a pod: one of its namespace that its

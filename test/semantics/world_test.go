@@ -16,6 +16,7 @@ import (
 	"github.com/servicegraph/servicegraph-operator/internal/eval"
 	"github.com/servicegraph/servicegraph-operator/internal/object"
 	"github.com/servicegraph/servicegraph-operator/internal/render"
+	"github.com/servicegraph/servicegraph-operator/internal/semantics"
 )
 
 const (
@@ -79,7 +80,7 @@ func newWorld(name string, policies []*networkingv1.NetworkPolicy, namespaces ma
 	// A selector gets a namespace or a label set of its own unless one already satisfies it.
 	selectPods := func(sel *metav1.LabelSelector) {
 		if !slices.ContainsFunc(labelSets, func(l map[string]string) bool { return matches(sel, l) }) {
-			addLabels(satisfy(sel))
+			addLabels(semantics.LabelsMatching(sel))
 		}
 	}
 	selectNamespace := func(sel *metav1.LabelSelector) {
@@ -88,7 +89,7 @@ func newWorld(name string, policies []*networkingv1.NetworkPolicy, namespaces ma
 				return
 			}
 		}
-		l := satisfy(sel)
+		l := semantics.LabelsMatching(sel)
 		ns := l[nsNameLabel]
 		if ns == "" {
 			ns = fmt.Sprintf("ns-%d", len(w.namespaces))
@@ -277,29 +278,6 @@ func withName(ns string, l map[string]string) map[string]string {
 	}
 	out[nsNameLabel] = ns
 	return out
-}
-
-// satisfy returns labels a selector matches, when it can: its matchLabels, the first value of each
-// In, a value for each Exists; keys of NotIn and DoesNotExist left out.
-func satisfy(sel *metav1.LabelSelector) map[string]string {
-	l := maps.Clone(sel.MatchLabels)
-	if l == nil {
-		l = map[string]string{}
-	}
-	for _, e := range sel.MatchExpressions {
-		if _, set := l[e.Key]; set {
-			continue
-		}
-		switch e.Operator {
-		case metav1.LabelSelectorOpIn:
-			if len(e.Values) > 0 {
-				l[e.Key] = e.Values[0]
-			}
-		case metav1.LabelSelectorOpExists:
-			l[e.Key] = "present"
-		}
-	}
-	return l
 }
 
 // endpoint is a connection's end: a pod, or an address outside the cluster.
