@@ -249,7 +249,7 @@ var _ = Describe("Rollout", func() {
 			return ready(sg) && sg.Status.Coverage != nil && sg.Status.Coverage.CoveredPods == 3
 		})
 		Expect(live.Status.Coverage.Services).To(ConsistOf(
-			v1alpha1.ServiceCoverage{Name: "api", Pods: 1}, v1alpha1.ServiceCoverage{Name: "database", Pods: 0}, v1alpha1.ServiceCoverage{Name: "web", Pods: 2}))
+			v1alpha1.ServiceCoverage{Name: "api", Pods: 1, Dataplane: "sidecar"}, v1alpha1.ServiceCoverage{Name: "database", Pods: 0, Dataplane: "sidecar"}, v1alpha1.ServiceCoverage{Name: "web", Pods: 2, Dataplane: "sidecar"}))
 		Expect(live.Status.Coverage.UncoveredPods).To(BeEquivalentTo(1))
 		Expect(live.Status.Coverage.Uncovered).To(Equal([]string{"stray"}))
 		cov := condition(live, v1alpha1.ConditionCoverage)

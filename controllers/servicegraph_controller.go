@@ -113,9 +113,12 @@ func (r *ServiceGraphReconciler) converge(ctx context.Context, sg *v1alpha1.Serv
 	if f.Desired, f.CompileErr = compiler.Compile(sg, r.Options, facts); f.CompileErr != nil {
 		return f
 	}
-	f.Coverage = outcome.Coverage(f.Desired.Graph, pods)
+	f.Coverage = outcome.Coverage(f.Desired.Graph, pods, f.Desired.Waypoints)
 	f.Changes, f.Err = r.Writer.Execute(ctx, sg, f.Desired)
 	f.Rejected = ssa.IsRejected(f.Err)
+	if f.Err == nil && (len(f.Desired.Enroll) > 0 || slices.ContainsFunc(facts.Services, func(ks compiler.KubeService) bool { return ks.Labels != nil })) {
+		f.Err = r.enroll(ctx, sg, f.Desired, facts.Services)
+	}
 	if f.Err == nil && r.Foreign != nil {
 		f.Widenings, f.Err = r.widenings(ctx, sg, f.Desired, facts.Missing, pods)
 		f.WideningsJudged = f.Err == nil

@@ -25,6 +25,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/controllers/ssa"
 	"github.com/servicegraph/servicegraph-operator/internal/audit"
@@ -39,6 +41,7 @@ func NewScheme() *runtime.Scheme {
 	utilruntime.Must(securityv1.AddToScheme(scheme))
 	utilruntime.Must(istionetworkingv1.AddToScheme(scheme))
 	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+	utilruntime.Must(gatewayv1.Install(scheme))
 	return scheme
 }
 
@@ -54,23 +57,26 @@ func CacheOptions() cache.Options {
 			// Pods are watched as metadata only, for the mTLS preflight and workload coverage.
 			&corev1.Pod{}: {Label: labels.Everything()},
 			// Services are kept as their selector and ports, what Istio reads the ports' protocols from.
-			&corev1.Service{}:            {Label: labels.Everything(), Transform: servicePorts},
+			&corev1.Service{}: {Label: labels.Everything(), Transform: servicePorts},
+			// Namespaces are kept as their labels: the data plane and waypoint of their pods.
+			&corev1.Namespace{}:          {Label: labels.Everything(), Transform: namespaceLabelsOnly},
 			&discoveryv1.EndpointSlice{}: apiServerSliceCache,
 		},
 		DefaultTransform: cache.TransformStripManagedFields(),
 	}
 }
 
-// servicePorts keeps of a Service only what the operator reads, so the cache stays small in a
-// cluster with many Services.
+// servicePorts keeps of a Service only what the operator reads (its selector, ports and the
+// labels that name a waypoint), so the cache stays small in a cluster with many Services.
 func servicePorts(obj any) (any, error) {
 	svc, ok := obj.(*corev1.Service)
 	if !ok {
 		return obj, nil
 	}
 	return &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: svc.Name, Namespace: svc.Namespace, UID: svc.UID, ResourceVersion: svc.ResourceVersion},
-		Spec:       corev1.ServiceSpec{Selector: svc.Spec.Selector, Ports: svc.Spec.Ports},
+		ObjectMeta: metav1.ObjectMeta{Name: svc.Name, Namespace: svc.Namespace, UID: svc.UID, ResourceVersion: svc.ResourceVersion,
+			Labels: compiler.WaypointLabels(svc.Labels)},
+		Spec: corev1.ServiceSpec{Selector: svc.Spec.Selector, Ports: svc.Spec.Ports},
 	}, nil
 }
 
@@ -140,6 +146,7 @@ func (r *ServiceGraphReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&v1alpha1.ServiceGraph{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesMetadata(&corev1.Pod{}, delayedEnqueue(r.graphsOfNamespace), builder.WithPredicates(podUpdates)).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.graphsOfNamespace)).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.graphsOfNamespaceObject), builder.WithPredicates(namespaceDataplaneChanged)).
 		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.graphsWithAPIServerPeer)).
 		// Creating or deleting a graph can change which graph of the namespace is active.
 		Watches(&v1alpha1.ServiceGraph{}, handler.EnqueueRequestsFromMapFunc(r.siblings),

@@ -39,7 +39,10 @@ func (r *ServiceGraphReconciler) facts(ctx context.Context, sg *v1alpha1.Service
 	if err != nil || !layerOn(facts.Missing, r.outputs().KindsOf(compiler.LayerIstio)) {
 		return facts, pods, err
 	}
-	if facts.Services, err = r.servicesOf(ctx, sg.Namespace); err != nil || !compiler.WantsStrict(&sg.Spec) {
+	if facts.Services, err = r.servicesOf(ctx, sg.Namespace); err != nil {
+		return facts, pods, err
+	}
+	if err = r.ambientFacts(ctx, sg, &facts, pods); err != nil || !compiler.WantsStrict(&sg.Spec) {
 		return facts, pods, err
 	}
 	if facts.Unmeshed, err = r.unmeshed(ctx, pods); err != nil || len(facts.Unmeshed) == 0 {

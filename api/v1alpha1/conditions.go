@@ -20,6 +20,10 @@ const (
 	// weakens mutual TLS). Ready stays a statement about the graph's own objects; this is the
 	// condition security teams alert on.
 	ConditionBypassed = "Bypassed"
+	// ConditionWaypointReady reports the waypoint that layer-7 edges into services in ambient mode
+	// need: False, with Ready False, while it is missing, not ready or not used by their Services;
+	// those edges stay closed meanwhile.
+	ConditionWaypointReady = "WaypointReady"
 )
 
 // Condition reasons.
@@ -60,4 +64,11 @@ const (
 	ReasonWideningPolicies = "WideningPolicies"
 	// ReasonNoWideningPolicies: no foreign policy of the namespace admits what the graph refuses.
 	ReasonNoWideningPolicies = "NoWideningPolicies"
+	// ReasonNoWaypointNeeded: no service in ambient mode has an edge with paths or methods.
+	ReasonNoWaypointNeeded = "NoWaypointNeeded"
+	// ReasonWaypointReady: every service in ambient mode with paths or methods uses a ready waypoint.
+	ReasonWaypointReady = "WaypointReady"
+	// ReasonWaypointMissing: a waypoint is named nowhere, does not exist, is not ready, or a
+	// Service does not use it: the layer-7 edges into those services stay closed.
+	ReasonWaypointMissing = "WaypointMissing"
 )

@@ -147,6 +147,15 @@ type ServiceGraphSpec struct {
 	// (169.254.20.10 by default), written by hand.
 	// +optional
 	AllowDNS *bool `json:"allowDNS,omitempty"`
+
+	// waypoint is the Istio waypoint for the services whose pods run in ambient mode
+	// (istio.io/dataplane-mode=ambient on their namespace or pods). There the node's ztunnel enforces
+	// identities and ports; paths and methods need a waypoint. The operator then generates, for a
+	// service with such edges, an AuthorizationPolicy attached to the waypoint (targetRefs to the
+	// service's Kubernetes Service) with every edge into it, and lets ztunnel admit the waypoint's
+	// identity instead of the layer-7 callers. Services with a sidecar are unaffected.
+	// +optional
+	Waypoint *Waypoint `json:"waypoint,omitempty"`
 }
 
 // ServiceGraph declares which services of a namespace may talk to which, and on what ports and
@@ -162,6 +171,7 @@ type ServiceGraphSpec struct {
 // +kubebuilder:printcolumn:name="Edges",type=integer,JSONPath=`.status.edges`
 // +kubebuilder:printcolumn:name="Mesh",type=string,JSONPath=`.status.mesh`
 // +kubebuilder:printcolumn:name="mTLS",type=string,JSONPath=`.status.mtls`
+// +kubebuilder:printcolumn:name="Dataplane",type=string,JSONPath=`.status.dataplane`
 // +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.status.enforcement`,priority=1
 // +kubebuilder:printcolumn:name="Covered",type=integer,JSONPath=`.status.coverage.coveredPods`,priority=1
 // +kubebuilder:printcolumn:name="Uncovered",type=integer,JSONPath=`.status.coverage.uncoveredPods`,priority=1

@@ -55,6 +55,11 @@ type ServiceCoverage struct {
 	// pods its selector matches in the graph's namespace.
 	// +optional
 	Pods int32 `json:"pods"`
+	// dataplane carries its pods' traffic: sidecar (an Envoy in each pod), ambient (the node's
+	// ztunnel, and a waypoint for paths and methods) or none (outside the mesh); mixed when its pods
+	// differ. Without pods, what the namespace gives new ones.
+	// +optional
+	Dataplane string `json:"dataplane,omitempty"`
 }
 
 // Coverage relates the namespace's pods to the graph's services.
@@ -106,6 +111,11 @@ type ServiceGraphStatus struct {
 	// mtls is the mutual-TLS mode in force (empty with mesh None).
 	// +optional
 	MTLS MTLSMode `json:"mtls,omitempty"`
+
+	// dataplane is what carries the local services' traffic: sidecar, ambient, mixed (both, per
+	// service in coverage.services) or none (empty with mesh None).
+	// +optional
+	Dataplane string `json:"dataplane,omitempty"`
 
 	// counts lists, per generated kind, how many objects the graph generates (sorted by group and
 	// kind; kinds whose API is not served are left out).

@@ -28,11 +28,17 @@ var AuthorizationPolicies = &Output{
 	Emit: func(c *Compilation) []Emitted {
 		var out []Emitted
 		for _, sp := range c.sortedPolicies() {
-			if ap := c.serviceAuthorizationPolicy(sp); ap != nil {
-				out = append(out, Emitted{Object: ap, Phase: PhaseAllow})
+			for _, ap := range []*securityv1.AuthorizationPolicy{c.serviceAuthorizationPolicy(sp), c.waypointAuthorizationPolicy(sp)} {
+				if ap != nil {
+					out = append(out, Emitted{Object: ap, Phase: PhaseAllow})
+				}
 			}
 		}
-		return append(out, Emitted{Object: c.denyAll(), Phase: PhaseDeny})
+		out = append(out, Emitted{Object: c.denyAll(), Phase: PhaseDeny})
+		if ap := c.waypointDenyAll(); ap != nil {
+			out = append(out, Emitted{Object: ap, Phase: PhaseDeny})
+		}
+		return out
 	},
 	// Istio evaluates and reports a dry-run policy without enforcing it.
 	Audit: func(obj Object) Object {
@@ -89,11 +95,24 @@ func (c *Compilation) denyAll() *securityv1.AuthorizationPolicy {
 // ALLOW policy selects a workload, whatever it does not match is denied, so callers must not be
 // split across objects that apply one by one). It returns nil when no edge into the service has a
 // port Istio intercepts: Istio does not see UDP or SCTP.
+//
+// For a service in ambient mode the policy is ztunnel's, which enforces layer 4 only: its edges
+// with paths or methods are left to the waypoint, and when its Services go through one the
+// waypoint's identity is admitted on every edge's ports.
 func (c *Compilation) serviceAuthorizationPolicy(sp *servicePolicy) *securityv1.AuthorizationPolicy {
 	var rules []*securityv1beta1.Rule
 	var dedup run[*securityv1beta1.Rule]
+	a := c.ambient(sp.svc.Name)
 	for _, e := range sp.ingress {
+		if a != nil && httpOnly(e.Edge) {
+			continue
+		}
 		if r := c.authorizationRule(e.Edge); r != nil && dedup.first(e.From, r, sameOperation) {
+			rules = append(rules, r)
+		}
+	}
+	if a != nil && a.through {
+		if r := c.waypointRule(sp, a); r != nil {
 			rules = append(rules, r)
 		}
 	}

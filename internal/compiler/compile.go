@@ -82,7 +82,12 @@ func (c *Compilation) result() *Result {
 	}
 	if c.LayerOn(LayerIstio) {
 		res.Plaintext = c.plaintext()
+		res.WaypointProblems, res.Waypoints, res.Enroll = c.waypointProblems(), c.waypoints(), c.enrolled()
+		if len(res.Enroll) > 0 {
+			res.WaypointName = c.waypointName()
+		}
 	}
+	res.Dataplanes = c.dataplanes()
 	phases := []*[]Object{PhaseAllow: &res.Allow, PhaseMTLS: &res.MTLS, PhaseDeny: &res.Deny}
 	for _, o := range c.reg {
 		if !c.layers.on(o.Layer) {
@@ -145,6 +150,8 @@ type Compilation struct {
 	layers layers
 	// services are the local services that have edges, keyed by name.
 	services map[string]*servicePolicy
+	// ambients memoises what the services in ambient mode need of a waypoint.
+	ambients map[string]*ambientService
 	// These memoise values that many rules repeat, per service or per port.
 	peers      map[string][]networkingv1.NetworkPolicyPeer
 	sources    map[string][]*securityv1beta1.Rule_From
@@ -168,6 +175,7 @@ func newCompilation(g *graph.Graph, opts Options, facts Facts, reg Registry, l l
 		reg:        reg,
 		layers:     l,
 		services:   make(map[string]*servicePolicy, len(g.Services)),
+		ambients:   map[string]*ambientService{},
 		peers:      make(map[string][]networkingv1.NetworkPolicyPeer, len(g.Services)),
 		sources:    make(map[string][]*securityv1beta1.Rule_From, len(g.Services)),
 		protocols:  make(map[corev1.Protocol]*corev1.Protocol, 3),

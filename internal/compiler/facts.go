@@ -2,8 +2,10 @@ package compiler
 
 import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/semantics"
 )
 
 // Facts are what the reconciler observed in the cluster, as opposed to what the graph declares.
@@ -22,6 +24,18 @@ type Facts struct {
 	Services []KubeService
 	// APIServer are the API server's addresses, for external peers with kubernetesAPI.
 	APIServer []APIServerEndpoint
+	// NamespaceLabels are the labels of the graph's namespace: its data plane
+	// (istio.io/dataplane-mode) and waypoint (istio.io/use-waypoint).
+	NamespaceLabels map[string]string
+	// Dataplanes are the data planes of the local services' pods, by service: ambient only when
+	// every pod of the service is (semantics.PodDataplane). A service not listed has no pods yet and
+	// takes its namespace's.
+	Dataplanes map[string]semantics.Dataplane
+	// ProbePorts are the container ports the kubelet probes the pods of each ambient service on:
+	// istio-cni sends those probes from a link-local address a NetworkPolicy must admit.
+	ProbePorts map[string][]intstr.IntOrString
+	// Waypoints are the waypoints (Gateways of class istio-waypoint) of the graph's namespace.
+	Waypoints map[string]WaypointFacts
 }
 
 // WantsStrict tells whether the spec asks for STRICT mutual TLS to be enforced: the only case in

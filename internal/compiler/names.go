@@ -7,7 +7,8 @@ import (
 )
 
 // Object names. Every name is the graph's name, a dash, and a suffix; per-service suffixes start
-// with "svc-", per-external-peer ones with "ext-", and no namespace-wide suffix does, so no service
+// with "svc-" (with "wp-" for what a service's waypoint enforces), per-external-peer ones with
+// "ext-", and no namespace-wide suffix does, so no service
 // or peer name (not even "default-deny" or the graph's own name) can produce another object's
 // name, and distinct services get distinct names. Names are unique per kind; the namespace-wide
 // PeerAuthentication and Sidecar are the graph's name itself.
@@ -16,8 +17,13 @@ const (
 	suffixAllowDNS    = "allow-dns"
 	suffixAllowIstiod = "allow-istiod"
 	suffixDenyAll     = "deny-all"
-	prefixService     = "svc-"
-	prefixExternal    = "ext-"
+	// suffixWaypointDenyAll names the waypoints' allow-nothing; the NetworkPolicy of a waypoint's
+	// pods is prefixWaypointPods and the waypoint's name.
+	suffixWaypointDenyAll = "waypoint-deny-all"
+	prefixWaypointPods    = "waypoint-"
+	prefixService         = "svc-"
+	prefixWaypoint        = "wp-"
+	prefixExternal        = "ext-"
 )
 
 // maxNameLength keeps names usable as label values (and short in kubectl output).
@@ -32,6 +38,10 @@ func graphObjectName(graph, suffix string) string {
 
 func serviceObjectName(graph, service string) string {
 	return shorten(graph + "-" + prefixService + service)
+}
+
+func waypointObjectName(graph, service string) string {
+	return shorten(graph + "-" + prefixWaypoint + service)
 }
 
 func externalObjectName(graph, peer string) string {

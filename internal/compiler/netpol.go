@@ -44,6 +44,9 @@ var NetworkPolicies = &Output{
 		for _, sp := range c.sortedPolicies() {
 			allow(c.serviceNetworkPolicy(sp))
 		}
+		for _, w := range c.waypoints() {
+			allow(c.waypointNetworkPolicy(w))
+		}
 		return append(out, Emitted{Object: c.defaultDeny(), Phase: PhaseDeny})
 	},
 	// Any NetworkPolicy that selects a pod isolates it, so none can merely observe.
@@ -149,6 +152,10 @@ func (c *Compilation) egressToAll(suffix string, to PeerSelector, ports ...netwo
 // each caller, egress to each callee. policyTypes lists only the directions that have rules; the
 // default-deny policy closes the other. Edges that differ only above layer 4 (paths, methods,
 // HTTP or TCP) give one rule.
+//
+// In ambient mode (see ambient.go) an edge also opens port 15008 (HBONE); an edge with paths or
+// methods into an ambient service opens only the way through its waypoint; and the kubelet's
+// probes, which istio-cni sends from a link-local address, are admitted on the probed ports.
 func (c *Compilation) serviceNetworkPolicy(sp *servicePolicy) *networkingv1.NetworkPolicy {
 	np := c.networkPolicy(serviceObjectName(c.g.Name, sp.svc.Name), sp.svc.Name)
 	np.Spec.PodSelector = *selector(sp.svc.Labels)
@@ -156,17 +163,39 @@ func (c *Compilation) serviceNetworkPolicy(sp *servicePolicy) *networkingv1.Netw
 	np.Spec.Egress = make([]networkingv1.NetworkPolicyEgressRule, 0, len(sp.egress))
 	// A rule without peers or ports would admit everything: an edge whose peer or ports are not
 	// known (the API server's addresses before the operator has read them) gets no rule.
+	a := c.ambient(sp.svc.Name)
 	var in run[*edge]
 	for _, e := range sp.ingress {
+		if a != nil && httpOnly(e.Edge) {
+			continue
+		}
 		if peers := c.callerPeer(e.From); len(peers) > 0 && len(e.ports) > 0 && in.first(e.From, e, sameL4) {
-			np.Spec.Ingress = append(np.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{From: peers, Ports: e.ports})
+			np.Spec.Ingress = append(np.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{From: peers, Ports: c.hbonePorts(e)})
 		}
 	}
+	if a != nil && a.through {
+		np.Spec.Ingress = append(np.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{From: c.waypointPeer(a.waypoint), Ports: c.hboneOnly()})
+	}
+	if probes := c.probeRulePorts(sp.svc.Name); a != nil && len(probes) > 0 {
+		np.Spec.Ingress = append(np.Spec.Ingress, c.probeRule(probes))
+	}
 	var out run[*edge]
+	var waypoints []string
 	for _, e := range sp.egress {
-		if peers := c.peer(e.To); len(peers) > 0 && len(e.ports) > 0 && out.first(e.To, e, sameL4) {
-			np.Spec.Egress = append(np.Spec.Egress, networkingv1.NetworkPolicyEgressRule{To: peers, Ports: e.ports})
+		to := c.ambient(e.To)
+		if to != nil && to.through && !slices.Contains(waypoints, to.waypoint) {
+			waypoints = append(waypoints, to.waypoint)
 		}
+		if to != nil && httpOnly(e.Edge) {
+			continue
+		}
+		if peers := c.peer(e.To); len(peers) > 0 && len(e.ports) > 0 && out.first(e.To, e, sameL4) {
+			np.Spec.Egress = append(np.Spec.Egress, networkingv1.NetworkPolicyEgressRule{To: peers, Ports: c.hbonePorts(e)})
+		}
+	}
+	slices.Sort(waypoints)
+	for _, w := range waypoints {
+		np.Spec.Egress = append(np.Spec.Egress, networkingv1.NetworkPolicyEgressRule{To: c.waypointPeer(w), Ports: c.hboneOnly()})
 	}
 	np.Spec.PolicyTypes = policyTypes(len(np.Spec.Ingress) > 0, len(np.Spec.Egress) > 0)
 	if len(np.Spec.Ingress) == 0 {

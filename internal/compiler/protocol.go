@@ -23,11 +23,13 @@ type KubeService struct {
 	Name, Namespace string
 	Selector        map[string]string
 	Ports           []KubeServicePort
+	// Labels are its labels that name a waypoint (istio.io/use-waypoint and its namespace).
+	Labels map[string]string
 }
 
 // KubeServiceOf reads what the compiler needs of a Service.
 func KubeServiceOf(svc *corev1.Service) KubeService {
-	ks := KubeService{Name: svc.Name, Namespace: svc.Namespace, Selector: svc.Spec.Selector}
+	ks := KubeService{Name: svc.Name, Namespace: svc.Namespace, Selector: svc.Spec.Selector, Labels: WaypointLabels(svc.Labels)}
 	for _, p := range svc.Spec.Ports {
 		ks.Ports = append(ks.Ports, KubeServicePort{Name: p.Name, Protocol: p.Protocol, Port: p.Port,
 			TargetPort: p.TargetPort, AppProtocol: ptr.Deref(p.AppProtocol, "")})
@@ -42,6 +44,20 @@ type KubeServicePort struct {
 	Port        int32
 	TargetPort  intstr.IntOrString
 	AppProtocol string
+}
+
+// WaypointLabels keeps of an object's labels those that name a waypoint; nil when none does.
+func WaypointLabels(l map[string]string) map[string]string {
+	var out map[string]string
+	for _, k := range []string{semantics.LabelUseWaypoint, semantics.LabelUseWaypointNamespace} {
+		if v, ok := l[k]; ok {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // ProtocolMismatch is an edge whose HTTP paths or methods can never match: a Service in front of

@@ -78,6 +78,16 @@ type Result struct {
 	MTLSMode v1alpha1.MTLSMode
 	// MTLSHeldBack is set when STRICT is wanted but the preflight keeps MTLSMode in force.
 	MTLSHeldBack bool
+	// Dataplanes are the local services' data planes, by name (none without Istio).
+	Dataplanes map[string]semantics.Dataplane
+	// WaypointProblems are the services in ambient mode whose layer-7 edges stay closed;
+	// Waypoints the waypoints the graph's services go through.
+	WaypointProblems []WaypointProblem
+	Waypoints        []string
+	// Enroll are the Services the operator labels istio.io/use-waypoint=WaypointName, when the
+	// graph creates its waypoint.
+	Enroll       []string
+	WaypointName string
 	// Unmeshed are the pods STRICT mutual TLS cuts off (or would, while held back).
 	Unmeshed []string
 	// Plaintext lists "service:port" where unmeshed external callers are let in with plain text.

@@ -27,6 +27,9 @@ type Graph struct {
 	MTLS v1alpha1.MTLSMode
 	// AllowDNS is spec.allowDNS, true when unset.
 	AllowDNS bool
+	// Waypoint is spec.waypoint.name ("" when unset); CreateWaypoint is spec.waypoint.create.
+	Waypoint       string
+	CreateWaypoint bool
 	// Services are sorted by name.
 	Services []Service
 	// Edges are distinct and sorted by caller, then callee, then ports, methods and paths; each
@@ -158,6 +161,12 @@ func (b *builder) meta(sg *v1alpha1.ServiceGraph) {
 	}
 	if err := checkLabel(sg.Namespace, "namespace"); err != nil {
 		b.errs.add("metadata.namespace", "", "%v", err)
+	}
+	if w := sg.Spec.Waypoint; w != nil {
+		b.g.Waypoint, b.g.CreateWaypoint = w.Name, w.Create
+		if msgs := validation.IsDNS1123Label(w.Name); w.Name != "" && len(msgs) > 0 {
+			b.errs.add("spec.waypoint.name", "", "%q: %s", w.Name, strings.Join(msgs, "; "))
+		}
 	}
 	switch sg.Spec.MTLS {
 	case "", v1alpha1.MTLSStrict, v1alpha1.MTLSPermissive:

@@ -74,8 +74,8 @@ type Class struct {
 
 // Classify decides, in priority order: another graph is active; the spec does not compile; the
 // API server refused an object; a transient failure; objects in the way; an edge a Service's
-// protocol makes Istio skip; a layer the graph needs is missing; STRICT mutual TLS held back;
-// converged.
+// protocol makes Istio skip; a layer the graph needs is missing; STRICT mutual TLS held back; a
+// waypoint that layer-7 edges in ambient mode need is missing; converged.
 func Classify(f Findings) Class {
 	d := f.Desired
 	switch {
@@ -106,6 +106,11 @@ func Classify(f Findings) Class {
 	}
 	if d.MTLSHeldBack {
 		return waiting(v1alpha1.ReasonUnmeshedWorkloads, UnmeshedMessage(d))
+	}
+	if len(d.WaypointProblems) > 0 {
+		// A waypoint created or labelled later, or getting ready, opens the layer-7 edges.
+		_, _, msg := compiler.WaypointCondition(d)
+		return waiting(v1alpha1.ReasonWaypointMissing, msg)
 	}
 	c := Class{Ready: metav1.ConditionTrue, Reason: v1alpha1.ReasonReconciled, Message: readyMessage(d)}
 	if len(d.Missing()) > 0 || len(d.Unmeshed) > 0 {

@@ -2,6 +2,7 @@ package outcome
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -9,12 +10,17 @@ import (
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/internal/graph"
+	"github.com/servicegraph/servicegraph-operator/internal/semantics"
 )
 
-// Coverage relates the namespace's pods (sorted by name) to the graph's local services.
-func Coverage(g *graph.Graph, pods []metav1.PartialObjectMetadata) *v1alpha1.Coverage {
+// Coverage relates the namespace's pods (sorted by name) to the graph's local services; the pods of
+// the waypoints the graph's services go through are covered too (the graph writes their policy).
+func Coverage(g *graph.Graph, pods []metav1.PartialObjectMetadata, waypoints []string) *v1alpha1.Coverage {
 	cov := &v1alpha1.Coverage{}
 	covered := make([]bool, len(pods))
+	for i, p := range pods {
+		covered[i] = slices.Contains(waypoints, p.Labels[semantics.LabelGatewayName])
+	}
 	for _, svc := range g.Services {
 		if !g.Local(&svc) {
 			continue
@@ -71,4 +77,26 @@ func DescribePod(p *metav1.PartialObjectMetadata) string {
 		return fmt.Sprintf("%s (%s/%s)", p.Name, owner.Kind, owner.Name)
 	}
 	return p.Name
+}
+
+// SetDataplanes writes each local service's data plane into the coverage and their summary into
+// the status: sidecar, ambient, none, or mixed when the services differ; nothing without Istio.
+func SetDataplanes(sg *v1alpha1.ServiceGraph, dataplanes map[string]semantics.Dataplane) {
+	sg.Status.Dataplane = ""
+	if len(dataplanes) == 0 {
+		return
+	}
+	if cov := sg.Status.Coverage; cov != nil {
+		for i := range cov.Services {
+			cov.Services[i].Dataplane = string(dataplanes[cov.Services[i].Name])
+		}
+	}
+	for _, d := range dataplanes {
+		switch {
+		case sg.Status.Dataplane == "":
+			sg.Status.Dataplane = string(d)
+		case sg.Status.Dataplane != string(d):
+			sg.Status.Dataplane = "mixed"
+		}
+	}
 }

@@ -31,6 +31,9 @@ func SetStatus(sg *v1alpha1.ServiceGraph, f Findings, c Class) {
 	case c.Stalled && (f.Desired == nil || f.Rejected):
 		// Nothing (or not everything) was applied: every condition says why.
 		for _, t := range append([]string{v1alpha1.ConditionReady}, f.Outputs.Conditions()...) {
+			if t == v1alpha1.ConditionWaypointReady && meta.FindStatusCondition(sg.Status.Conditions, t) == nil {
+				continue // only graphs with services in ambient mode report their waypoint
+			}
 			setCondition(sg, t, metav1.ConditionFalse, c.Reason, c.Message)
 		}
 		setCondition(sg, v1alpha1.ConditionStalled, metav1.ConditionTrue, c.Reason, c.Message)
@@ -54,12 +57,14 @@ func converged(sg *v1alpha1.ServiceGraph, f Findings, c Class) {
 	if len(d.ProtocolMismatches) > 0 && !hasCondition(sg, v1alpha1.ConditionAuthorizationReady, v1alpha1.ReasonConflict) {
 		setCondition(sg, v1alpha1.ConditionAuthorizationReady, metav1.ConditionFalse, v1alpha1.ReasonProtocolMismatch, MismatchMessage(d.ProtocolMismatches))
 	}
+	waypointStatus(sg, d)
 	sg.Status.Services = int32(d.Services)
 	sg.Status.Edges = int32(d.Edges)
 	sg.Status.Mesh = d.Graph.Mesh
 	sg.Status.MTLS = d.MTLSMode
 	sg.Status.Enforcement = d.Enforcement
 	sg.Status.Coverage = f.Coverage
+	SetDataplanes(sg, d.Dataplanes)
 	sg.Status.Callers, sg.Status.CallersOmitted = Callers(d.Graph)
 	if f.Coverage != nil {
 		status, reason, msg := CoverageCondition(f.Coverage)
@@ -118,6 +123,25 @@ func outputCondition(d *compiler.Result, conflicts []change.Conflict, condType s
 		reason = v1alpha1.ReasonAudit
 	}
 	return metav1.ConditionTrue, reason, strings.Join(applied, "; ")
+}
+
+// waypointStatus reports WaypointReady for a graph with services in ambient mode (or a waypoint
+// in its spec), unless its Gateway API is missing or in the way (the output's condition says so);
+// other graphs carry no such condition.
+func waypointStatus(sg *v1alpha1.ServiceGraph, d *compiler.Result) {
+	if !d.Ambient() {
+		meta.RemoveStatusCondition(&sg.Status.Conditions, v1alpha1.ConditionWaypointReady)
+		return
+	}
+	if c := meta.FindStatusCondition(sg.Status.Conditions, v1alpha1.ConditionWaypointReady); c != nil && c.Status == metav1.ConditionFalse && d.WaypointName != "" {
+		return
+	}
+	ready, reason, msg := compiler.WaypointCondition(d)
+	status := metav1.ConditionTrue
+	if !ready {
+		status = metav1.ConditionFalse
+	}
+	setCondition(sg, v1alpha1.ConditionWaypointReady, status, reason, msg)
 }
 
 func hasCondition(sg *v1alpha1.ServiceGraph, condType, reason string) bool {

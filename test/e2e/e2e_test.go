@@ -81,8 +81,8 @@ var _ = Describe("The operator binary driven by kubectl", Ordered, func() {
 		AddReportEntry("apply-to-ready", time.Since(start).String())
 
 		table := kubectl("get", "sg", "-n", "shop")
-		Expect(strings.Fields(strings.Split(table, "\n")[0])).To(Equal([]string{"NAME", "READY", "SERVICES", "EDGES", "MESH", "MTLS", "AGE"}))
-		Expect(strings.Fields(strings.Split(table, "\n")[1])[:6]).To(Equal([]string{"shop", "True", "3", "2", "Istio", "STRICT"}))
+		Expect(strings.Fields(strings.Split(table, "\n")[0])).To(Equal([]string{"NAME", "READY", "SERVICES", "EDGES", "MESH", "MTLS", "DATAPLANE", "AGE"}))
+		Expect(strings.Fields(strings.Split(table, "\n")[1])[:7]).To(Equal([]string{"shop", "True", "3", "2", "Istio", "STRICT", "sidecar"}))
 		wide := kubectl("get", "sg", "-n", "shop", "-o", "wide")
 		Expect(wide).To(ContainSubstring("REASON"))
 		Expect(wide).To(ContainSubstring("Reconciled"))

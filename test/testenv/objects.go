@@ -37,7 +37,9 @@ func Generated(ctx context.Context, c client.Client, ns string, outputs ...*comp
 			return nil, err
 		}
 		list := fresh.(client.ObjectList)
-		if err := c.List(ctx, list, client.InNamespace(ns), client.HasLabels{compiler.LabelGraph}); err != nil {
+		if err := c.List(ctx, list, client.InNamespace(ns), client.HasLabels{compiler.LabelGraph}); meta.IsNoMatchError(err) {
+			continue // a kind the cluster does not serve has no objects
+		} else if err != nil {
 			return nil, err
 		}
 		items, err := meta.ExtractList(list)

@@ -55,7 +55,20 @@ func IstioCRDs() (string, error) {
 	return filepath.Join(strings.TrimSpace(string(out)), "kubernetes", "customresourcedefinitions.gen.yaml"), nil
 }
 
-// New describes a control plane with the project's CRDs, plus Istio's when withIstio is set.
+// GatewayCRDs is the Gateway API's standard CRDs, shipped in the sigs.k8s.io/gateway-api module
+// the project depends on: Istio's waypoints are Gateways.
+func GatewayCRDs() (string, error) {
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api")
+	cmd.Dir = Root()
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("locating the sigs.k8s.io/gateway-api module: %w", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard"), nil
+}
+
+// New describes a control plane with the project's CRDs, plus Istio's and the Gateway API's
+// (ambient mode's waypoints) when withIstio is set.
 func New(withIstio bool) (*envtest.Environment, error) {
 	paths := []string{ProjectCRDs()}
 	if withIstio {
@@ -63,7 +76,11 @@ func New(withIstio bool) (*envtest.Environment, error) {
 		if err != nil {
 			return nil, err
 		}
-		paths = append(paths, istio)
+		gateway, err := GatewayCRDs()
+		if err != nil {
+			return nil, err
+		}
+		paths = append(paths, istio, gateway)
 	}
 	if _, err := os.Stat(filepath.Join(AssetsDir(), "kube-apiserver")); err != nil {
 		return nil, fmt.Errorf("no test control plane in %s: run `make envtest` first", AssetsDir())
