@@ -24,6 +24,7 @@ import (
 	"github.com/servicegraph/servicegraph-operator/internal/eval"
 	"github.com/servicegraph/servicegraph-operator/internal/graph"
 	"github.com/servicegraph/servicegraph-operator/internal/object"
+	"github.com/servicegraph/servicegraph-operator/internal/semantics"
 )
 
 // Exit statuses of check: a CI assertion reads them.
@@ -231,56 +232,63 @@ func alike(workloads []*eval.Workload) bool {
 
 // offlineWorld compiles the graphs of the files and adds their policies, namespaces and workloads.
 // A graph service with no workload of the input runs as pods with the graph's labels, in the mesh
-// when the graph uses Istio.
+// when the graph uses Istio. Each graph is compiled with what the files say of its namespace (its
+// labels, Services, waypoints and workloads), as the operator would.
 func offlineWorld(in *input, stdin io.Reader) (*World, error) {
 	docs, _, problems := readDocuments(in, stdin, checkKinds)
 	if len(problems) > 0 {
 		return nil, errors.Join(errorsOf(problems)...)
 	}
 	w := &World{cluster: &eval.Cluster{Namespaces: map[string]map[string]string{}}, namespace: in.namespace}
-	var objs []object.Object
+	mesh := newMeshObjects(true)
 	for _, d := range docs {
-		objs = append(objs, d.obj)
-		if sg := d.graph(); sg != nil {
-			res, err := compiler.Compile(sg, compiler.DefaultOptions(), compiler.Facts{})
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", d, err)
-			}
-			objs = append(objs, res.Objects()...)
-		}
-	}
-	injected := map[string]bool{}
-	for _, o := range objs {
-		if ns, ok := o.(*corev1.Namespace); ok {
+		if ns, ok := d.obj.(*corev1.Namespace); ok {
 			w.cluster.Namespaces[ns.Name] = ns.Labels
-			injected[ns.Name] = meshedNamespace(ns.Labels)
 		}
-	}
-	for _, o := range objs {
-		w.add(o, injected)
 	}
 	for _, d := range docs {
-		if sg := d.graph(); sg != nil {
-			w.addGraphServices(sg)
+		if d.graph() == nil {
+			w.add(d.obj)
+			mesh.collect(d.obj)
 		}
 	}
+	for _, d := range docs {
+		sg := d.graph()
+		if sg == nil {
+			continue
+		}
+		res, err := compiler.Compile(sg, compiler.DefaultOptions(), w.facts(sg, mesh))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", d, err)
+		}
+		for _, o := range res.Objects() {
+			w.cluster.Add(o)
+			mesh.collect(o)
+		}
+		mesh.enroll(res)
+		w.addGraphServices(sg)
+	}
+	w.attachWaypoints(mesh)
 	return w, nil
 }
 
-// add puts a policy or a workload into the world.
-func (w *World) add(o object.Object, injected map[string]bool) {
+// add puts a policy or a workload into the world; the namespaces' labels must be known.
+func (w *World) add(o object.Object) {
 	w.cluster.Add(o)
 	meta, pod, spec, ok := podTemplate(o)
 	if !ok {
 		return
 	}
-	ip, injectedNamespace := "", injected[meta.Namespace]
+	nsLabels := w.cluster.Namespaces[meta.Namespace]
+	ip, injectedNamespace := "", meshedNamespace(nsLabels)
 	if p, isPod := o.(*corev1.Pod); isPod {
 		// A pod the API server has (it has a UID) was injected or not when it was created: its
 		// containers say which, whatever its namespace's label says now.
 		ip, injectedNamespace = p.Status.PodIP, injectedNamespace && p.UID == ""
 	}
-	w.workloads = append(w.workloads, workloadOf(meta, pod, spec, ip, injectedNamespace))
+	wl := workloadOf(meta, pod, spec, ip, injectedNamespace)
+	ambientDataplane(wl, nsLabels, pod.Annotations, hasProxy(spec))
+	w.workloads = append(w.workloads, wl)
 }
 
 // podTemplate reads a workload of any kind check reads: the object's metadata, its pods' metadata
@@ -320,8 +328,12 @@ func (w *World) addGraphServices(sg *v1alpha1.ServiceGraph) {
 		}) {
 			continue
 		}
-		w.workloads = append(w.workloads, &eval.Workload{Namespace: s.Namespace, Name: s.Name, Labels: s.Labels,
-			ServiceAccount: s.ServiceAccount, Meshed: g.Mesh == v1alpha1.MeshIstio})
+		wl := &eval.Workload{Namespace: s.Namespace, Name: s.Name, Labels: s.Labels,
+			ServiceAccount: s.ServiceAccount, Meshed: g.Mesh == v1alpha1.MeshIstio}
+		if wl.Meshed && semantics.NamespaceDataplane(w.cluster.Namespaces[s.Namespace]) == semantics.DataplaneAmbient {
+			wl.Dataplane = semantics.DataplaneAmbient
+		}
+		w.workloads = append(w.workloads, wl)
 	}
 }
 
@@ -333,15 +345,20 @@ func meshedNamespace(l map[string]string) bool {
 // workloadOf reads what the evaluator needs of a pod or a pod template: labels, ServiceAccount,
 // ports, and whether a sidecar runs (injected or to be injected) or ambient handles it.
 func workloadOf(meta, pod *metav1.ObjectMeta, spec *corev1.PodSpec, ip string, injectedNamespace bool) *eval.Workload {
-	w := &eval.Workload{Namespace: meta.Namespace, Name: meta.Name, Labels: pod.Labels, IP: ip, ServiceAccount: spec.ServiceAccountName}
+	w := &eval.Workload{Namespace: meta.Namespace, Name: meta.Name, Labels: pod.Labels, IP: ip, ServiceAccount: spec.ServiceAccountName,
+		Meshed: hasProxy(spec)}
 	for _, c := range append(slices.Clone(spec.InitContainers), spec.Containers...) {
 		w.Ports = append(w.Ports, c.Ports...)
-		w.Meshed = w.Meshed || c.Name == "istio-proxy"
 	}
 	inject := pod.Labels["sidecar.istio.io/inject"]
 	w.Meshed = w.Meshed || object.IstioMarked(pod.Annotations) ||
 		injectedNamespace && inject != "false" || inject == "true"
 	return w
+}
+
+// hasProxy tells whether a pod runs Istio's sidecar container.
+func hasProxy(spec *corev1.PodSpec) bool {
+	return slices.ContainsFunc(append(slices.Clone(spec.InitContainers), spec.Containers...), func(c corev1.Container) bool { return c.Name == "istio-proxy" })
 }
 
 // renderCheck prints a verdict, layer by layer.

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/internal/object"
@@ -68,6 +69,9 @@ var checkKinds = kinds{
 	{APIVersion: "apps/v1", Kind: "ReplicaSet"}:                            func() object.Object { return &appsv1.ReplicaSet{} },
 	{APIVersion: "batch/v1", Kind: "Job"}:                                  func() object.Object { return &batchv1.Job{} },
 	{APIVersion: "batch/v1", Kind: "CronJob"}:                              func() object.Object { return &batchv1.CronJob{} },
+	// Services and waypoints say which waypoint traffic to a workload in ambient mode goes through.
+	{APIVersion: "v1", Kind: "Service"}:                           func() object.Object { return &corev1.Service{} },
+	{APIVersion: "gateway.networking.k8s.io/v1", Kind: "Gateway"}: func() object.Object { return &gatewayv1.Gateway{} },
 }
 
 // removed are API versions of linted kinds the API server no longer serves, with their successor.

@@ -16,6 +16,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
@@ -43,6 +44,7 @@ func liveWorld(kubeconfig, kubeContext, namespace string, names ...string) (*Wor
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(securityv1.AddToScheme(scheme))
 	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+	utilruntime.Must(gatewayv1.Install(scheme))
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, err
@@ -73,14 +75,13 @@ func ReadWorld(ctx context.Context, c client.Reader, namespaces []string) (*Worl
 	if err := c.List(ctx, &nsList); err != nil {
 		return nil, err
 	}
-	injected := map[string]bool{}
 	for _, ns := range nsList.Items {
 		w.cluster.Namespaces[ns.Name] = ns.Labels
-		injected[ns.Name] = meshedNamespace(ns.Labels)
 	}
+	mesh := newMeshObjects(false)
 	for _, ns := range namespaces {
 		lists := []client.ObjectList{&networkingv1.NetworkPolicyList{}, &securityv1.PeerAuthenticationList{},
-			&securityv1.AuthorizationPolicyList{}, &corev1.PodList{}, &v1alpha1.ServiceGraphList{}}
+			&securityv1.AuthorizationPolicyList{}, &corev1.PodList{}, &v1alpha1.ServiceGraphList{}, &corev1.ServiceList{}, &gatewayv1.GatewayList{}}
 		for _, list := range lists {
 			if err := c.List(ctx, list, client.InNamespace(ns)); err != nil {
 				if meta.IsNoMatchError(err) {
@@ -90,23 +91,30 @@ func ReadWorld(ctx context.Context, c client.Reader, namespaces []string) (*Worl
 			}
 		}
 		for i := range lists[0].(*networkingv1.NetworkPolicyList).Items {
-			w.add(&lists[0].(*networkingv1.NetworkPolicyList).Items[i], injected)
+			w.add(&lists[0].(*networkingv1.NetworkPolicyList).Items[i])
 		}
 		for _, pa := range lists[1].(*securityv1.PeerAuthenticationList).Items {
-			w.add(pa, injected)
+			w.add(pa)
 		}
 		for _, ap := range lists[2].(*securityv1.AuthorizationPolicyList).Items {
-			w.add(ap, injected)
+			w.add(ap)
 		}
 		for i := range lists[3].(*corev1.PodList).Items {
 			if pod := &lists[3].(*corev1.PodList).Items[i]; pod.DeletionTimestamp == nil && pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed {
-				w.add(pod, injected)
+				w.add(pod)
 			}
 		}
 		for i := range lists[4].(*v1alpha1.ServiceGraphList).Items {
 			w.addServicePods(&lists[4].(*v1alpha1.ServiceGraphList).Items[i])
 		}
+		for i := range lists[5].(*corev1.ServiceList).Items {
+			mesh.collect(&lists[5].(*corev1.ServiceList).Items[i])
+		}
+		for i := range lists[6].(*gatewayv1.GatewayList).Items {
+			mesh.collect(&lists[6].(*gatewayv1.GatewayList).Items[i])
+		}
 	}
+	w.attachWaypoints(mesh)
 	return w, nil
 }
 

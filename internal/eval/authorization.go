@@ -17,13 +17,26 @@ import (
 // builder builds them for the connection's filter chain (HTTP, or TCP when the request carries no
 // HTTP) and Envoy runs them: CUSTOM first (the extension provider, not evaluated here, is assumed
 // to allow, and the step says it was asked), then DENY (any match denies), then ALLOW (when any
-// applies, one of its rules must match). Dry runs enforce nothing.
+// applies, one of its rules must match). Dry runs enforce nothing. A destination in ambient mode is
+// ztunnel's: layer 4 only (every rule as on a TCP chain), no CUSTOM or AUDIT policy.
 func (c *Cluster) authorization(r Request, identity bool) Step {
 	if !r.To.Meshed || r.Protocol != corev1.ProtocolTCP {
 		return Step{Layer: Authorization, Allowed: true, By: "Istio does not see this connection: no AuthorizationPolicy applies"}
 	}
 	req := c.attributes(r, identity)
 	ps := c.applying(r.To)
+	if r.To.ambient() {
+		req.HTTP, ps.custom = nil, nil
+		s := c.decide(ps, req, "no ALLOW policy applies: allowed")
+		s.By = "ztunnel: " + s.By
+		return s
+	}
+	return c.decide(ps, req, "no ALLOW policy applies: allowed")
+}
+
+// decide runs the policies in force on a request: CUSTOM, DENY, then ALLOW; noAllow is the step's
+// reason when no ALLOW policy applies.
+func (c *Cluster) decide(ps applied, req *semantics.Request, noAllow string) Step {
 	var notes []string
 	if step, denied := c.custom(ps.custom, req, &notes); denied {
 		return step
@@ -34,7 +47,7 @@ func (c *Cluster) authorization(r Request, identity bool) Step {
 		}
 	}
 	if len(ps.allow) == 0 {
-		return Step{Layer: Authorization, Allowed: true, Applies: true, By: "no ALLOW policy applies: allowed", Detail: strings.Join(notes, "; ")}
+		return Step{Layer: Authorization, Allowed: true, Applies: true, By: noAllow, Detail: strings.Join(notes, "; ")}
 	}
 	for _, ap := range ps.allow {
 		if i, ok := matchingRule(ap, req, &notes); ok {
@@ -70,19 +83,23 @@ func (c *Cluster) applying(to *Workload) applied {
 	var out applied
 	w := semantics.Workload{Namespace: to.Namespace, Labels: to.Labels}
 	for _, ap := range semantics.SortedByAge(c.AuthorizationPolicies) {
-		if !semantics.AuthorizationPolicyApplies(ap, w, c.rootNamespace()) || !semantics.Enforced(ap) {
-			continue
-		}
-		switch ap.Spec.GetAction() {
-		case securityv1beta1.AuthorizationPolicy_CUSTOM:
-			out.custom = append(out.custom, ap)
-		case securityv1beta1.AuthorizationPolicy_DENY:
-			out.deny = append(out.deny, ap)
-		case securityv1beta1.AuthorizationPolicy_ALLOW:
-			out.allow = append(out.allow, ap)
+		if semantics.AuthorizationPolicyApplies(ap, w, c.rootNamespace()) && semantics.Enforced(ap) {
+			out.add(ap)
 		}
 	}
 	return out
+}
+
+// add files a policy under its action; AUDIT policies only log.
+func (a *applied) add(ap *securityv1.AuthorizationPolicy) {
+	switch ap.Spec.GetAction() {
+	case securityv1beta1.AuthorizationPolicy_CUSTOM:
+		a.custom = append(a.custom, ap)
+	case securityv1beta1.AuthorizationPolicy_DENY:
+		a.deny = append(a.deny, ap)
+	case securityv1beta1.AuthorizationPolicy_ALLOW:
+		a.allow = append(a.allow, ap)
+	}
 }
 
 // custom asks the CUSTOM policies. With one extension provider a matching rule sends the request

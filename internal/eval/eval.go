@@ -35,6 +35,10 @@ type Workload struct {
 	// TrustDomain is the trust domain of its identity when it is not the cluster's (a workload of
 	// another mesh).
 	TrustDomain string
+	// Dataplane says what carries its traffic when Meshed: a sidecar ("" too) or ambient mode.
+	Dataplane semantics.Dataplane
+	// Waypoint is the waypoint traffic to its Services goes through in ambient mode, nil for none.
+	Waypoint *Waypoint
 }
 
 func (w *Workload) String() string { return w.Namespace + "/" + w.Name }
@@ -145,12 +149,22 @@ var (
 	LayerGroups         = []LayerGroup{L4Layers, MTLSLayers, AuthorizationLayers}
 )
 
-// Check evaluates a connection through every layer.
+// Check evaluates a connection through every layer. In ambient mode a meshed caller's connection
+// to a destination whose Services go through a waypoint takes two hops, caller to waypoint and
+// waypoint to destination, each layer folding both (see viaWaypoint).
 func (c *Cluster) Check(r Request) Verdict {
 	r = c.resolvePort(r)
-	steps := []Step{c.networkPolicies(r, Egress), c.networkPolicies(r, Ingress)}
+	if w := r.To.Waypoint; w != nil && r.To.ambient() && r.From.Workload.meshed() && r.From.Workload != w.Pods {
+		return c.viaWaypoint(r, w)
+	}
+	l4 := c.transport(r)
+	steps := []Step{hboneNote(c.networkPolicies(l4, Egress), l4, r), hboneNote(c.networkPolicies(l4, Ingress), l4, r)}
 	mtls, peerIdentity := c.mtls(r)
 	steps = append(steps, mtls, c.authorization(r, peerIdentity))
+	return verdict(steps)
+}
+
+func verdict(steps []Step) Verdict {
 	v := Verdict{Allowed: true, Steps: steps}
 	for _, s := range steps {
 		v.Allowed = v.Allowed && s.Allowed
@@ -251,6 +265,9 @@ func (c *Cluster) mtls(r Request) (Step, bool) {
 		return Step{Layer: MTLS, Allowed: true, By: why}, false
 	}
 	m := semantics.EffectiveMTLS(c.PeerAuthentications, semantics.Workload{Namespace: to.Namespace, Labels: to.Labels}, r.Port, c.rootNamespace())
+	if to.ambient() && m.Mode == securityv1beta1.PeerAuthentication_MutualTLS_DISABLE {
+		m.Mode = securityv1beta1.PeerAuthentication_MutualTLS_PERMISSIVE // ztunnel cannot disable mutual TLS: it ignores DISABLE
+	}
 	mode, by := m.Mode.String(), "no PeerAuthentication: Istio's default PERMISSIVE"
 	switch {
 	case m.Port:

@@ -124,3 +124,28 @@ func SortedByAge[T Aged](in []T) []T {
 	slices.SortStableFunc(out, Oldest[T])
 	return out
 }
+
+// AppliesAtWaypoint tells whether a waypoint enforces a policy for traffic to a destination's
+// Services (model.ShouldAttachPolicy for a waypoint): one whose targetRefs name one of the
+// Services (Kubernetes Services of the policy's namespace), the waypoint's Gateway (of the policy's
+// namespace), or, from the root namespace, the GatewayClass istio-waypoint. A waypoint never uses
+// a selector or namespace-wide policy.
+func AppliesAtWaypoint(ap *securityv1.AuthorizationPolicy, waypoint, waypointNamespace string, services []string, servicesNamespace, rootNamespace string) bool {
+	refs := ap.Spec.GetTargetRefs()
+	if len(refs) == 0 && ap.Spec.GetTargetRef() != nil {
+		refs = []*typev1beta1.PolicyTargetReference{ap.Spec.GetTargetRef()}
+	}
+	for _, ref := range refs {
+		group, kind, name := ref.GetGroup(), ref.GetKind(), ref.GetName()
+		switch {
+		case group == "" && kind == "Service" && ap.Namespace == servicesNamespace && slices.Contains(services, name):
+			return true
+		case group == "gateway.networking.k8s.io" && kind == "Gateway" && ap.Namespace == waypointNamespace && name == waypoint &&
+			(ref.GetNamespace() == "" || ref.GetNamespace() == waypointNamespace):
+			return true
+		case group == "gateway.networking.k8s.io" && kind == "GatewayClass" && ap.Namespace == rootNamespace && name == WaypointClass:
+			return true
+		}
+	}
+	return false
+}
