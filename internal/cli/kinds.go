@@ -41,6 +41,8 @@ var lintKinds = kinds{
 	{APIVersion: "security.istio.io/v1beta1", Kind: "PeerAuthentication"}:  newPeerAuthentication,
 	// Services tell what protocol Istio sees on a port: a graph's HTTP paths are checked against them.
 	{APIVersion: "v1", Kind: "Service"}: func() object.Object { return &corev1.Service{} },
+	// Namespaces tell which are in ambient mode, where ztunnel enforces selector policies.
+	{APIVersion: "v1", Kind: "Namespace"}: func() object.Object { return &corev1.Namespace{} },
 	// Workloads tell which pods a policy's selector can select: read for their pods' labels only.
 	{APIVersion: "v1", Kind: "Pod"}:              newWorkload,
 	{APIVersion: "apps/v1", Kind: "Deployment"}:  newWorkload,

@@ -22,6 +22,7 @@ var authorizationPolicyChecks = []check[*securityv1.AuthorizationPolicy]{
 	allowsNearlyAnyone,
 	httpFieldsOnTCP,
 	invalidAuthorizationPolicy,
+	httpFieldsForZtunnel,
 }
 
 // allowsAnySource finds ALLOW rules that match whatever the caller: a rule without from, or with
@@ -251,4 +252,25 @@ func invalidAuthorizationPolicy(ap *securityv1.AuthorizationPolicy, _ Options) [
 		return nil
 	}
 	return []problem{ruleInvalidAuthorizationPolicy.problemf("istiod refuses it: %s", strings.Join(found, "; "))}
+}
+
+// httpFieldsForZtunnel finds, in a namespace the input says is in ambient mode, selector and
+// namespace-wide policies with fields only HTTP carries: ztunnel enforces them (waypoints take
+// targetRefs policies only) and, seeing layer 4 only, drops an ALLOW rule with such a field
+// (istiod reports ZtunnelAccepted False, UnsupportedValue) or drops the fields of a DENY rule.
+func httpFieldsForZtunnel(ap *securityv1.AuthorizationPolicy, opts Options) []problem {
+	if !opts.ambient[ap.Namespace] || semantics.TargetsRefs(ap) || semantics.DryRun(ap.Annotations) {
+		return nil
+	}
+	effect := "ztunnel drops the rule, and refuses its callers"
+	if ap.Spec.GetAction() != securityv1beta1.AuthorizationPolicy_ALLOW {
+		effect = "ztunnel drops those fields and matches every connection the rest of the rule matches"
+	}
+	var out []problem
+	for i, r := range ap.Spec.GetRules() {
+		if fields := semantics.HTTPOnly(r); len(fields) > 0 {
+			out = append(out, ruleZtunnelHTTP.problemf("spec.rules[%d] matches %s in namespace %s, which is in ambient mode: %s", i, strings.Join(fields, ", "), ap.Namespace, effect))
+		}
+	}
+	return out
 }

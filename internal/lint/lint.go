@@ -64,6 +64,8 @@ type Options struct {
 	// services are the input's Services by namespace, set by Lint: they tell which protocol Istio
 	// sees on a port.
 	services map[string][]compiler.KubeService
+	// ambient are the namespaces of the input labelled istio.io/dataplane-mode=ambient, set by Lint.
+	ambient map[string]bool
 }
 
 // DefaultOptions are Istio's defaults.
@@ -94,6 +96,7 @@ func runChecks[T any](checks []check[T], obj T, opts Options) []problem {
 func Lint(objs []Object, opts Options) []Finding {
 	var out []Finding
 	opts.services = servicesByNamespace(objs)
+	opts.ambient = ambientNamespaces(objs)
 	made := madeByInput(objs)
 	for _, o := range objs {
 		if made[o] {

@@ -39,6 +39,8 @@ func decode(t *testing.T, stream string) []Object {
 			obj = &securityv1.PeerAuthentication{}
 		case "Service":
 			obj = &corev1.Service{}
+		case "Namespace":
+			obj = &corev1.Namespace{}
 		case "Pod":
 			pod := &corev1.Pod{}
 			if err := yaml.Unmarshal([]byte(doc), pod); err != nil {
@@ -310,6 +312,11 @@ var ruleCases = []struct {
 			strings.Replace(istioYAML("AuthorizationPolicy", "shop", "  action: CUSTOM\n  provider: {name: ext-authz}\n  rules: [{}]\n"), "name: p,", "name: q,", 1),
 		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  action: CUSTOM\n  provider: {name: opa}\n  rules: [{}]\n") + "\n---\n" +
 			strings.Replace(istioYAML("AuthorizationPolicy", "shop", "  action: CUSTOM\n  provider: {name: opa}\n  rules: [{}]\n"), "name: p,", "name: q,", 1)},
+	{"a path in a selector policy of an ambient namespace", "AP011",
+		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/web]}}], to: [{operation: {paths: [/data]}}]}]\n") +
+			"\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {istio.io/dataplane-mode: ambient}}\n",
+		istioYAML("AuthorizationPolicy", "shop", "  targetRefs: [{kind: Service, name: api}]\n  rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/web]}}], to: [{operation: {paths: [/data]}}]}]\n") +
+			"\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {istio.io/dataplane-mode: ambient}}\n"},
 	{"an address that is not one, CUSTOM without a provider", "AP010",
 		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  action: CUSTOM\n  rules: [{from: [{source: {ipBlocks: [$CLIENT_IP]}}]}]\n"),
 		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  action: CUSTOM\n  provider: {name: opa}\n  rules: [{from: [{source: {ipBlocks: [203.0.113.7, 10.0.0.0/8]}}]}]\n")},

@@ -155,6 +155,9 @@ var (
 	ruleTwoProviders = &Rule{"AP009", SeverityError,
 		"two CUSTOM AuthorizationPolicies with different providers apply to one workload: unless istiod runs with PILOT_ENABLE_MULTIPLE_CUSTOM_AUTHZ_PROVIDERS, Istio denies every request their rules match",
 		"use one extension provider for the workload, or select disjoint workloads"}
+	ruleZtunnelHTTP = &Rule{"AP011", SeverityError,
+		"a selector or namespace-wide policy with fields only HTTP carries (paths, methods, hosts, request principals, headers, JWT claims) in a namespace in ambient mode: ztunnel enforces layer 4 only, drops such an ALLOW rule (its callers are refused) and drops those fields from a DENY rule (it denies more, or nothing)",
+		"attach the rule to a waypoint instead (targetRefs to the Service, with the Service's ports), and keep selector policies to identities and ports"}
 	ruleInvalidAuthorizationPolicy = &Rule{"AP010", SeverityError,
 		"istiod refuses it: an address that is not an IP or a CIDR, a port that is not a number, serviceAccounts with principals or namespaces, CUSTOM without a provider or a provider without CUSTOM",
 		"fix the field the message names"}
@@ -182,7 +185,7 @@ var catalogue = []*Rule{
 	ruleIngressFromAll, ruleEgressToAll, ruleSelectsEveryPod, ruleAnyAddress, ruleNoDefaultDeny, ruleEveryPod, ruleEgressAnywhere, ruleInvalidNetworkPolicy,
 	ruleAllowAnySource, ruleAnyPrincipal, ruleAllowNamespaceWide, ruleDenyNeverMatches, ruleAllowEverything, ruleNeverMatches,
 	ruleMTLSDisabled, ruleMTLSPermissive, ruleMTLSDisabledSome, rulePortLevelNoSelector,
-	ruleNearlyAnyone, ruleAPHTTPOnTCP, ruleTwoProviders, ruleInvalidAuthorizationPolicy,
+	ruleNearlyAnyone, ruleAPHTTPOnTCP, ruleTwoProviders, ruleInvalidAuthorizationPolicy, ruleZtunnelHTTP,
 	ruleUnreadable, ruleTemplate, ruleClaimsGenerated, ruleDuplicate, ruleUnknownIgnore, ruleRemovedAPI, ruleSelectsNothing,
 }
 

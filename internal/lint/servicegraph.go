@@ -15,6 +15,7 @@ import (
 	"github.com/servicegraph/servicegraph-operator/internal/eval"
 	"github.com/servicegraph/servicegraph-operator/internal/graph"
 	"github.com/servicegraph/servicegraph-operator/internal/outcome"
+	"github.com/servicegraph/servicegraph-operator/internal/semantics"
 )
 
 // builtGraph is a ServiceGraph as written and as the compiler sees it: some rules need what the
@@ -327,6 +328,17 @@ func servicesByNamespace(objs []Object) map[string][]compiler.KubeService {
 		}
 	}
 	return services
+}
+
+// ambientNamespaces are the input's namespaces labelled for ambient mode.
+func ambientNamespaces(objs []Object) map[string]bool {
+	out := map[string]bool{}
+	for _, o := range objs {
+		if ns, ok := o.Object.(*corev1.Namespace); ok && semantics.NamespaceDataplane(ns.Labels) == semantics.DataplaneAmbient {
+			out[ns.Name] = true
+		}
+	}
+	return out
 }
 
 // wideningFindings judges, for the active graph of each namespace (the first of the input), the
