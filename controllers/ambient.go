@@ -58,7 +58,7 @@ func (r *ServiceGraphReconciler) ambientFacts(ctx context.Context, sg *v1alpha1.
 	if len(ambient) == 0 && sg.Spec.Waypoint == nil {
 		return nil
 	}
-	if facts.ProbePorts, err = r.probePorts(ctx, sg.Namespace, ambient); err != nil {
+	if facts.ProbePorts, facts.NamedPorts, err = r.podPorts(ctx, sg.Namespace, ambient); err != nil {
 		return err
 	}
 	if slices.Contains(facts.Missing, compiler.Waypoints.GroupKind()) {
@@ -86,24 +86,37 @@ func serviceDataplane(svc *graph.Service, pods []metav1.PartialObjectMetadata, n
 	return "", false
 }
 
-// probePorts reads, from the pods of the ambient services, the ports their probes reach.
-func (r *ServiceGraphReconciler) probePorts(ctx context.Context, namespace string, services []*graph.Service) (map[string][]intstr.IntOrString, error) {
+// podPorts reads, from the pods of the ambient services, the ports their probes reach and their
+// named container ports.
+func (r *ServiceGraphReconciler) podPorts(ctx context.Context, namespace string, services []*graph.Service) (map[string][]intstr.IntOrString, map[string]map[string]int32, error) {
 	if len(services) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var list corev1.PodList
 	if err := r.APIReader.List(ctx, &list, client.InNamespace(namespace)); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := map[string][]intstr.IntOrString{}
+	probes, named := map[string][]intstr.IntOrString{}, map[string]map[string]int32{}
 	for _, svc := range services {
 		for i := range list.Items {
-			if p := &list.Items[i]; compiler.Selects(svc.Labels, p.Labels) {
-				out[svc.Name] = append(out[svc.Name], probedPorts(&p.Spec)...)
+			p := &list.Items[i]
+			if !compiler.Selects(svc.Labels, p.Labels) {
+				continue
+			}
+			probes[svc.Name] = append(probes[svc.Name], probedPorts(&p.Spec)...)
+			for _, c := range append(slices.Clone(p.Spec.InitContainers), p.Spec.Containers...) {
+				for _, port := range c.Ports {
+					if port.Name != "" {
+						if named[svc.Name] == nil {
+							named[svc.Name] = map[string]int32{}
+						}
+						named[svc.Name][port.Name] = port.ContainerPort
+					}
+				}
 			}
 		}
 	}
-	return out, nil
+	return probes, named, nil
 }
 
 // probedPorts are the ports of a pod's liveness, readiness and startup probes.

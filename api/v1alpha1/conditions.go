@@ -64,6 +64,9 @@ const (
 	ReasonWideningPolicies = "WideningPolicies"
 	// ReasonNoWideningPolicies: no foreign policy of the namespace admits what the graph refuses.
 	ReasonNoWideningPolicies = "NoWideningPolicies"
+	// ReasonNamedPortUnresolved: an edge into a service in ambient mode names a port no pod of the
+	// service declares; ztunnel matches port numbers only, so the edge stays closed.
+	ReasonNamedPortUnresolved = "NamedPortUnresolved"
 	// ReasonNoWaypointNeeded: no service in ambient mode has an edge with paths or methods.
 	ReasonNoWaypointNeeded = "NoWaypointNeeded"
 	// ReasonWaypointReady: every service in ambient mode with paths or methods uses a ready waypoint.

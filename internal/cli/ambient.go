@@ -73,15 +73,32 @@ func (w *World) facts(sg *v1alpha1.ServiceGraph, m *meshObjects) compiler.Facts 
 		f.Waypoints[gw.Name] = compiler.WaypointFacts{Ready: m.offline || len(gw.Status.Addresses) > 0, ServiceAccount: waypointAccount(gw)}
 	}
 	if g, err := graph.Build(sg); err == nil {
+		f.NamedPorts = map[string]map[string]int32{}
 		for i := range g.Services {
 			if s := &g.Services[i]; g.Local(s) {
 				if d, ok := w.dataplaneOf(s); ok {
 					f.Dataplanes[s.Name] = d
 				}
+				f.NamedPorts[s.Name] = w.namedPorts(s)
 			}
 		}
 	}
 	return f
+}
+
+// namedPorts are the named container ports of a service's workloads.
+func (w *World) namedPorts(s *graph.Service) map[string]int32 {
+	out := map[string]int32{}
+	for _, wl := range w.workloads {
+		if wl.Namespace == s.Namespace && compiler.Selects(s.Labels, wl.Labels) {
+			for _, p := range wl.Ports {
+				if p.Name != "" {
+					out[p.Name] = p.ContainerPort
+				}
+			}
+		}
+	}
+	return out
 }
 
 // dataplaneOf is a service's data plane from the input's workloads: ambient when one of them is, a

@@ -162,3 +162,28 @@ func hasPrincipal(r *securityv1beta1.Rule, suffix string) bool {
 	}
 	return false
 }
+
+// ztunnel matches port numbers only: a named port is resolved from the pods' container ports, or
+// the edge stays closed and the result says why.
+func TestAmbientNamedPorts(t *testing.T) {
+	sg := seedGraph(nil)
+	sg.Spec.Edges = []string{"web->api:http", "api->database:5432"}
+	f := ambientFacts(nil, true)
+	f.NamedPorts = map[string]map[string]int32{"api": {"http": 8080}}
+	res := mustCompile(t, sg, DefaultOptions(), f)
+	ap := generatedObject[*securityv1.AuthorizationPolicy](res, "shop-svc-api")
+	if ap == nil || !slices.Equal(ap.Spec.Rules[0].To[0].Operation.Ports, []string{"8080"}) {
+		t.Errorf("shop-svc-api: %v, want web on the resolved 8080", ap)
+	}
+	if len(res.UnresolvedPorts) > 0 {
+		t.Errorf("unresolved %v", res.UnresolvedPorts)
+	}
+	f.NamedPorts = nil
+	res = mustCompile(t, sg, DefaultOptions(), f)
+	if ap := generatedObject[*securityv1.AuthorizationPolicy](res, "shop-svc-api"); ap != nil {
+		t.Errorf("shop-svc-api admits %v through a port ztunnel cannot match", ap.Spec.Rules)
+	}
+	if len(res.UnresolvedPorts) != 1 || !strings.Contains(res.UnresolvedPorts[0], "container port named http") {
+		t.Errorf("unresolved %v", res.UnresolvedPorts)
+	}
+}

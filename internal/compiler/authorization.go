@@ -140,6 +140,14 @@ func (c *Compilation) authorizationRule(e *graph.Edge) *securityv1beta1.Rule {
 	for _, p := range e.Ports {
 		switch {
 		case !p.Meshed():
+		case p.Named() && c.ambient(e.To) != nil:
+			// ztunnel ignores a port name: resolve it, or leave the edge closed and say so.
+			n, ok := c.facts.NamedPorts[e.To][p.Port.StrVal]
+			if !ok {
+				c.unresolved = append(c.unresolved, fmt.Sprintf("edge %s: no pod of %s declares a container port named %s, and ztunnel matches port numbers only", e, e.To, p.Port.StrVal))
+				return nil
+			}
+			ports = append(ports, strconv.Itoa(int(n)))
 		case p.Named():
 			named = true
 		default:

@@ -101,6 +101,8 @@ func (c *Compilation) result() *Result {
 			*phases[phase] = append(*phases[phase], sortByName(objs)...)
 		}
 	}
+	slices.Sort(c.unresolved)
+	res.UnresolvedPorts = slices.Compact(c.unresolved)
 	return res
 }
 
@@ -152,6 +154,8 @@ type Compilation struct {
 	services map[string]*servicePolicy
 	// ambients memoises what the services in ambient mode need of a waypoint.
 	ambients map[string]*ambientService
+	// unresolved are the edges into ambient services whose named port no pod declares.
+	unresolved []string
 	// These memoise values that many rules repeat, per service or per port.
 	peers      map[string][]networkingv1.NetworkPolicyPeer
 	sources    map[string][]*securityv1beta1.Rule_From

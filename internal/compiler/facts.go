@@ -36,6 +36,9 @@ type Facts struct {
 	ProbePorts map[string][]intstr.IntOrString
 	// Waypoints are the waypoints (Gateways of class istio-waypoint) of the graph's namespace.
 	Waypoints map[string]WaypointFacts
+	// NamedPorts are the container ports of each ambient service's pods by name: ztunnel matches
+	// port numbers only, so an edge's named port is resolved to them.
+	NamedPorts map[string]map[string]int32
 }
 
 // WantsStrict tells whether the spec asks for STRICT mutual TLS to be enforced: the only case in

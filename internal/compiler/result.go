@@ -88,6 +88,9 @@ type Result struct {
 	// graph creates its waypoint.
 	Enroll       []string
 	WaypointName string
+	// UnresolvedPorts are the edges into ambient services closed because their named port is
+	// declared by no pod (ztunnel matches numbers only).
+	UnresolvedPorts []string
 	// Unmeshed are the pods STRICT mutual TLS cuts off (or would, while held back).
 	Unmeshed []string
 	// Plaintext lists "service:port" where unmeshed external callers are let in with plain text.

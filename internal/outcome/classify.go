@@ -107,6 +107,10 @@ func Classify(f Findings) Class {
 	if d.MTLSHeldBack {
 		return waiting(v1alpha1.ReasonUnmeshedWorkloads, UnmeshedMessage(d))
 	}
+	if len(d.UnresolvedPorts) > 0 {
+		// Pods declaring the port, started later, open the edges.
+		return waiting(v1alpha1.ReasonNamedPortUnresolved, UnresolvedMessage(d))
+	}
 	if len(d.WaypointProblems) > 0 {
 		// A waypoint created or labelled later, or getting ready, opens the layer-7 edges.
 		_, _, msg := compiler.WaypointCondition(d)
@@ -159,6 +163,11 @@ func UnmeshedMessage(d *compiler.Result) string {
 		return fmt.Sprintf("STRICT mTLS held back (mtlsPreflight: Block), mode stays %s until these pods have an Istio sidecar: %s", d.MTLSMode, list)
 	}
 	return "STRICT mTLS applied (mtlsPreflight: Warn) although these pods have no Istio sidecar and lose all inbound traffic: " + list
+}
+
+// UnresolvedMessage lists the edges into ambient services closed for want of their named port.
+func UnresolvedMessage(d *compiler.Result) string {
+	return "Edges closed: " + strings.Join(d.UnresolvedPorts, "; ")
 }
 
 // MismatchMessage lists the protocol mismatches.

@@ -57,6 +57,9 @@ func converged(sg *v1alpha1.ServiceGraph, f Findings, c Class) {
 	if len(d.ProtocolMismatches) > 0 && !hasCondition(sg, v1alpha1.ConditionAuthorizationReady, v1alpha1.ReasonConflict) {
 		setCondition(sg, v1alpha1.ConditionAuthorizationReady, metav1.ConditionFalse, v1alpha1.ReasonProtocolMismatch, MismatchMessage(d.ProtocolMismatches))
 	}
+	if len(d.UnresolvedPorts) > 0 && !hasCondition(sg, v1alpha1.ConditionAuthorizationReady, v1alpha1.ReasonConflict) {
+		setCondition(sg, v1alpha1.ConditionAuthorizationReady, metav1.ConditionFalse, v1alpha1.ReasonNamedPortUnresolved, UnresolvedMessage(d))
+	}
 	waypointStatus(sg, d)
 	sg.Status.Services = int32(d.Services)
 	sg.Status.Edges = int32(d.Edges)
