@@ -90,7 +90,7 @@ func (d *APIDetector) watch(o *compiler.Output) error {
 	if err := d.controller.Watch(source.Kind(d.cache, obj.(client.Object), owner, skipCreates)); err != nil {
 		return err
 	}
-	if _, judged := foreignKinds[o.GroupKind()]; !judged || d.foreign == nil {
+	if _, judged := foreignKinds[o.GroupKind()]; !judged && !o.UsersMatter || d.foreign == nil {
 		return nil
 	}
 	foreignMeta := &metav1.PartialObjectMetadata{}

@@ -87,6 +87,9 @@ type Output struct {
 	// Limit names what makes an object larger than its API accepts, "" when it fits; checked
 	// before any write so that an oversized graph is an invalid spec. nil means no limit of its own.
 	Limit func(obj Object) string
+	// UsersMatter tells whether objects of the kind that users create change what a graph
+	// generates (a user's waypoint Gateway), so the reconciler watches those too.
+	UsersMatter bool
 	// RoughSize over-estimates an object's encoded size cheaply, to skip encoding the objects far
 	// below the API server's size limit. nil means every object is encoded and measured.
 	RoughSize func(obj Object) int

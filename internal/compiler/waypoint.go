@@ -31,6 +31,8 @@ var Waypoints = &Output{
 	GVK:       schema.GroupVersionKind{Group: gatewayv1.GroupName, Version: "v1", Kind: "Gateway"},
 	Layer:     LayerGatewayAPI,
 	Condition: v1alpha1.ConditionWaypointReady,
+	// A user's waypoint coming, going or getting its address opens or closes path edges.
+	UsersMatter: true,
 	Emit: func(c *Compilation) []Emitted {
 		if !c.createsWaypoint() || len(c.enrolled()) == 0 {
 			return nil
