@@ -252,13 +252,20 @@ func (c *Compilation) dataplanes() map[string]semantics.Dataplane {
 }
 
 // servicePorts maps an edge's destination ports to the ports of the Kubernetes Services that send
-// to them: a waypoint sees the Service's port.
-func servicePorts(services []KubeService, e *graph.Edge) []string {
+// to them: a waypoint sees the Service's port. A port name, on either side, stands for the
+// destination pods' container port of that name.
+func (c *Compilation) servicePorts(services []KubeService, e *graph.Edge) []string {
+	number := func(p intstr.IntOrString) intstr.IntOrString {
+		if n, ok := c.facts.NamedPorts[e.To][p.StrVal]; p.Type == intstr.String && ok {
+			return intstr.FromInt32(n)
+		}
+		return p
+	}
 	var out []string
 	for _, p := range e.Ports {
 		for _, ks := range services {
 			for _, sp := range ks.Ports {
-				if p.Meshed() && TargetPort(sp) == p.Port {
+				if p.Meshed() && number(TargetPort(sp)) == number(p.Port) {
 					out = append(out, strconv.Itoa(int(sp.Port)))
 				}
 			}
@@ -297,27 +304,23 @@ func WaypointCondition(r *Result) (bool, string, string) {
 }
 
 // waypointRule admits, on ztunnel, the waypoint a service's Services go through, on the ports of
-// every edge into it (Istio's waypoint speaks for each caller it let through); without ports when
-// an edge names its port (ztunnel ignores port names), where the NetworkPolicy restricts them.
+// every edge into it that ztunnel sees (Istio's waypoint speaks for each caller it let through);
+// nil when there are none.
 func (c *Compilation) waypointRule(sp *servicePolicy, a *ambientService) *securityv1beta1.Rule {
 	var ports []string
 	for _, e := range sp.ingress {
-		r := c.authorizationRule(e.Edge)
-		if r == nil {
-			continue
+		if r := c.authorizationRule(e.Edge); r != nil && len(r.GetTo()) > 0 {
+			ports = append(ports, r.GetTo()[0].GetOperation().GetPorts()...)
 		}
-		if len(r.GetTo()) == 0 || len(r.GetTo()[0].GetOperation().GetPorts()) == 0 {
-			ports = nil
-			break
-		}
-		ports = append(ports, r.GetTo()[0].GetOperation().GetPorts()...)
 	}
-	rule := &securityv1beta1.Rule{From: []*securityv1beta1.Rule_From{{Source: &securityv1beta1.Source{Principals: []string{c.waypointPrincipal(a.waypoint)}}}}}
-	if len(ports) > 0 {
-		slices.Sort(ports)
-		rule.To = []*securityv1beta1.Rule_To{{Operation: &securityv1beta1.Operation{Ports: slices.Compact(ports)}}}
+	if len(ports) == 0 {
+		return nil
 	}
-	return rule
+	slices.Sort(ports)
+	return &securityv1beta1.Rule{
+		From: []*securityv1beta1.Rule_From{{Source: &securityv1beta1.Source{Principals: []string{c.waypointPrincipal(a.waypoint)}}}},
+		To:   []*securityv1beta1.Rule_To{{Operation: &securityv1beta1.Operation{Ports: slices.Compact(ports)}}},
+	}
 }
 
 // waypointAuthorizationPolicy is the policy a service's waypoint enforces for it: attached to its
@@ -339,7 +342,7 @@ func (c *Compilation) waypointAuthorizationPolicy(sp *servicePolicy) *securityv1
 	var dedup run[*securityv1beta1.Rule]
 	for _, e := range sp.ingress {
 		r := c.authorizationRule(e.Edge)
-		ports := servicePorts(a.services, e.Edge)
+		ports := c.servicePorts(a.services, e.Edge)
 		if r == nil || len(ports) == 0 {
 			continue // no port of its Services reaches the edge's: its callers never pass the waypoint
 		}
