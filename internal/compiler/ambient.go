@@ -342,9 +342,14 @@ func (c *Compilation) waypointAuthorizationPolicy(sp *servicePolicy) *securityv1
 	var dedup run[*securityv1beta1.Rule]
 	for _, e := range sp.ingress {
 		r := c.authorizationRule(e.Edge)
+		if r == nil {
+			continue
+		}
 		ports := c.servicePorts(a.services, e.Edge)
-		if r == nil || len(ports) == 0 {
-			continue // no port of its Services reaches the edge's: its callers never pass the waypoint
+		if len(ports) == 0 {
+			// Its callers reach the pods through no Service, so never through the waypoint.
+			c.unresolved = append(c.unresolved, fmt.Sprintf("edge %s: no port of the Services of %s targets its port, and the waypoint sees the Service's port", e, e.To))
+			continue
 		}
 		op := &securityv1beta1.Operation{Ports: ports, Paths: e.Paths, Methods: e.Methods}
 		rule := &securityv1beta1.Rule{From: r.From, To: []*securityv1beta1.Rule_To{{Operation: op}}}
