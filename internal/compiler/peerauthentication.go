@@ -44,7 +44,8 @@ var PeerAuthentications = &Output{
 		return out
 	},
 	SpecEqual: sameSpec(func(w, h *securityv1.PeerAuthentication) bool { return proto.Equal(&w.Spec, &h.Spec) }),
-	// Istio gives no precedence between two namespace-wide PeerAuthentications.
+	// Istio takes the oldest of two namespace-wide PeerAuthentications (semantics.EffectiveMTLS): another
+	// one would make the graph's mode depend on which is older.
 	Exclusive: func(obj Object) bool {
 		pa, ok := obj.(*securityv1.PeerAuthentication)
 		return ok && pa.Spec.Selector == nil
