@@ -150,6 +150,11 @@ type World struct {
 	cluster   *eval.Cluster
 	workloads []*eval.Workload
 	namespace string
+	// graphs are the ServiceGraphs of the input, mesh its Services and waypoints.
+	graphs []*v1alpha1.ServiceGraph
+	mesh   *meshObjects
+	// workloadNames are the names Istio's metrics give pods' traffic (their Deployment's...).
+	workloadNames map[*eval.Workload]string
 }
 
 // request resolves FROM and the target's TO into a connection.
@@ -239,8 +244,13 @@ func offlineWorld(in *input, stdin io.Reader) (*World, error) {
 	if len(problems) > 0 {
 		return nil, errors.Join(errorsOf(problems)...)
 	}
-	w := &World{cluster: &eval.Cluster{Namespaces: map[string]map[string]string{}}, namespace: in.namespace}
+	return buildWorld(docs, in)
+}
+
+// buildWorld is offlineWorld's world of documents read.
+func buildWorld(docs []document, in *input) (*World, error) {
 	mesh := newMeshObjects(true)
+	w := &World{cluster: &eval.Cluster{Namespaces: map[string]map[string]string{}}, namespace: in.namespace, mesh: mesh}
 	for _, d := range docs {
 		if ns, ok := d.obj.(*corev1.Namespace); ok {
 			w.cluster.Namespaces[ns.Name] = ns.Labels
@@ -257,6 +267,11 @@ func offlineWorld(in *input, stdin io.Reader) (*World, error) {
 		if sg == nil {
 			continue
 		}
+		if in.enforce {
+			sg = sg.DeepCopy()
+			sg.Spec.Enforcement = v1alpha1.EnforcementEnforce
+		}
+		w.graphs = append(w.graphs, sg)
 		res, err := compiler.Compile(sg, compiler.DefaultOptions(), w.facts(sg, mesh))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", d, err)
@@ -289,6 +304,9 @@ func (w *World) add(o object.Object) {
 	wl := workloadOf(meta, pod, spec, ip, injectedNamespace)
 	ambientDataplane(wl, nsLabels, pod.Annotations, hasProxy(spec))
 	w.workloads = append(w.workloads, wl)
+	if p, isPod := o.(*corev1.Pod); isPod {
+		w.notePod(wl, p)
+	}
 }
 
 // podTemplate reads a workload of any kind check reads: the object's metadata, its pods' metadata

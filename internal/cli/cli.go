@@ -37,6 +37,8 @@ var commands = []command{
 	{name: "graph", summary: "draw ServiceGraphs as a Mermaid or Graphviz diagram", run: runGraph},
 	{name: "check", summary: "say what the policies do with one connection, layer by layer, and why", run: runCheck},
 	{name: "diff", summary: "list the connections a change of graphs or policies opens and closes", run: runDiff},
+	{name: "discover", summary: "propose the ServiceGraph a namespace's observed traffic implies", run: runDiscover},
+	{name: "audit", summary: "judge observed traffic with a graph: what it would refuse, what it declares unused", run: runAudit},
 }
 
 // Main runs the command line args (without the program name) and returns the exit status.

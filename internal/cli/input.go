@@ -46,6 +46,9 @@ type input struct {
 	// namesOnly makes -n name the namespace of names on the command line (check) and of objects
 	// without one, and not refuse objects of other namespaces.
 	namesOnly bool
+	// enforce compiles graphs in Audit mode as Enforce would apply them (audit judges the policies
+	// a promotion would bring).
+	enforce bool
 }
 
 // readDocuments reads every object of the given kinds in the given files, directories (every

@@ -28,24 +28,7 @@ import (
 // the policies of the namespaces involved and of Istio's root namespace (generated or not), their
 // pods, and their graphs (a service's name stands for one of its running pods).
 func liveWorld(kubeconfig, kubeContext, namespace string, names ...string) (*World, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = kubeconfig
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext})
-	cfg, err := cc.ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("no cluster to check against (give -f FILE for files, or --kubeconfig): %w", err)
-	}
-	if namespace == "" {
-		if namespace, _, err = cc.Namespace(); err != nil {
-			return nil, err
-		}
-	}
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(securityv1.AddToScheme(scheme))
-	utilruntime.Must(v1alpha1.AddToScheme(scheme))
-	utilruntime.Must(gatewayv1.Install(scheme))
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	c, namespace, err := liveClient(kubeconfig, kubeContext, namespace)
 	if err != nil {
 		return nil, err
 	}
@@ -66,6 +49,30 @@ func liveWorld(kubeconfig, kubeContext, namespace string, names ...string) (*Wor
 	return w, nil
 }
 
+// liveClient is a client of the kubeconfig's cluster, and the namespace: the one given, else the
+// context's.
+func liveClient(kubeconfig, kubeContext, namespace string) (client.Client, string, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = kubeconfig
+	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext})
+	cfg, err := cc.ClientConfig()
+	if err != nil {
+		return nil, "", fmt.Errorf("no cluster to read (give -f FILE for files, or --kubeconfig): %w", err)
+	}
+	if namespace == "" {
+		if namespace, _, err = cc.Namespace(); err != nil {
+			return nil, "", err
+		}
+	}
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(securityv1.AddToScheme(scheme))
+	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+	utilruntime.Must(gatewayv1.Install(scheme))
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	return c, namespace, err
+}
+
 // ReadWorld reads a world from a cluster: every namespace's labels, and the policies, pods and
 // graphs of the given namespaces. The real-packet suite checks the evaluator against the enforcer
 // with it.
@@ -79,6 +86,7 @@ func ReadWorld(ctx context.Context, c client.Reader, namespaces []string) (*Worl
 		w.cluster.Namespaces[ns.Name] = ns.Labels
 	}
 	mesh := newMeshObjects(false)
+	w.mesh = mesh
 	for _, ns := range namespaces {
 		lists := []client.ObjectList{&networkingv1.NetworkPolicyList{}, &securityv1.PeerAuthenticationList{},
 			&securityv1.AuthorizationPolicyList{}, &corev1.PodList{}, &v1alpha1.ServiceGraphList{}, &corev1.ServiceList{}, &gatewayv1.GatewayList{}}
@@ -106,6 +114,7 @@ func ReadWorld(ctx context.Context, c client.Reader, namespaces []string) (*Worl
 		}
 		for i := range lists[4].(*v1alpha1.ServiceGraphList).Items {
 			w.addServicePods(&lists[4].(*v1alpha1.ServiceGraphList).Items[i])
+			w.graphs = append(w.graphs, &lists[4].(*v1alpha1.ServiceGraphList).Items[i])
 		}
 		for i := range lists[5].(*corev1.ServiceList).Items {
 			mesh.collect(&lists[5].(*corev1.ServiceList).Items[i])

@@ -25,6 +25,7 @@ type Request struct {
 
 // HTTP is what an HTTP request carries that AuthorizationPolicies match.
 type HTTP struct {
+	// Path and Method are the request's; "" when not known (a source that does not say).
 	Path, Method string
 	// Host is the :authority; "" when not known.
 	Host string
@@ -203,8 +204,12 @@ func hostMatch(_ Clause, v string, r *Request) (bool, bool) {
 	return headerPattern(strings.ToLower(v), strings.ToLower(r.HTTP.Host), true), true
 }
 
+// methodMatch: "" is a request whose method is not known (seen by a source that does not say).
 func methodMatch(_ Clause, v string, r *Request) (bool, bool) {
-	return r.HTTP != nil && headerPattern(v, r.HTTP.Method, r.HTTP.Method != ""), true
+	if r.HTTP != nil && r.HTTP.Method == "" {
+		return false, false
+	}
+	return r.HTTP != nil && headerPattern(v, r.HTTP.Method, true), true
 }
 
 // pathMatch is pathGenerator: a pattern, or a template whose {*} is one path segment and {**}
@@ -212,6 +217,9 @@ func methodMatch(_ Clause, v string, r *Request) (bool, bool) {
 func pathMatch(_ Clause, v string, r *Request) (bool, bool) {
 	if r.HTTP == nil {
 		return false, true
+	}
+	if r.HTTP.Path == "" {
+		return false, false // a request whose path is not known
 	}
 	path, _, _ := strings.Cut(r.HTTP.Path, "?")
 	if strings.Contains(v, "{*}") || strings.Contains(v, "{**}") {

@@ -1,0 +1,245 @@
+package traffic
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/servicegraph/servicegraph-operator/internal/compiler"
+	"github.com/servicegraph/servicegraph-operator/internal/eval"
+	"github.com/servicegraph/servicegraph-operator/internal/graph"
+	"github.com/servicegraph/servicegraph-operator/internal/semantics"
+)
+
+// Judge says what the policies do with one new connection: the evaluator behind `check`.
+type Judge interface {
+	Check(r eval.Request) eval.Verdict
+}
+
+// Finding is one observed flow the policies would refuse, or cannot judge.
+type Finding struct {
+	Flow Flow
+	// Port is the destination port judged (one of the candidates when the source did not say).
+	Port int32
+	// Path is the HTTP path judged, "" when none.
+	Path string
+	// Layer refused it: L4, mTLS or authorization; By and Detail are the deciding step's.
+	Layer, By, Detail string
+}
+
+func (f Finding) String() string {
+	s := fmt.Sprintf("%s -> %s %s/%d", f.Flow.From, f.Flow.To, cmp.Or(f.Flow.Protocol, corev1.ProtocolTCP), f.Port)
+	if f.Path != "" {
+		s += " " + f.Path
+	}
+	return s
+}
+
+// Report is what the policies do with the observed traffic of a window.
+type Report struct {
+	// Flows counts the flows judged; Allowed those every layer lets through.
+	Flows, Allowed int
+	// Refused are flows a layer refuses; Plaintext the ones refused because their caller sends
+	// plain text and STRICT mutual TLS refuses it.
+	Refused, Plaintext []Finding
+	// Undecided are flows the source says too little about to judge (an HTTP request without its
+	// path, against a rule on paths; a destination outside the inventory).
+	Undecided []Finding
+	// Unused are the declared edges no observed flow used: candidates to remove.
+	Unused []string
+	// Since is the window's start, Until its end.
+	Since, Until time.Time
+}
+
+// Covered tells whether the graph lets every observed flow through.
+func (r *Report) Covered() bool { return len(r.Refused) == 0 && len(r.Plaintext) == 0 }
+
+// Audit judges every observed flow with the policies of a world (the graph compiled in Enforce
+// mode and the workloads, as `check` sees them): each flow between workloads of the inventory is
+// asked on its port (every candidate port when the source did not say; refused when one is) and,
+// for HTTP, on each path seen. Then the graphs' declared edges no allowed flow used.
+func Audit(flows []Flow, inv *Inventory, judge Judge, graphs []*graph.Graph) *Report {
+	r := &Report{}
+	used := map[string]bool{}
+	for _, f := range Merge(flows) {
+		from, to := inv.find(f.From), inv.find(f.To)
+		if to == nil {
+			continue // outside the namespaces judged
+		}
+		r.Flows++
+		choice := inv.Ports(f, to)
+		if len(choice.Ports) == 0 {
+			r.Undecided = append(r.Undecided, Finding{Flow: f, Detail: choice.Why})
+			continue
+		}
+		refused, undecided := r.judge(f, from, to, choice.Ports, judge)
+		switch {
+		case refused:
+		case undecided:
+		default:
+			r.Allowed++
+			for _, g := range graphs {
+				for _, e := range edgesUsed(g, f, from, to, choice.Ports) {
+					used[e] = true
+				}
+			}
+		}
+	}
+	for _, g := range graphs {
+		for i := range g.Edges {
+			if e := g.Edges[i]; !used[g.Namespace+"/"+e.String()] {
+				r.Unused = append(r.Unused, g.Namespace+": "+local(g, e))
+			}
+		}
+	}
+	for _, list := range [][]Finding{r.Refused, r.Plaintext, r.Undecided} {
+		slices.SortFunc(list, func(a, b Finding) int { return strings.Compare(a.String(), b.String()) })
+	}
+	slices.Sort(r.Unused)
+	return r
+}
+
+// local spells an edge as the graph's author wrote it: its own namespace unnamed.
+func local(g *graph.Graph, e graph.Edge) string {
+	if e.FromNamespace == g.Namespace {
+		e.FromNamespace = ""
+	}
+	if e.ToNamespace == g.Namespace {
+		e.ToNamespace = ""
+	}
+	return e.String()
+}
+
+// judge asks every port (and path) of a flow; it records the first refusal, or an undecided one.
+func (r *Report) judge(f Flow, from, to *Workload, ports []int32, judge Judge) (refused, undecided bool) {
+	paths := f.Paths
+	if f.HTTP && len(paths) == 0 {
+		paths = []string{""} // the source saw HTTP but no path
+	}
+	if !f.HTTP {
+		paths = []string{""}
+	}
+	for _, port := range ports {
+		for _, path := range paths {
+			req := eval.Request{From: endpoint(f.From, from, f.Security), To: asWorkload(to, f.To.IP), Port: port, Protocol: cmp.Or(f.Protocol, corev1.ProtocolTCP)}
+			if f.HTTP {
+				req.HTTP = &eval.HTTP{Path: path, Method: first(f.Methods), Host: "-"}
+			}
+			v := judge.Check(req)
+			if v.Allowed {
+				continue
+			}
+			finding := Finding{Flow: f, Port: port, Path: path}
+			for _, s := range v.Steps {
+				if !s.Allowed {
+					finding.Layer, finding.By, finding.Detail = layerName(s.Layer), s.By, s.Detail
+					break
+				}
+			}
+			switch {
+			case strings.Contains(finding.Detail, "not evaluated"):
+				r.Undecided = append(r.Undecided, finding)
+				return false, true
+			case finding.Layer == "mTLS" && f.Security == Plaintext:
+				r.Plaintext = append(r.Plaintext, finding)
+			default:
+				r.Refused = append(r.Refused, finding)
+			}
+			return true, false
+		}
+	}
+	return false, false
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
+func layerName(l eval.Layer) string {
+	for _, g := range eval.LayerGroups {
+		if slices.Contains(g.Layers, l) {
+			return g.Name
+		}
+	}
+	return string(l)
+}
+
+// endpoint is a flow's caller as the evaluator takes it: the workload with the security the
+// source saw (a plain-text caller presents no identity), or its address.
+func endpoint(p Party, w *Workload, sec Security) eval.Endpoint {
+	if w == nil {
+		return eval.Endpoint{IP: cmp.Or(p.IP, "0.0.0.0")}
+	}
+	ew := asWorkload(w, p.IP)
+	switch sec {
+	case Plaintext:
+		ew.Meshed = false
+	case MutualTLS:
+		ew.Meshed = true
+	}
+	return eval.Endpoint{Workload: ew, IP: ew.IP}
+}
+
+func asWorkload(w *Workload, ip string) *eval.Workload {
+	if ip == "" && len(w.IPs) > 0 {
+		ip = w.IPs[0]
+	}
+	return &eval.Workload{Namespace: w.Namespace, Name: w.Name, Labels: w.Labels, IP: ip, ServiceAccount: w.ServiceAccount,
+		Meshed: w.Meshed, Ports: w.Ports}
+}
+
+// edgesUsed names the graph's edges an allowed flow matches: from the service selecting the caller
+// to the one selecting the destination, on a port of the flow's.
+func edgesUsed(g *graph.Graph, f Flow, from, to *Workload, ports []int32) []string {
+	var out []string
+	for i := range g.Edges {
+		e := &g.Edges[i]
+		if !callerIs(g, e.From, f.From, from) || !selects(g, e.To, to) {
+			continue
+		}
+		for _, p := range e.Ports {
+			if p.Named() && slices.ContainsFunc(to.Ports, func(cp corev1.ContainerPort) bool {
+				return cp.Name == p.Port.StrVal && slices.Contains(ports, cp.ContainerPort)
+			}) || !p.Named() && slices.Contains(ports, p.Port.IntVal) {
+				out = append(out, g.Namespace+"/"+e.String())
+				break
+			}
+		}
+	}
+	return out
+}
+
+// callerIs tells whether an edge's caller stands for a flow's: a service selecting the caller's
+// workload, or an external peer whose namespaces or ranges hold the caller.
+func callerIs(g *graph.Graph, name string, p Party, w *Workload) bool {
+	s, ok := g.Service(name)
+	if !ok || s.External == nil {
+		return selects(g, name, w)
+	}
+	x := s.External
+	if _, ns, _, ok := semantics.ParsePrincipal(p.Principal); ok && slices.Contains(x.Namespaces, ns) || slices.Contains(x.Namespaces, p.Namespace) && p.Namespace != "" {
+		return true
+	}
+	addr, err := netip.ParseAddr(p.IP)
+	return err == nil && slices.ContainsFunc(x.CIDRs, func(c string) bool {
+		prefix, err := netip.ParsePrefix(c)
+		return err == nil && prefix.Contains(addr) && !slices.ContainsFunc(x.Except, func(e string) bool {
+			ex, err := netip.ParsePrefix(e)
+			return err == nil && ex.Contains(addr)
+		})
+	})
+}
+
+// selects tells whether a graph's service stands for a workload.
+func selects(g *graph.Graph, name string, w *Workload) bool {
+	s, ok := g.Service(name)
+	return ok && w != nil && s.External == nil && s.Namespace == w.Namespace && compiler.Selects(s.Labels, w.Labels)
+}

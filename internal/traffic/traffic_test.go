@@ -1,0 +1,190 @@
+package traffic
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/compiler"
+	"github.com/servicegraph/servicegraph-operator/internal/eval"
+	"github.com/servicegraph/servicegraph-operator/internal/graph"
+)
+
+var t0 = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+
+// shop is the seed's namespace: web, api, database, a legacy pod without sidecar, and Services.
+func shop() *Inventory {
+	wl := func(name, sa string, port int32, meshed bool) Workload {
+		return Workload{Namespace: "shop", Name: name, Labels: map[string]string{"app": name}, ServiceAccount: sa,
+			Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: port}}, Meshed: meshed}
+	}
+	svc := func(name string, ports ...int32) corev1.Service {
+		s := corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop"}, Spec: corev1.ServiceSpec{Selector: map[string]string{"app": name}}}
+		for _, p := range ports {
+			s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Name: "p" + strconv.Itoa(int(p)), Port: p, TargetPort: intstr.FromInt32(p)})
+		}
+		return s
+	}
+	return &Inventory{
+		Workloads: []Workload{wl("web", "web", 8080, true), wl("api", "api", 8080, true), wl("database", "database", 5432, true),
+			wl("legacy", "legacy", 9000, false), wl("admin", "admin", 7000, true)},
+		Services: []corev1.Service{svc("api", 8080), svc("database", 5432), svc("admin", 7000, 7001)},
+	}
+}
+
+func istioFlow(from, to string, count float64, sec Security) Flow {
+	f := Flow{From: Party{Namespace: "shop", Workload: from}, To: Party{Namespace: "shop", Workload: to}, Protocol: corev1.ProtocolTCP,
+		Service: to, Count: count, Security: sec, Source: "prometheus", First: t0, Last: t0.Add(time.Hour)}
+	if sec == MutualTLS {
+		f.From.Principal = "cluster.local/ns/shop/sa/" + from
+	}
+	return f
+}
+
+func TestDiscover(t *testing.T) {
+	flows := []Flow{
+		istioFlow("web", "api", 1200, MutualTLS),
+		func() Flow {
+			f := istioFlow("api", "database", 30, MutualTLS)
+			f.HTTP, f.Paths, f.Methods = true, []string{"/data"}, []string{"GET"}
+			return f
+		}(),
+		istioFlow("legacy", "api", 4, Plaintext),
+		istioFlow("web", "admin", 2, MutualTLS), // two Service ports: ambiguous
+		{From: Party{}, To: Party{Namespace: "shop", Workload: "api"}, Service: "api", Count: 9, Security: Plaintext, Source: "prometheus"},
+		{From: Party{Principal: "cluster.local/ns/istio-ingress/sa/gateway"}, To: Party{Namespace: "shop", Workload: "web"}, Port: 8080, Count: 50, Security: MutualTLS, Source: "prometheus"},
+	}
+	p := Discover(flows, shop(), []string{"shop"}, t0)[0]
+	out := string(p.Write())
+	for _, want := range []string{
+		"- web->api:8080", "1200 connections; first 2026-12-01T10:00:00Z", "mutual TLS", "port from Service api",
+		"- from: api\n    to: database\n    ports:\n    - port: 5432\n    paths: [/data]\n    methods: [GET]",
+		"- legacy->api:8080", "PLAIN TEXT: STRICT mutual TLS refuses this caller",
+		`- "web->admin:7000,7001"`, "AMBIGUOUS: Service admin has several ports",
+		"TODO: unknown -> shop/api TCP/?: an unknown caller",
+		"name: ns-istio-ingress", "names: [istio-ingress]", "- ns-istio-ingress->web:8080",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in\n%s", want, out)
+		}
+	}
+	// The proposal is a valid graph the compiler takes.
+	sg := &v1alpha1.ServiceGraph{}
+	if err := yaml.UnmarshalStrict([]byte(out), sg); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if _, err := compiler.Compile(sg, compiler.DefaultOptions(), compiler.Facts{}); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+}
+
+// world is the seed graph compiled, and its workloads as check sees them.
+type world struct{ c *eval.Cluster }
+
+func (w world) Check(r eval.Request) eval.Verdict { return w.c.Check(r) }
+
+func seed(t *testing.T, edges ...string) (world, *graph.Graph) {
+	t.Helper()
+	sg := &v1alpha1.ServiceGraph{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "shop"},
+		Spec: v1alpha1.ServiceGraphSpec{Services: []v1alpha1.Service{{Name: "web"}, {Name: "api"}, {Name: "database"}, {Name: "legacy"}}, Edges: edges}}
+	res, err := compiler.Compile(sg, compiler.DefaultOptions(), compiler.Facts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &eval.Cluster{}
+	for _, o := range res.Objects() {
+		c.Add(o)
+	}
+	return world{c}, res.Graph
+}
+
+func TestAudit(t *testing.T) {
+	judge, g := seed(t, "web->api:8080", "api->database:5432/data", "legacy->api:8080", "web->database:5432")
+	data := func() Flow {
+		f := istioFlow("api", "database", 30, MutualTLS)
+		f.HTTP, f.Paths, f.Methods = true, []string{"/data"}, []string{"GET"}
+		return f
+	}()
+	other := func() Flow { f := data; f.Paths = []string{"/admin"}; return f }()
+	noPath := func() Flow { f := data; f.Paths = nil; f.Methods = nil; return f }()
+	flows := []Flow{istioFlow("web", "api", 1200, MutualTLS), data, istioFlow("legacy", "api", 4, Plaintext), istioFlow("database", "api", 3, MutualTLS)}
+	r := Audit(flows, shop(), judge, []*graph.Graph{g})
+	if r.Flows != 4 || r.Allowed != 2 {
+		t.Errorf("flows %d allowed %d\n%s", r.Flows, r.Allowed, r.Text())
+	}
+	if len(r.Refused) != 1 || !strings.HasPrefix(r.Refused[0].String(), "shop/database -> shop/api TCP/8080") || r.Refused[0].Layer != "L4" {
+		t.Errorf("refused %v", r.Refused)
+	}
+	if len(r.Plaintext) != 1 || r.Plaintext[0].Flow.From.Workload != "legacy" {
+		t.Errorf("plaintext %v", r.Plaintext)
+	}
+	if want := []string{"shop: legacy->api:8080", "shop: web->database:5432"}; strings.Join(r.Unused, ";") != strings.Join(want, ";") {
+		t.Errorf("unused %v, want %v", r.Unused, want)
+	}
+	if r.Covered() || !strings.Contains(r.Summary(10), "2 of 4 observed connections would be refused") {
+		t.Errorf("summary %q", r.Summary(10))
+	}
+	// A path the edge does not allow is refused at authorization; a request the source saw without
+	// its path cannot be judged against a rule on paths.
+	r = Audit([]Flow{other}, shop(), judge, []*graph.Graph{g})
+	if len(r.Refused) != 1 || r.Refused[0].Layer != "authorization" {
+		t.Errorf("refused %v", r.Refused)
+	}
+	if u := Audit([]Flow{noPath}, shop(), judge, []*graph.Graph{g}); len(u.Undecided) != 1 || len(u.Refused) != 0 || u.Allowed != 0 {
+		t.Errorf("refused %v undecided %v", u.Refused, u.Undecided)
+	}
+	for _, out := range [][]byte{r.Text(), r.Markdown(), r.JSON()} {
+		if !strings.Contains(string(out), "/admin") {
+			t.Errorf("no /admin in %s", out)
+		}
+	}
+}
+
+func TestMerge(t *testing.T) {
+	a, b := istioFlow("web", "api", 10, MutualTLS), istioFlow("web", "api", 5, Plaintext)
+	b.Source, b.First, b.Last = "hubble", t0.Add(-time.Hour), t0.Add(2*time.Hour)
+	m := Merge([]Flow{a, b})
+	if len(m) != 2 {
+		// b has no principal (plain text): a different caller key
+		t.Fatalf("merged %v", m)
+	}
+	b.From.Principal = a.From.Principal
+	m = Merge([]Flow{a, b})
+	if len(m) != 1 || m[0].Count != 15 || m[0].Security != Plaintext || !m[0].First.Equal(t0.Add(-time.Hour)) || m[0].Source != "prometheus,hubble" {
+		t.Errorf("merged %+v", m)
+	}
+}
+
+func TestWorkloadName(t *testing.T) {
+	yes := true
+	owned := func(kind, name string, labels map[string]string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name + "-x7k2p", GenerateName: name + "-", Labels: labels,
+			OwnerReferences: []metav1.OwnerReference{{Kind: kind, Name: name, Controller: &yes}}}}
+	}
+	for _, tc := range []struct {
+		pod  *corev1.Pod
+		want string
+	}{
+		{owned("ReplicaSet", "api-7d9f5c6b8", map[string]string{"pod-template-hash": "7d9f5c6b8"}), "api"},
+		{owned("ReplicaSet", "canary-6c9f", map[string]string{"rollouts-pod-template-hash": "6c9f"}), "canary"},
+		{owned("ReplicaSet", "handmade", nil), "handmade"},
+		{owned("StatefulSet", "database", nil), "database"},
+		{owned("Job", "report-28991234", nil), "report"},
+		{owned("Job", "migrate", nil), "migrate"},
+		{owned("ReplicationController", "legacy-3", map[string]string{"deploymentconfig": "legacy"}), "legacy"},
+		{owned("ReplicaSet", "api-7d9f5c6b8", map[string]string{"pod-template-hash": "7d9f5c6b8", "service.istio.io/workload-name": "named"}), "named"},
+		{&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "debug"}}, "debug"},
+		{&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "orphan-abcde", GenerateName: "orphan-"}}, "orphan-abcde"},
+	} {
+		if got := WorkloadName(tc.pod); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.pod.Name, got, tc.want)
+		}
+	}
+}
