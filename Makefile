@@ -29,6 +29,10 @@ KNP := $(KNP_DIR)/kube-network-policies
 ARGOCD_VERSION := $(shell awk '$$1 == "github.com/argoproj/argo-cd/v3" {print $$2}' hack/tools/argocd/go.mod)
 ARGOCD_DIR := $(BIN)/argocd/$(ARGOCD_VERSION)
 ARGOCD := $(ARGOCD_DIR)/argocd
+# The Prometheus server and promtool of the traffic suites, at the version hack/tools/prometheus/go.mod pins.
+PROMETHEUS_VERSION := $(shell awk '$$1 == "github.com/prometheus/prometheus" {print $$2} $$1 == "require" && $$2 == "github.com/prometheus/prometheus" {print $$3}' hack/tools/prometheus/go.mod)
+PROMETHEUS_DIR := $(BIN)/prometheus/$(PROMETHEUS_VERSION)
+PROMETHEUS := $(PROMETHEUS_DIR)/prometheus
 # The control plane the tests and the demo run: kube-apiserver, etcd and a kubectl of the same version.
 ENVTEST_DIR := $(BIN)/k8s/$(K8S_VERSION)-$(GOOS)-$(GOARCH)
 KUBE_APISERVER := $(ENVTEST_DIR)/kube-apiserver
@@ -82,7 +86,7 @@ verify-generated: generate manifests ## Fail if the generated code or manifests 
 	@git diff --exit-code -- api config/crd config/rbac || { echo "run 'make generate manifests' and commit the result"; exit 1; }
 
 .PHONY: test
-test: envtest knp argocd lint verify-generated ## Run every test: unit, golden, fuzz seeds, envtest, e2e, real packets (needs root), a real Argo CD (test/argocd), Istio's judgement (test/istio) and the Gatekeeper policies (test/opa).
+test: envtest knp argocd prometheus lint verify-generated ## Run every test: unit, golden, fuzz seeds, envtest, e2e, real packets (needs root), a real Argo CD (test/argocd), a real Prometheus (test/traffic), Istio's judgement (test/istio) and the Gatekeeper policies (test/opa).
 	go test ./... -count=1 -timeout 25m
 	cd test/istio && go vet ./... && go test ./... -count=1 -timeout 10m
 	cd test/opa && go vet ./... && go test ./... -count=1
@@ -140,6 +144,17 @@ argocd: git $(ARGOCD) ## Build Argo CD (repo-server, application and Application
 $(ARGOCD): hack/tools/argocd/go.mod hack/tools/argocd/build.sh $(wildcard hack/tools/argocd/redis/*.go)
 	@echo "building Argo CD $(ARGOCD_VERSION) from the Go module proxy (first time: 5-9 minutes)"
 	hack/tools/argocd/build.sh $(ARGOCD_DIR)
+
+.PHONY: prometheus
+prometheus: $(PROMETHEUS) ## Build the Prometheus server and promtool the traffic suites query, once per version.
+
+# The HTTP API is all the suites use: built without the builtinassets tag, the server has no web UI.
+# First build: ~8 minutes on 2 cores.
+$(PROMETHEUS): hack/tools/prometheus/go.mod
+	@echo "building Prometheus $(PROMETHEUS_VERSION) from the Go module proxy (first time: ~8 minutes)"
+	cd hack/tools/prometheus && go build -trimpath -ldflags "-s -w" -o $(PROMETHEUS_DIR)/promtool github.com/prometheus/prometheus/cmd/promtool
+	cd hack/tools/prometheus && go build -trimpath -ldflags "-s -w" -o $@.tmp github.com/prometheus/prometheus/cmd/prometheus
+	mv $@.tmp $@
 
 .PHONY: git
 git: ## Install git (Debian's package) when it is missing: Argo CD's repo-server and test/argocd run it.
