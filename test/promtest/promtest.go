@@ -239,10 +239,14 @@ func labelText(labels map[string]string) string {
 	}
 	parts := make([]string, 0, len(labels))
 	for _, k := range slices.Sorted(maps.Keys(labels)) {
-		parts = append(parts, k+"="+strconv.Quote(labels[k]))
+		parts = append(parts, k+`="`+labelEscaper.Replace(labels[k])+`"`)
 	}
 	return "{" + strings.Join(parts, ",") + "}"
 }
+
+// labelEscaper escapes a label value as OpenMetrics does: backslash, double quote and newline
+// only (strconv.Quote would also escape non-ASCII text, which the parser reads literally).
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 
 // Counter is a series that counts up by step every interval from start to end.
 func Counter(name string, labels map[string]string, start, end time.Time, interval time.Duration, step float64) Series {
