@@ -35,6 +35,15 @@ func Isolates(np *networkingv1.NetworkPolicy, dir Direction) bool {
 // SelectorMatches tells whether a label selector matches labels; a selector the API server would
 // refuse matches nothing.
 func SelectorMatches(sel *metav1.LabelSelector, l map[string]string) bool {
+	// Most policies a check looks at select other pods: refuse those on matchLabels before
+	// converting the selector (which validates every key and value) for the few that may match.
+	if sel != nil {
+		for k, v := range sel.MatchLabels {
+			if got, ok := l[k]; !ok || got != v {
+				return false
+			}
+		}
+	}
 	s, err := metav1.LabelSelectorAsSelector(sel)
 	return err == nil && s.Matches(labels.Set(l))
 }

@@ -66,6 +66,10 @@ func (r *Report) Covered() bool { return len(r.Refused) == 0 && len(r.Plaintext)
 func Audit(flows []Flow, inv *Inventory, judge Judge, graphs []*graph.Graph) *Report {
 	r := &Report{}
 	used := map[string]bool{}
+	indexes := make([]*edgeIndex, len(graphs))
+	for i, g := range graphs {
+		indexes[i] = newEdgeIndex(g)
+	}
 	for _, f := range Merge(flows) {
 		from, to := inv.find(f.From), inv.find(f.To)
 		if to == nil {
@@ -83,8 +87,8 @@ func Audit(flows []Flow, inv *Inventory, judge Judge, graphs []*graph.Graph) *Re
 		case undecided:
 		default:
 			r.Allowed++
-			for _, g := range graphs {
-				for _, e := range edgesUsed(g, f, from, to, choice.Ports) {
+			for _, x := range indexes {
+				for _, e := range x.used(f, from, to, choice.Ports) {
 					used[e] = true
 				}
 			}
@@ -196,21 +200,58 @@ func asWorkload(w *Workload, ip string) *eval.Workload {
 		Meshed: w.Meshed, Ports: w.Ports}
 }
 
-// edgesUsed names the graph's edges an allowed flow matches: from the service selecting the caller
-// to the one selecting the destination, on a port of the flow's.
-func edgesUsed(g *graph.Graph, f Flow, from, to *Workload, ports []int32) []string {
-	var out []string
+// edgeIndex finds the edges of a graph an allowed flow used, without trying every edge for every
+// flow: edges by destination service, and which services select a workload, remembered.
+type edgeIndex struct {
+	g        *graph.Graph
+	byTo     map[string][]int
+	services map[*Workload][]string
+}
+
+func newEdgeIndex(g *graph.Graph) *edgeIndex {
+	x := &edgeIndex{g: g, byTo: map[string][]int{}, services: map[*Workload][]string{}}
 	for i := range g.Edges {
-		e := &g.Edges[i]
-		if !callerIs(g, e.From, f.From, from) || !selects(g, e.To, to) {
-			continue
+		x.byTo[g.Edges[i].To] = append(x.byTo[g.Edges[i].To], i)
+	}
+	return x
+}
+
+// selecting names the graph's local services that stand for a workload.
+func (x *edgeIndex) selecting(w *Workload) []string {
+	if w == nil {
+		return nil
+	}
+	names, ok := x.services[w]
+	if !ok {
+		for _, s := range x.g.Services {
+			if selects(x.g, s.Name, w) {
+				names = append(names, s.Name)
+			}
 		}
-		for _, p := range e.Ports {
-			if p.Named() && slices.ContainsFunc(to.Ports, func(cp corev1.ContainerPort) bool {
-				return cp.Name == p.Port.StrVal && slices.Contains(ports, cp.ContainerPort)
-			}) || !p.Named() && slices.Contains(ports, p.Port.IntVal) {
-				out = append(out, g.Namespace+"/"+e.String())
-				break
+		x.services[w] = names
+	}
+	return names
+}
+
+// used names the graph's edges an allowed flow matches: from the service selecting the caller (or
+// the external peer holding it) to the one selecting the destination, on a port of the flow's.
+func (x *edgeIndex) used(f Flow, from, to *Workload, ports []int32) []string {
+	g := x.g
+	callers := x.selecting(from)
+	var out []string
+	for _, dest := range x.selecting(to) {
+		for _, i := range x.byTo[dest] {
+			e := &g.Edges[i]
+			if e.ToNamespace != "" && e.ToNamespace != to.Namespace || !slices.Contains(callers, e.From) && !callerIs(g, e.From, f.From, from) {
+				continue
+			}
+			for _, p := range e.Ports {
+				if p.Named() && slices.ContainsFunc(to.Ports, func(cp corev1.ContainerPort) bool {
+					return cp.Name == p.Port.StrVal && slices.Contains(ports, cp.ContainerPort)
+				}) || !p.Named() && slices.Contains(ports, p.Port.IntVal) {
+					out = append(out, g.Namespace+"/"+e.String())
+					break
+				}
 			}
 		}
 	}
