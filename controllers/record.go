@@ -117,6 +117,7 @@ func forget(namespace, name string) {
 	objectsGauge.DeletePartialMatch(labels)
 	conflictsGauge.DeletePartialMatch(labels)
 	wideningGauge.DeletePartialMatch(labels)
+	forgetTraffic(namespace, name)
 }
 
 // maxEventNote is the longest note events.k8s.io accepts; a longer one loses the whole event.

@@ -48,6 +48,8 @@ type ServiceGraphReconciler struct {
 	RecheckInterval time.Duration
 	// Concurrency is how many graphs reconcile at once.
 	Concurrency int
+	// Traffic, when set, holds each namespace's observed traffic, which TrafficCovered judges.
+	Traffic *trafficObserver
 
 	// replaced holds, per graph, the resourceVersions its last two status writes replaced (a
 	// reconcile makes up to two): a cached graph still at one of them is one the cache has not

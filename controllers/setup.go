@@ -90,11 +90,14 @@ type Config struct {
 	// Audit configures the audit trail of the changes the operator makes (the log, and a webhook
 	// when Audit.WebhookURL is set).
 	Audit audit.Options
+	// Traffic configures the TrafficCovered condition (off without a Prometheus URL).
+	Traffic TrafficConfig
 }
 
 // DefaultConfig suits a stock cluster.
 func DefaultConfig() Config {
-	return Config{Options: compiler.DefaultOptions(), RecheckInterval: time.Minute, Workers: 8, Concurrency: 4}
+	return Config{Options: compiler.DefaultOptions(), RecheckInterval: time.Minute, Workers: 8, Concurrency: 4,
+		Traffic: TrafficConfig{Interval: DefaultTrafficInterval, Window: DefaultTrafficWindow}}
 }
 
 // Setup adds the ServiceGraph controller to the manager.
@@ -136,13 +139,26 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 		RecheckInterval: cfg.RecheckInterval,
 		Concurrency:     cfg.Concurrency,
 	}
+	if cfg.Traffic.PrometheusURL != "" {
+		if r.Traffic, err = newTrafficObserver(cfg.Traffic, mgr.GetCache(), mgr.GetAPIReader()); err != nil {
+			return err
+		}
+		if err := mgr.Add(r.Traffic); err != nil {
+			return err
+		}
+	}
 	return r.SetupWithManager(mgr)
 }
 
 // SetupWithManager watches ServiceGraphs and pods; the generated objects of each output are
 // watched once its API is served (see APIDetector).
 func (r *ServiceGraphReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	c, err := ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr)
+	if r.Traffic != nil {
+		// A namespace's observed traffic changed: its graphs judge it again.
+		b = b.WatchesRawSource(r.Traffic.source())
+	}
+	c, err := b.
 		For(&v1alpha1.ServiceGraph{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesMetadata(&corev1.Pod{}, delayedEnqueue(r.graphsOfNamespace), builder.WithPredicates(podUpdates)).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.graphsOfNamespace)).

@@ -23,6 +23,7 @@ func (r *ServiceGraphReconciler) markReconciling(ctx context.Context, sg *v1alph
 func (r *ServiceGraphReconciler) writeStatus(ctx context.Context, sg *v1alpha1.ServiceGraph, f outcome.Findings, c outcome.Class) error {
 	next := sg.DeepCopy()
 	outcome.SetStatus(next, f, c)
+	r.trafficStatus(ctx, sg, next, f)
 	if equality.Semantic.DeepEqual(next.Status, sg.Status) {
 		return nil
 	}

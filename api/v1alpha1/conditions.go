@@ -24,6 +24,11 @@ const (
 	// need: False, with Ready False, while it is missing, not ready or not used by their Services;
 	// those edges stay closed meanwhile.
 	ConditionWaypointReady = "WaypointReady"
+	// ConditionTrafficCovered, present only when the operator reads Prometheus (--prometheus-url),
+	// says whether the graph, as Enforce mode applies it, lets through every connection Istio's
+	// metrics observed into and out of the namespace's workloads over the window: in Audit mode,
+	// the answer to "may I enforce?". Unknown without data. It does not affect Ready.
+	ConditionTrafficCovered = "TrafficCovered"
 )
 
 // Condition reasons.
@@ -74,4 +79,15 @@ const (
 	// ReasonWaypointMissing: a waypoint is named nowhere, does not exist, is not ready, or a
 	// Service does not use it: the layer-7 edges into those services stay closed.
 	ReasonWaypointMissing = "WaypointMissing"
+	// ReasonTrafficCovered: the graph under Enforce lets through every observed connection.
+	ReasonTrafficCovered = "TrafficCovered"
+	// ReasonObservedTrafficRefused: the graph under Enforce would refuse observed connections; the
+	// message names up to 10 of them with their counts.
+	ReasonObservedTrafficRefused = "ObservedTrafficRefused"
+	// ReasonNoTrafficData: Prometheus holds no connection of the namespace's workloads in the
+	// window; nothing to judge.
+	ReasonNoTrafficData = "NoTrafficData"
+	// ReasonPrometheusUnreachable: Prometheus failed two queries in a row (an outage of at least
+	// one interval); the message says since when.
+	ReasonPrometheusUnreachable = "PrometheusUnreachable"
 )

@@ -48,6 +48,11 @@ func main() {
 	flag.IntVar(&cfg.Concurrency, "max-concurrent-reconciles", cfg.Concurrency, "Graphs reconciled at once (each graph one at a time), so a big graph does not hold up the others.")
 	flag.StringVar(&cfg.Audit.WebhookURL, "audit-webhook-url", "", "An http(s) URL that every audit record (one per change the operator makes) is also POSTed to, as a JSON array; the log gets them either way (logger \"audit\").")
 	flag.IntVar(&cfg.Audit.QueueSize, "audit-queue-size", audit.DefaultQueueSize, "Audit records waiting for the webhook; beyond it records are dropped (and counted), never waited for.")
+	flag.StringVar(&cfg.Traffic.PrometheusURL, "prometheus-url", "", "A Prometheus server holding Istio's standard metrics (http(s)://HOST:PORT): every graph gets the TrafficCovered condition, the observed connections judged against the graph as Enforce mode applies it. Unset, the condition is left out.")
+	flag.StringVar(&cfg.Traffic.BearerTokenFile, "prometheus-token-file", "", "A file holding the bearer token sent to Prometheus (read on every query, so a rotated token is picked up).")
+	flag.StringVar(&cfg.Traffic.CAFile, "prometheus-ca-file", "", "A PEM file of the CA that signed Prometheus' certificate, trusted besides the system's.")
+	flag.DurationVar(&cfg.Traffic.Interval, "traffic-interval", cfg.Traffic.Interval, "How often each namespace with graphs is queried (one query per namespace).")
+	flag.DurationVar(&cfg.Traffic.Window, "traffic-window", cfg.Traffic.Window, "How far back each query looks (as servicegraph audit --since): a connection seen within it counts.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
