@@ -81,12 +81,17 @@ func Audit(flows []Flow, inv *Inventory, judge Judge, graphs []*graph.Graph) *Re
 			r.Undecided = append(r.Undecided, Finding{Flow: f, Detail: choice.Why})
 			continue
 		}
+		plaintext := len(r.Plaintext)
 		refused, undecided := r.judge(f, from, to, choice.Ports, judge)
 		switch {
-		case refused:
 		case undecided:
+		case refused && len(r.Plaintext) == plaintext:
 		default:
-			r.Allowed++
+			// Allowed, or refused only for its plain text: its edge is the right one (the caller
+			// needs the mesh), not a candidate to remove.
+			if !refused {
+				r.Allowed++
+			}
 			for _, x := range indexes {
 				for _, e := range x.used(f, from, to, choice.Ports) {
 					used[e] = true
@@ -180,6 +185,11 @@ func layerName(l eval.Layer) string {
 // source saw (a plain-text caller presents no identity), or its address.
 func endpoint(p Party, w *Workload, sec Security) eval.Endpoint {
 	if w == nil {
+		// A caller known by its identity only (Istio without metadata exchange) is a pod of its
+		// principal's namespace, as the external peer discover proposes for it.
+		if td, ns, sa, ok := semantics.ParsePrincipal(p.Principal); ok {
+			return eval.Endpoint{Workload: &eval.Workload{Namespace: ns, Name: p.String(), ServiceAccount: sa, TrustDomain: td, Meshed: true}, IP: p.IP}
+		}
 		return eval.Endpoint{IP: cmp.Or(p.IP, "0.0.0.0")}
 	}
 	ew := asWorkload(w, p.IP)
