@@ -37,6 +37,13 @@ type SourceKind struct {
 // Sources are the kinds of traffic source, in the order the commands list them.
 var Sources = []SourceKind{
 	{Flag: "prometheus", Usage: "a Prometheus server's URL holding Istio's standard metrics (istio_requests_total, istio_tcp_connections_opened_total)", Open: openPrometheus},
+	{Flag: "flows", Usage: "Hubble flows: files (comma-separated; - for standard input) written by 'hubble observe -o json' " +
+		"(or -o jsonpb) or Hubble's exporter, read whole (--since does not apply): exact ports, pods' labels and ServiceAccounts; replies skipped, " +
+		"dropped flows kept and marked", Open: openHubble},
+	{Flag: "access-log", Usage: "Istio sidecars' access logs: files (comma-separated; - for standard input) in Istio's JSON " +
+		"(accessLogEncoding: JSON) or default text format, read whole (--since does not apply); only the destinations' inbound " +
+		"lines count. Callers are known by address unless the format adds \"" + PeerSANKey + "\": \"%DOWNSTREAM_PEER_URI_SAN%\" " +
+		"(see docs/traffic-sources.md)", Open: openAccessLog},
 }
 
 func openPrometheus(url string, opts SourceOptions) (Source, error) {
