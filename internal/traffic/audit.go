@@ -124,7 +124,8 @@ func local(g *graph.Graph, e graph.Edge) string {
 	return e.String()
 }
 
-// judge asks every port (and path) of a flow; it records the first refusal, or an undecided one.
+// judge asks every port (and path) of a flow; it records the first refusal, else the first
+// undecided answer (a refusal on another candidate port decides, whichever comes first).
 func (r *Report) judge(f Flow, from, to *Workload, ports []int32, judge Judge) (refused, undecided bool) {
 	paths := f.Paths
 	if f.HTTP && len(paths) == 0 {
@@ -133,6 +134,7 @@ func (r *Report) judge(f Flow, from, to *Workload, ports []int32, judge Judge) (
 	if !f.HTTP {
 		paths = []string{""}
 	}
+	var pending *Finding
 	for _, port := range ports {
 		for _, path := range paths {
 			req := eval.Request{From: endpoint(f.From, from, f.Security), To: asWorkload(to, f.To.IP), Port: port, Protocol: cmp.Or(f.Protocol, corev1.ProtocolTCP)}
@@ -152,8 +154,10 @@ func (r *Report) judge(f Flow, from, to *Workload, ports []int32, judge Judge) (
 			}
 			switch {
 			case strings.Contains(finding.Detail, "not evaluated"):
-				r.Undecided = append(r.Undecided, finding)
-				return false, true
+				if pending == nil {
+					pending = &finding
+				}
+				continue
 			case finding.Layer == "mTLS" && f.Security == Plaintext:
 				r.Plaintext = append(r.Plaintext, finding)
 			default:
@@ -161,6 +165,10 @@ func (r *Report) judge(f Flow, from, to *Workload, ports []int32, judge Judge) (
 			}
 			return true, false
 		}
+	}
+	if pending != nil {
+		r.Undecided = append(r.Undecided, *pending)
+		return false, true
 	}
 	return false, false
 }

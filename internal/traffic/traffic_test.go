@@ -148,14 +148,43 @@ func TestAudit(t *testing.T) {
 	}
 }
 
+// A flow whose port Istio did not say is asked on every port of its Service: one refused decides,
+// even after another whose path rule the request (seen without its path) cannot be judged by.
+func TestAuditAmbiguousRefusedBeatsUndecided(t *testing.T) {
+	judge, g := compiled(t, &v1alpha1.ServiceGraph{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "shop"},
+		Spec: v1alpha1.ServiceGraphSpec{Services: []v1alpha1.Service{{Name: "web"}, {Name: "admin"}}, Edges: []string{"web->admin:7000/data"}}})
+	f := istioFlow("web", "admin", 2, MutualTLS) // Service admin: 7000 and 7001
+	f.HTTP = true
+	r := Audit([]Flow{f}, shop(), judge, []*graph.Graph{g})
+	if len(r.Refused) != 1 || r.Refused[0].Port != 7001 || len(r.Undecided) != 0 {
+		t.Errorf("refused %v, undecided %v", r.Refused, r.Undecided)
+	}
+}
+
 // A caller Istio knows by its principal only (no metadata exchange: istio/proxy's
 // tcp_server_connection_open_without_mx golden) is judged as a pod of its principal's namespace:
 // the external peer discover proposes for it lets it through, and its edge is used.
 func TestAuditPrincipalOnly(t *testing.T) {
-	sg := &v1alpha1.ServiceGraph{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "shop"},
+	judge, g := compiled(t, &v1alpha1.ServiceGraph{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "shop"},
 		Spec: v1alpha1.ServiceGraphSpec{Services: []v1alpha1.Service{{Name: "web"}},
 			External: []v1alpha1.External{{Name: "ns-istio-ingress", Namespaces: &v1alpha1.ExternalNamespaces{Names: []string{"istio-ingress"}}}},
-			Edges:    []string{"ns-istio-ingress->web:8080"}}}
+			Edges:    []string{"ns-istio-ingress->web:8080"}}})
+	gateway := Flow{From: Party{Principal: "cluster.local/ns/istio-ingress/sa/gateway"}, To: Party{Namespace: "shop", Workload: "web"},
+		Protocol: corev1.ProtocolTCP, Port: 8080, Count: 50, Security: MutualTLS, Source: "prometheus"}
+	r := Audit([]Flow{gateway}, shop(), judge, []*graph.Graph{g})
+	if r.Flows != 1 || r.Allowed != 1 || len(r.Refused) != 0 || len(r.Unused) != 0 {
+		t.Errorf("allowed %d of %d, refused %v, unused %v", r.Allowed, r.Flows, r.Refused, r.Unused)
+	}
+	// From another namespace, the same caller is refused.
+	gateway.From.Principal = "cluster.local/ns/elsewhere/sa/gateway"
+	if r := Audit([]Flow{gateway}, shop(), judge, []*graph.Graph{g}); len(r.Refused) != 1 || len(r.Unused) != 1 {
+		t.Errorf("refused %v, unused %v", r.Refused, r.Unused)
+	}
+}
+
+// compiled is a graph compiled, as check sees it.
+func compiled(t *testing.T, sg *v1alpha1.ServiceGraph) (world, *graph.Graph) {
+	t.Helper()
 	res, err := compiler.Compile(sg, compiler.DefaultOptions(), compiler.Facts{})
 	if err != nil {
 		t.Fatal(err)
@@ -164,17 +193,7 @@ func TestAuditPrincipalOnly(t *testing.T) {
 	for _, o := range res.Objects() {
 		c.Add(o)
 	}
-	gateway := Flow{From: Party{Principal: "cluster.local/ns/istio-ingress/sa/gateway"}, To: Party{Namespace: "shop", Workload: "web"},
-		Protocol: corev1.ProtocolTCP, Port: 8080, Count: 50, Security: MutualTLS, Source: "prometheus"}
-	r := Audit([]Flow{gateway}, shop(), world{c}, []*graph.Graph{res.Graph})
-	if r.Flows != 1 || r.Allowed != 1 || len(r.Refused) != 0 || len(r.Unused) != 0 {
-		t.Errorf("allowed %d of %d, refused %v, unused %v", r.Allowed, r.Flows, r.Refused, r.Unused)
-	}
-	// From another namespace, the same caller is refused.
-	gateway.From.Principal = "cluster.local/ns/elsewhere/sa/gateway"
-	if r := Audit([]Flow{gateway}, shop(), world{c}, []*graph.Graph{res.Graph}); len(r.Refused) != 1 || len(r.Unused) != 1 {
-		t.Errorf("refused %v, unused %v", r.Refused, r.Unused)
-	}
+	return world{c}, res.Graph
 }
 
 func TestMerge(t *testing.T) {
