@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,7 +36,9 @@ import (
 //     tried, which discover must show and audit must judge; an edge only ever seen refused says so
 //     in its evidence ("every attempt refused: DROPPED POLICY_DENIED"). AUDIT, REDIRECTED and the
 //     others passed;
-//   - security: Hubble does not see mutual TLS, so Unknown.
+//   - security: Hubble does not see mutual TLS, so Unknown;
+//   - the node's own connections (identity 1, reserved:host: the kubelet's probes) are skipped:
+//     NetworkPolicies always allow them, and they are no edge of the graph.
 //
 // Socket-translation events (Type SOCK) are skipped: they show the Service address before the
 // translation, not the pod's port.
@@ -108,6 +111,7 @@ type hubblePorts struct {
 }
 
 type hubbleEndpoint struct {
+	Identity  uint32   `json:"identity"`
 	Namespace string   `json:"namespace"`
 	Labels    []string `json:"labels"`
 	PodName   string   `json:"podname"`
@@ -123,6 +127,9 @@ var (
 	flowTypeNames = []string{"UNKNOWN_TYPE", "L3_L4", "L7", "SOCK"}
 	l7TypeNames   = []string{"UNKNOWN_L7_TYPE", "REQUEST", "RESPONSE", "SAMPLE"}
 )
+
+// reservedHost is Cilium's identity of the local node (pkg/identity: ReservedIdentityHost).
+const reservedHost = 1
 
 // decodeHubble reads one record: the GetFlowsResponse wrapper or a bare flow.
 func decodeHubble(rec []byte, f *hubbleFlow) error {
@@ -166,6 +173,8 @@ func (t *tally) addHubble(f *hubbleFlow, namespaces []string) string {
 		return "socket-translation events"
 	case ports == nil || ports.DestinationPort == 0 || ports.DestinationPort > 65535:
 		return "without a port (ICMP, or not a flow)"
+	case f.Source.Identity == reservedHost || slices.Contains(f.Source.Labels, "reserved:host"):
+		return "from the node itself (kubelet probes: NetworkPolicies always allow them)"
 	}
 	from, to := hubbleParty(f.Source, f.IP.Source), hubbleParty(f.Destination, f.IP.Destination)
 	if len(namespaces) > 0 && !containsAny(namespaces, from.Namespace, to.Namespace) {

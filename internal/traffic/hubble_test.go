@@ -150,8 +150,8 @@ func flowLine(verdict, src string, sport int, dst string, dport int, extra strin
 		`"destination":{"namespace":"shop","pod_name":"api"}` + extra + `}`
 }
 
-// Connections count once per 5-tuple whatever Cilium reports of them; replies, L7 responses and
-// socket translations are skipped; HTTP requests count each, with the path without its query.
+// Connections count once per 5-tuple whatever Cilium reports of them; replies, L7 responses,
+// socket translations and the node's own probes are skipped; HTTP requests count each, with the path without its query.
 func TestHubbleConnections(t *testing.T) {
 	flows := hubbleLines(t,
 		flowLine("FORWARDED", "10.0.0.1", 40000, "10.0.0.2", 8080, `,"time":"2026-12-01T10:00:00Z"`),
@@ -169,6 +169,8 @@ func TestHubbleConnections(t *testing.T) {
 		`{"verdict":"FORWARDED","IP":{"source":"fd00::1","destination":"fd00::2"},"l4":{"UDP":{"source_port":5353,"destination_port":53}},"source":{"namespace":"shop","pod_name":"web"},"destination":{"namespace":"kube-system","labels":["k8s:k8s-app=kube-dns"],"pod_name":"coredns-abc"}}`,
 		`{"verdict":"FORWARDED","IP":{"source":"203.0.113.7","destination":"10.0.0.2"},"l4":{"TCP":{"source_port":5000,"destination_port":8080}},"source":{"identity":2,"labels":["reserved:world"]},"destination":{"namespace":"shop","pod_name":"api"}}`,
 		`{"node_status":{"state_change":"NODE_CONNECTED","node_names":["n1"]}}`,
+		`{"verdict":"FORWARDED","IP":{"source":"172.18.0.2","destination":"10.0.0.2"},"l4":{"TCP":{"source_port":6000,"destination_port":8081}},"source":{"identity":1,"labels":["reserved:host"]},"destination":{"namespace":"shop","pod_name":"api"}}`,
+		`{"verdict":"FORWARDED","IP":{"source":"172.18.0.2","destination":"10.0.0.2"},"l4":{"TCP":{"source_port":6001,"destination_port":8081}},"source":{"identity":1},"destination":{"namespace":"shop","pod_name":"api"}}`,
 	)
 	byKey := map[string]Flow{}
 	for _, f := range flows {
