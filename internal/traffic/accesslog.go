@@ -140,9 +140,9 @@ func (t *tally) addAccess(l accessLine) string {
 		from.IP = h
 	}
 	f := Flow{From: from, To: Party{IP: host}, Protocol: corev1.ProtocolTCP, Port: int32(n), Count: 1, Source: "access-log"}
-	switch san := dash(l.PeerSAN.Value); {
+	switch san := peerPrincipal(dash(l.PeerSAN.Value)); {
 	case san != "":
-		f.From.Principal, f.Security = strings.TrimPrefix(san, semantics.SpiffePrefix), MutualTLS
+		f.From.Principal, f.Security = san, MutualTLS
 	case strings.HasPrefix(l.ServerName, "outbound_"):
 		f.Security = MutualTLS // Istio's client sidecar sets this SNI for ISTIO_MUTUAL only
 	case l.PeerSAN.Set:
@@ -160,6 +160,14 @@ func (t *tally) addAccess(l accessLine) string {
 	}
 	t.add(o)
 	return ""
+}
+
+// peerPrincipal is the caller's principal from its certificate's URI SANs (Envoy joins several
+// with commas): the SPIFFE one, else the first.
+func peerPrincipal(sans string) string {
+	list := strings.Split(sans, ",")
+	i := max(0, slices.IndexFunc(list, func(s string) bool { return strings.HasPrefix(strings.TrimSpace(s), semantics.SpiffePrefix) }))
+	return strings.TrimPrefix(strings.TrimSpace(list[i]), semantics.SpiffePrefix)
 }
 
 // dash is Envoy's empty value ("-") as empty.

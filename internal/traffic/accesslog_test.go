@@ -59,7 +59,8 @@ func TestAccessLogSampleIstioDocs(t *testing.T) {
 }
 
 // JSON lines with Istio's default keys plus the peer SAN: the caller's principal when the
-// certificate names one, plain text when the key is there but empty, unknown when the format lacks
+// certificate names one (the SPIFFE one of several), plain text when the key is there but empty,
+// unknown when the format lacks
 // it; TCP lines without a method; a request an AuthorizationPolicy refused, kept and marked;
 // IPv6; the query left out of the path; outbound lines, the proxy's own log lines and jq's
 // pretty-printing.
@@ -69,7 +70,7 @@ func TestAccessLogJSON(t *testing.T) {
 	}
 	content := strings.Join([]string{
 		line(`"method":"GET","path":"/items?page=2","upstream_cluster":"inbound|8080||","downstream_local_address":"10.1.0.5:8080","downstream_remote_address":"10.1.0.9:51000","requested_server_name":"outbound_.80_._.api.shop.svc.cluster.local","downstream_peer_uri_san":"spiffe://cluster.local/ns/shop/sa/web"`),
-		line(`"method":"POST","path":"/cart","upstream_cluster":"inbound|8080||","downstream_local_address":"10.1.0.6:8080","downstream_remote_address":"10.1.0.9:51002","requested_server_name":"outbound_.80_._.api.shop.svc.cluster.local","downstream_peer_uri_san":"spiffe://cluster.local/ns/shop/sa/web"`),
+		line(`"method":"POST","path":"/cart","upstream_cluster":"inbound|8080||","downstream_local_address":"10.1.0.6:8080","downstream_remote_address":"10.1.0.9:51002","requested_server_name":"outbound_.80_._.api.shop.svc.cluster.local","downstream_peer_uri_san":"urn:example:web,spiffe://cluster.local/ns/shop/sa/web"`),
 		line(`"method":"GET","path":"/healthz","upstream_cluster":"inbound|8080||","downstream_local_address":"10.1.0.5:8080","downstream_remote_address":"10.1.0.20:40000","requested_server_name":null,"downstream_peer_uri_san":null`),
 		line(`"method":"GET","path":"/admin","upstream_cluster":"inbound|8080||","downstream_local_address":"10.1.0.5:8080","downstream_remote_address":"10.1.0.9:51004","response_code_details":"rbac_access_denied_matched_policy[none]","downstream_peer_uri_san":"spiffe://cluster.local/ns/shop/sa/web","response_code":403`),
 		line(`"method":null,"path":null,"upstream_cluster":"inbound|5432||","downstream_local_address":"[fd00::7]:5432","downstream_remote_address":"[fd00::5]:33000","requested_server_name":"-","response_code_details":"rbac_access_denied_matched_policy[none]"`),
