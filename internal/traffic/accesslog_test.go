@@ -60,10 +60,9 @@ func TestAccessLogSampleIstioDocs(t *testing.T) {
 
 // JSON lines with Istio's default keys plus the peer SAN: the caller's principal when the
 // certificate names one (the SPIFFE one of several), plain text when the key is there but empty,
-// unknown when the format lacks
-// it; TCP lines without a method; a request an AuthorizationPolicy refused, kept and marked;
-// IPv6; the query left out of the path; outbound lines, the proxy's own log lines and jq's
-// pretty-printing.
+// unknown when the format lacks it; TCP lines without a method; a request an AuthorizationPolicy
+// refused, kept and marked; IPv6; the query left out of the path; outbound lines, the proxy's own
+// log lines and jq's pretty-printing.
 func TestAccessLogJSON(t *testing.T) {
 	line := func(fields string) string {
 		return `{"start_time":"2026-12-01T10:00:00.000Z","route_name":"default","protocol":"HTTP/1.1","response_code":200,"response_flags":"-","bytes_received":0,` + fields + `}`
