@@ -236,12 +236,21 @@ func (o *trafficObserver) observeOne(ctx context.Context, rd *clusterReads, ns s
 			next.FailingSince, next.Err = o.now(), err
 		}
 		next.Failures++
-		log.Info("Prometheus query failed", "error", err.Error(), "failures", next.Failures)
+		// An outage fails every namespace every interval: the first failure and the one that turns
+		// the condition Unknown are news, the others are not.
+		v := 1
+		if next.Failures == 1 || next.Failures == traffic.FailuresBeforeUnknown {
+			v = 0
+		}
+		log.V(v).Info("Prometheus query failed", "error", err.Error(), "failures", next.Failures)
 	default:
 		inv, policies, err := rd.inventory(ctx, ns, flows)
 		if err != nil {
 			log.Error(err, "reading the namespace's workloads and policies for the traffic judgement")
 			return false
+		}
+		if next.Failures > 0 {
+			log.Info("Prometheus answers again", "failures", next.Failures)
 		}
 		next = traffic.Observation{Answered: true, Flows: flows, Inventory: inv, Policies: policies, Window: o.window}
 		log.V(1).Info("traffic observed", "flows", len(flows))
@@ -393,8 +402,9 @@ func sortedKeys[V any](m map[string]V) []string {
 // trafficStatus sets TrafficCovered on next, the status about to be written, from the namespace's
 // last observation, and records the metric, and an event and a log line when the condition's
 // status or reason changes from before's. Without Prometheus the condition is absent; a graph that
-// did not compile keeps its last judgement (there is nothing new to judge); before the namespace's
-// first observation the condition waits for it (the observer enqueues the graph then).
+// did not compile keeps its last judgement (there is nothing new to judge); until the namespace's
+// observation decides anything (see traffic.Observation.Decided) the condition stays as it is (the
+// observer enqueues the graph then).
 func (r *ServiceGraphReconciler) trafficStatus(ctx context.Context, before, next *v1alpha1.ServiceGraph, f outcome.Findings) {
 	if r.Traffic == nil {
 		meta.RemoveStatusCondition(&next.Status.Conditions, v1alpha1.ConditionTrafficCovered)
@@ -404,7 +414,7 @@ func (r *ServiceGraphReconciler) trafficStatus(ctx context.Context, before, next
 		return
 	}
 	obs, ok := r.Traffic.observation(next.Namespace)
-	if !ok {
+	if !ok || !obs.Decided() {
 		return
 	}
 	var namespaces map[string]map[string]string

@@ -56,6 +56,7 @@ func TestTrafficStatus(t *testing.T) {
 		name   string
 		obs    *traffic.Observation // nil: the namespace was never read
 		off    bool                 // no --prometheus-url
+		had    bool                 // True before
 		status metav1.ConditionStatus
 		reason string
 		event  string
@@ -66,7 +67,9 @@ func TestTrafficStatus(t *testing.T) {
 		{name: "no data", obs: new(shopTraffic()), status: metav1.ConditionUnknown, reason: v1alpha1.ReasonNoTrafficData, event: corev1.EventTypeNormal},
 		{name: "Prometheus down", obs: &unreachable, status: metav1.ConditionUnknown, reason: v1alpha1.ReasonPrometheusUnreachable, event: corev1.EventTypeWarning},
 		{name: "not read yet: absent until the first observation", obs: nil},
-		{name: "without Prometheus: absent", off: true},
+		{name: "the first query of a restarted operator failed: the last run's answer stands", had: true,
+			obs: &traffic.Observation{Failures: 1, Err: errors.New("connection refused")}, status: metav1.ConditionTrue, reason: v1alpha1.ReasonTrafficCovered},
+		{name: "without Prometheus: absent", off: true, had: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := events.NewFakeRecorder(10)
@@ -78,8 +81,9 @@ func TestTrafficStatus(t *testing.T) {
 				}
 			}
 			before := sg.DeepCopy()
-			if tc.off { // a condition left from a run with Prometheus goes away
-				meta.SetStatusCondition(&before.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionTrafficCovered, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonTrafficCovered})
+			if tc.had {
+				meta.SetStatusCondition(&before.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionTrafficCovered,
+					Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonTrafficCovered, ObservedGeneration: 3})
 			}
 			next := before.DeepCopy()
 			r.trafficStatus(context.Background(), before, next, f)

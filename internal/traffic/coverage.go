@@ -51,6 +51,13 @@ type Observation struct {
 // does turn it Unknown.
 const FailuresBeforeUnknown = 2
 
+// Decided tells whether the observation says anything yet: an answer, or failures enough to say
+// Unknown. Until then the condition the graph has stands, so a restarted operator whose first
+// query fails keeps the last run's answer rather than flapping to Unknown and back.
+func (o *Observation) Decided() bool {
+	return o.Answered || o.Failures >= FailuresBeforeUnknown
+}
+
 // Usable tells whether the last answer still stands.
 func (o *Observation) Usable() bool {
 	return o.Answered && o.Failures < FailuresBeforeUnknown

@@ -77,7 +77,7 @@ func TestAssess(t *testing.T) {
 		refused  int
 		message  []string // parts of the message
 	}{
-		{name: "never answered", obs: &Observation{Failures: 1, FailingSince: since, Err: down, Window: time.Hour},
+		{name: "never answered", obs: &Observation{Failures: 2, FailingSince: since, Err: down, Window: time.Hour},
 			status: metav1.ConditionUnknown, reason: v1alpha1.ReasonPrometheusUnreachable,
 			message: []string{"Prometheus has not answered since 2026-12-01T09:30:00Z", "connection refused"}},
 		{name: "no data", obs: answered(nil), status: metav1.ConditionUnknown, reason: v1alpha1.ReasonNoTrafficData,
