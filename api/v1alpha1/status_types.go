@@ -89,6 +89,9 @@ type ServiceGraphStatus struct {
 
 	// conditions: Ready (the summary), NetworkPoliciesReady, MTLSReady, AuthorizationReady, and
 	// Reconciling / Stalled while work is in progress or cannot progress without a spec change.
+	// Coverage, Bypassed and, when the operator reads Prometheus, TrafficCovered (whether the graph
+	// as Enforce mode applies it lets through every connection observed over the traffic window;
+	// Unknown without data) inform without affecting Ready.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
