@@ -97,7 +97,7 @@ fuzz: ## Fuzz the edge parser for a minute.
 	go test ./internal/graph -run '^$$' -fuzz FuzzParseEdge -fuzztime 60s
 
 .PHONY: bench
-bench: envtest knp ## Measure the operator side by side with kubectl at scale, and time to enforcement on real packets; writes docs/performance.md.
+bench: envtest knp prometheus ## Measure the operator side by side with kubectl at scale, and time to enforcement on real packets; writes docs/performance.md.
 	go run ./test/bench
 
 BASE ?= main

@@ -121,6 +121,17 @@ kinds) belongs to its start, not to a graph.
   starts. "Per 10×" scales the growth between two sizes to a 10× step in services; the linearity
   goal is judged on a least-squares fit of log(time) over log(services) across all sizes, which
   one disturbed size moves less than it moves its own step.
+- **discover and audit**: a graph from ` + "`graphgen`" + ` (` + "`-traffic-services`" + `), a Deployment and a
+  Service per service, and ` + "`-traffic-series`" + ` series spread over its edges as Istio's proxies
+  report them (destination-reported, with principals and mutual TLS; HTTP edges as
+  ` + "`istio_requests_total`" + ` with the Telemetry API's path and method and fifteen response codes, the
+  others as ` + "`istio_tcp_connections_opened_total`" + ` with one revision each), a sample every five
+  minutes over an hour, written into blocks by promtool and served by a real Prometheus
+  (` + "`make prometheus`" + `) on loopback. Each command is the CLI binary as a process of its own, given
+  the manifests with ` + "`-f`" + `: wall time, its CPU (` + "`getrusage`" + `) and peak RSS (the kernel's VmHWM, read every 20 ms), and the queries the
+  server answered meanwhile with the time it spent on them (its own
+  ` + "`prometheus_http_request_duration_seconds`" + `). The outcome line says what each found: every edge
+  proposed, nothing refused, undecided or unused.
 - **Cold convergence**: the graph is created in an empty namespace; the time runs until a watch on
   the graph sees ` + "`Ready=True`" + ` with ` + "`observedGeneration`" + ` equal to the generation (at the top
   level and on the condition) and a list finds every generated object. Requests are the manager's

@@ -52,6 +52,9 @@ type config struct {
 	// EnforcementChanges is how many edge changes the time-to-enforcement measurement makes on
 	// real packets (the dataplane suite, which needs root); 0 skips it.
 	EnforcementChanges int
+	// TrafficServices services and TrafficSeries Istio series in a real Prometheus size the
+	// discover and audit measurement; 0 services skips it.
+	TrafficServices, TrafficSeries int
 	// Manager is a manager binary to run; empty builds ./cmd/manager from the working tree.
 	Manager string
 	// Workers is the manager's --apply-workers.
@@ -82,6 +85,8 @@ func defaultConfig() config {
 		Workers:        8,
 
 		EnforcementChanges: 24,
+		TrafficServices:    1000,
+		TrafficSeries:      100000,
 		Seed:               1,
 		Out:                filepath.Join(testenv.Root(), "docs", "performance.md"),
 		Command:            "make bench",
@@ -101,6 +106,8 @@ func main() {
 	flag.IntVar(&cfg.Resyncs, "resyncs", cfg.Resyncs, "forced reconciles of the quiet steady state")
 	flag.StringVar(&cfg.Manager, "manager", cfg.Manager, "manager binary to measure (default: build ./cmd/manager)")
 	flag.IntVar(&cfg.EnforcementChanges, "enforcement-changes", cfg.EnforcementChanges, "edge changes timed on real packets (needs root; 0 skips)")
+	flag.IntVar(&cfg.TrafficServices, "traffic-services", cfg.TrafficServices, "services of the discover and audit measurement (0 skips it; needs `make prometheus`)")
+	flag.IntVar(&cfg.TrafficSeries, "traffic-series", cfg.TrafficSeries, "Istio series in Prometheus for the discover and audit measurement")
 	flag.IntVar(&cfg.Workers, "apply-workers", cfg.Workers, "the manager's --apply-workers")
 	flag.StringVar(&cfg.Out, "out", cfg.Out, "markdown file to write (empty: none)")
 	timeout := flag.Duration("timeout", 30*time.Minute, "give up after this long")

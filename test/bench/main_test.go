@@ -24,6 +24,7 @@ func TestSmoke(t *testing.T) {
 	cfg.Settle = 300 * time.Millisecond
 	cfg.Profile = time.Second
 	cfg.EnforcementChanges = 0 // the dataplane suite measures it in make test
+	cfg.TrafficServices, cfg.TrafficSeries = 12, 300
 	cfg.Out, cfg.Command = "", "go test ./test/bench -run TestSmoke"
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -36,6 +37,7 @@ func TestSmoke(t *testing.T) {
 	rows := tableRows(t, rep.table())
 	wantRows := []string{
 		"compile 10 services", "compile 20 services", "compile growth",
+		"`servicegraph discover` over 12 services", "`servicegraph audit` of the graph",
 		"cold convergence, 5 services", "cold convergence, 5 services", "cold convergence, 5 services",
 		"cold convergence, 15 services", "cold convergence, 15 services", "cold convergence, 15 services",
 		"add one edge", "quiet steady state", "manager memory, 15-service graph", "manager memory after 100 foreign",

@@ -36,6 +36,7 @@ type report struct {
 	enforcement enforcementResult
 	churn       churnResult
 	fleet       fleetResult
+	traffic     trafficResult
 }
 
 // row is one line of the results table; met is "yes", "NO" or empty when no goal applies.
@@ -44,6 +45,7 @@ type row struct{ measurement, result, goal, met string }
 func (r *report) rows() []row {
 	var rows []row
 	rows = append(rows, r.compileRows()...)
+	rows = append(rows, r.trafficRows()...)
 	rows = append(rows, r.coldRows()...)
 	rows = append(rows, r.incrementalRow(), r.quietRow(), r.memoryBeforeRow(), r.memoryAfterRow())
 	rows = append(rows, r.churnRows()...)

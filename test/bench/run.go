@@ -23,6 +23,12 @@ func run(ctx context.Context, cfg config, logTo io.Writer) (*report, error) {
 	if rep.compile, err = benchCompile(cfg.CompileSizes, cfg.CompileRounds, cfg.Seed); err != nil {
 		return nil, err
 	}
+	if cfg.TrafficServices > 0 {
+		progress("discover and audit: %d services, %d series in a real Prometheus", cfg.TrafficServices, cfg.TrafficSeries)
+		if rep.traffic, err = benchTraffic(ctx, cfg.TrafficServices, cfg.TrafficSeries, cfg.Seed); err != nil {
+			return nil, err
+		}
+	}
 	progress("starting the control plane and the manager")
 	e, err := startEnv(ctx, cfg, progress)
 	if err != nil {
