@@ -38,7 +38,7 @@ const trafficWindow = time.Hour
 type trafficResult struct {
 	Services, Edges, Series, Samples int
 	// Backfill is how long promtool took to write the series into blocks and the server to start.
-	Backfill time.Duration
+	Backfill        time.Duration
 	Discover, Audit cliRun
 }
 
@@ -277,7 +277,7 @@ func writeWorkloads(path string, sg *v1alpha1.ServiceGraph) error {
 						Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: port}}}}}}}},
 			&corev1.Service{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
 				ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: sg.Namespace},
-				Spec: corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(port)}}}})
+				Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(port)}}}})
 	}
 	for _, o := range objs {
 		data, err := yaml.Marshal(o)
