@@ -144,25 +144,28 @@ func roundCount(n float64) float64 {
 // while it stays the same, so does every graph's condition, and the operator need not look again.
 func (o *Observation) Fingerprint() string {
 	type policy struct{ Namespace, Name, ResourceVersion string }
-	sum := struct {
+	var sum struct {
 		Usable       bool
 		FailingSince time.Time
 		Err          string
 		Flows        []Flow
 		Inventory    *Inventory
 		Policies     []policy
-	}{Usable: o.Usable(), Inventory: o.Inventory}
-	if !sum.Usable {
-		// The message names the first failure only; a later different error changes nothing.
+	}
+	if sum.Usable = o.Usable(); !sum.Usable {
+		// The message names the first failure only (a later, different error changes nothing),
+		// and the last answer says nothing any more.
 		sum.FailingSince, sum.Err = o.FailingSince, fmt.Sprint(o.Err)
-	}
-	for _, f := range Merge(o.Flows) { // in a stable order: Prometheus answers in any
-		f.Count = roundCount(f.Count)
-		sum.Flows = append(sum.Flows, f)
-	}
-	for _, p := range o.Policies {
-		if m, ok := p.(metav1.Object); ok {
-			sum.Policies = append(sum.Policies, policy{m.GetNamespace(), m.GetName(), m.GetResourceVersion()})
+	} else {
+		sum.Inventory = o.Inventory
+		for _, f := range Merge(o.Flows) { // in a stable order: Prometheus answers in any
+			f.Count = roundCount(f.Count)
+			sum.Flows = append(sum.Flows, f)
+		}
+		for _, p := range o.Policies {
+			if m, ok := p.(metav1.Object); ok {
+				sum.Policies = append(sum.Policies, policy{m.GetNamespace(), m.GetName(), m.GetResourceVersion()})
+			}
 		}
 	}
 	data, _ := json.Marshal(sum)

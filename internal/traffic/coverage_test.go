@@ -172,3 +172,42 @@ func TestInventoryOf(t *testing.T) {
 		t.Errorf("legacy %+v", legacy)
 	}
 }
+
+// TestFingerprint: the operator looks at a namespace's graphs again only when the fingerprint of
+// its observation changes, so it must change with what the condition says and with nothing else.
+func TestFingerprint(t *testing.T) {
+	since := time.Date(2026, 12, 1, 9, 30, 0, 0, time.UTC)
+	base := func(counts ...float64) *Observation {
+		o := &Observation{Answered: true, Inventory: shop(), Window: time.Hour}
+		for i, c := range counts {
+			o.Flows = append(o.Flows, istioFlow([]string{"web", "legacy"}[i], "api", c, MutualTLS))
+		}
+		return o
+	}
+	failed := func(o *Observation, n int, err string) *Observation {
+		o.Failures, o.FailingSince, o.Err = n, since, errors.New(err)
+		return o
+	}
+	reordered := base(1200, 4)
+	reordered.Flows[0], reordered.Flows[1] = reordered.Flows[1], reordered.Flows[0]
+	moved := base(1200, 4)
+	moved.Inventory.Workloads[0].IPs = []string{"10.0.0.7"}
+	for _, tc := range []struct {
+		name string
+		a, b *Observation
+		same bool
+	}{
+		{"counts within the rounding", base(1200, 4), base(1234, 4.2), true},
+		{"Prometheus' order", base(1200, 4), reordered, true},
+		{"a count past the rounding", base(1200, 4), base(1300, 4), false},
+		{"a new connection", base(1200), base(1200, 4), false},
+		{"the inventory", base(1200, 4), moved, false},
+		{"one failed query keeps the answer", base(1200, 4), failed(base(1200, 4), 1, "timeout"), true},
+		{"the second makes it Unknown", base(1200, 4), failed(base(1200, 4), 2, "timeout"), false},
+		{"later failures, other errors: the first one is named", failed(base(1200, 4), 2, "timeout"), failed(base(1300), 5, "timeout"), true},
+	} {
+		if same := tc.a.Fingerprint() == tc.b.Fingerprint(); same != tc.same {
+			t.Errorf("%s: same %v, want %v", tc.name, same, tc.same)
+		}
+	}
+}
