@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
@@ -114,7 +115,25 @@ func decodeKnown(data []byte, obj object.Object, in input, kind, name string) ([
 	if err := setNamespace(obj, in); err != nil {
 		return nil, []inputProblem{{kind: kind, name: name, err: err}}
 	}
+	if pod, ok := obj.(*corev1.Pod); ok {
+		podAddresses(data, pod)
+	}
 	return []object.Object{obj}, nil
+}
+
+// podAddresses keeps an exported pod's addresses: traffic sources that name pods by address
+// (access logs, Hubble) find them by it.
+func podAddresses(data []byte, pod *corev1.Pod) {
+	var exported struct {
+		Status struct {
+			PodIP  string          `json:"podIP"`
+			PodIPs []corev1.PodIP  `json:"podIPs"`
+			Phase  corev1.PodPhase `json:"phase"`
+		} `json:"status"`
+	}
+	if json.Unmarshal(data, &exported) == nil {
+		pod.Status.PodIP, pod.Status.PodIPs = exported.Status.PodIP, exported.Status.PodIPs
+	}
 }
 
 // decodeItems decodes the items of a list, each problem naming the item it is in.

@@ -70,7 +70,7 @@ func Audit(flows []Flow, inv *Inventory, judge Judge, graphs []*graph.Graph) *Re
 	for i, g := range graphs {
 		indexes[i] = newEdgeIndex(g)
 	}
-	for _, f := range Merge(flows) {
+	for _, f := range inv.canonical(flows) {
 		from, to := inv.find(f.From), inv.find(f.To)
 		if to == nil {
 			continue // outside the namespaces judged

@@ -72,7 +72,7 @@ func Discover(flows []Flow, inv *Inventory, namespaces []string, now time.Time) 
 	for _, ns := range namespaces {
 		p := &Proposal{Name: ns, Namespace: ns}
 		d := discovery{p: p, inv: inv, now: now, names: map[string]string{}}
-		for _, f := range Merge(flows) {
+		for _, f := range inv.canonical(flows) {
 			d.flow(f)
 		}
 		slices.SortFunc(p.Services, func(a, b ProposedService) int { return cmp.Compare(a.Name, b.Name) })
@@ -140,6 +140,9 @@ func (d *discovery) caller(f Flow, from *Workload) (string, string) {
 			return "", "the caller's identity " + f.From.Principal + " names no namespace"
 		}
 		return d.external(ProposedExternal{Name: "ns-" + ns, Namespaces: []string{ns}, Why: "callers of namespace " + ns + " (by identity; no workload of the inventory runs as " + f.From.Principal + ")"}), ""
+	case f.From.Namespace != "":
+		return d.external(ProposedExternal{Name: "ns-" + f.From.Namespace, Namespaces: []string{f.From.Namespace},
+			Why: "callers of namespace " + f.From.Namespace + " (no workload of the inventory is " + f.From.String() + ")"}), ""
 	case f.From.IP != "":
 		a, err := netip.ParseAddr(f.From.IP)
 		if err != nil {

@@ -99,9 +99,10 @@ func (f Flow) String() string {
 	return fmt.Sprintf("%s -> %s %s/%s", f.From, f.To, cmp.Or(f.Protocol, corev1.ProtocolTCP), port)
 }
 
-// key identifies flows that merge: same ends, protocol and port.
+// key identifies flows that merge: same ends (a workload, else its identity, else its address),
+// protocol and port.
 func (f Flow) key() string {
-	return strings.Join([]string{f.From.String(), f.From.Principal, f.To.String(), string(f.Protocol), fmt.Sprint(f.Port), f.Service}, "|")
+	return strings.Join([]string{f.From.String(), f.To.String(), string(f.Protocol), fmt.Sprint(f.Port), f.Service}, "|")
 }
 
 // Merge adds up flows seen between the same parties on the same port, from one source or several:

@@ -65,7 +65,9 @@ func (inv *Inventory) find(p Party) *Workload {
 	}
 	if p.Namespace != "" && len(p.Labels) > 0 {
 		for i := range inv.Workloads {
-			if w := &inv.Workloads[i]; w.Namespace == p.Namespace && compiler.Selects(w.Labels, p.Labels) {
+			// Labels set per pod (pod-template-hash...) are not in every source's (Cilium's
+			// identities leave them out).
+			if w := &inv.Workloads[i]; w.Namespace == p.Namespace && compiler.Selects(stableLabels(w.Labels), p.Labels) {
 				return w
 			}
 		}
@@ -78,6 +80,23 @@ func (inv *Inventory) find(p Party) *Workload {
 		}
 	}
 	return nil
+}
+
+// canonical names each end of the flows by the workload of the inventory it is, when it is one
+// (a pod's address, its labels or its identity become the workload), so flows of one workload's
+// pods merge into one; the caller's identity stays.
+func (inv *Inventory) canonical(flows []Flow) []Flow {
+	out := make([]Flow, len(flows))
+	for i, f := range flows {
+		if w := inv.find(f.From); w != nil {
+			f.From = Party{Namespace: w.Namespace, Workload: w.Name, Principal: f.From.Principal, ServiceAccount: f.From.ServiceAccount}
+		}
+		if w := inv.find(f.To); w != nil {
+			f.To = Party{Namespace: w.Namespace, Workload: w.Name}
+		}
+		out[i] = f
+	}
+	return Merge(out)
 }
 
 // PortChoice is what the inventory says of the port a flow without one reached.

@@ -199,15 +199,24 @@ func compiled(t *testing.T, sg *v1alpha1.ServiceGraph) (world, *graph.Graph) {
 func TestMerge(t *testing.T) {
 	a, b := istioFlow("web", "api", 10, MutualTLS), istioFlow("web", "api", 5, Plaintext)
 	b.Source, b.First, b.Last = "hubble", t0.Add(-time.Hour), t0.Add(2*time.Hour)
+	// One workload's flows merge whatever identity each presented; plain text seen once stays.
 	m := Merge([]Flow{a, b})
-	if len(m) != 2 {
-		// b has no principal (plain text): a different caller key
-		t.Fatalf("merged %v", m)
-	}
-	b.From.Principal = a.From.Principal
-	m = Merge([]Flow{a, b})
 	if len(m) != 1 || m[0].Count != 15 || m[0].Security != Plaintext || !m[0].First.Equal(t0.Add(-time.Hour)) || m[0].Source != "prometheus,hubble" {
 		t.Errorf("merged %+v", m)
+	}
+	// Callers outside the inventory stay apart by identity, else by address.
+	x, y := Flow{From: Party{Principal: "cluster.local/ns/a/sa/x"}, To: a.To}, Flow{From: Party{Principal: "cluster.local/ns/a/sa/y"}, To: a.To}
+	z := Flow{From: Party{IP: "10.0.0.1"}, To: a.To}
+	if m := Merge([]Flow{x, y, z, z}); len(m) != 3 {
+		t.Errorf("merged %+v", m)
+	}
+	// Flows to two pods of one workload, known by their addresses, are one.
+	inv := shop()
+	inv.Workloads[1].IPs = []string{"10.1.0.1", "10.1.0.2"}
+	p1, p2 := a, a
+	p1.To, p2.To = Party{IP: "10.1.0.1"}, Party{IP: "10.1.0.2"}
+	if c := inv.canonical([]Flow{p1, p2}); len(c) != 1 || c[0].To.Workload != "api" || c[0].Count != 20 {
+		t.Errorf("canonical %+v", c)
 	}
 }
 
