@@ -41,7 +41,8 @@ func addTrafficFlags(fs *flag.FlagSet, defaultSince string) *trafficFlags {
 }
 
 // flows reads every source named on the command line; false when none is.
-func (t *trafficFlags) flows(ctx context.Context, namespaces []string) ([]traffic.Flow, bool, error) {
+func (t *trafficFlags) flows(ctx context.Context, e *env, namespaces []string) ([]traffic.Flow, bool, error) {
+	t.opts.Stdin, t.opts.Warn = e.stdin, e.stderr
 	window, err := model.ParseDuration(t.since)
 	if err != nil {
 		return nil, true, fmt.Errorf("--since %q: %w", t.since, err)
@@ -104,7 +105,7 @@ func runDiscover(e *env, args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	flows, named, err := tf.flows(ctx, namespaces)
+	flows, named, err := tf.flows(ctx, e, namespaces)
 	switch {
 	case !named:
 		return usageError(e, fs, "name a traffic source: %s", sourceFlagList())
@@ -172,7 +173,7 @@ func runAudit(e *env, args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	flows, named, err := tf.flows(ctx, namespaces)
+	flows, named, err := tf.flows(ctx, e, namespaces)
 	switch {
 	case !named:
 		return usageError(e, fs, "name a traffic source: %s", sourceFlagList())

@@ -45,6 +45,8 @@ type AccessLog struct {
 	Files []string
 	// Warn receives one line per file on the lines skipped (nil: none).
 	Warn io.Writer
+	// Stdin is what "-" reads (nil: the process's).
+	Stdin io.Reader
 }
 
 // PeerSANKey is the JSON key read for the caller's certificate URI SAN: a format must add
@@ -91,7 +93,7 @@ func (a *AccessLog) Flows(ctx context.Context, _ []string) ([]Flow, error) {
 	for _, name := range a.Files {
 		skipped := map[string]int{}
 		recognized, firstUnknown := 0, 0
-		err := readRecords(ctx, name, func(line int, rec []byte, isJSON bool) error {
+		err := readRecords(ctx, name, a.Stdin, func(line int, rec []byte, isJSON bool) error {
 			var l accessLine
 			switch m := istioText.FindSubmatch(rec); {
 			case isJSON:
@@ -180,9 +182,6 @@ func dash(s string) string {
 
 // Shared by the file sources (hubble.go too).
 
-// stdin is what "-" reads; tests replace it.
-var stdin io.Reader = os.Stdin
-
 // fileArgs splits a file source's argument: files separated by commas, "-" for standard input.
 // Each is checked now, so that a wrong name fails before any source is read.
 func fileArgs(arg string) ([]string, error) {
@@ -204,14 +203,14 @@ func fileArgs(arg string) ([]string, error) {
 	return files, nil
 }
 
-func openHubble(arg string, _ SourceOptions) (Source, error) {
+func openHubble(arg string, opts SourceOptions) (Source, error) {
 	files, err := fileArgs(arg)
-	return &Hubble{Files: files, Warn: os.Stderr}, err
+	return &Hubble{Files: files, Warn: opts.Warn, Stdin: opts.Stdin}, err
 }
 
-func openAccessLog(arg string, _ SourceOptions) (Source, error) {
+func openAccessLog(arg string, opts SourceOptions) (Source, error) {
 	files, err := fileArgs(arg)
-	return &AccessLog{Files: files, Warn: os.Stderr}, err
+	return &AccessLog{Files: files, Warn: opts.Warn, Stdin: opts.Stdin}, err
 }
 
 // maxRecord bounds one JSON record (a flow is a few kilobytes): an object never closed is an error,
@@ -221,8 +220,11 @@ const maxRecord = 4 << 20
 // readRecords calls fn with each record of a file and the line it starts on: a JSON object (one
 // line, or several as jq pretty-prints them), or another non-blank line. A JSON object that does
 // not parse is an error naming the file and line.
-func readRecords(ctx context.Context, name string, fn func(line int, rec []byte, isJSON bool) error) error {
-	var r io.Reader = stdin
+func readRecords(ctx context.Context, name string, stdin io.Reader, fn func(line int, rec []byte, isJSON bool) error) error {
+	r := stdin
+	if r == nil {
+		r = os.Stdin
+	}
 	if name != "-" {
 		f, err := os.Open(name)
 		if err != nil {

@@ -3,6 +3,7 @@ package traffic
 import (
 	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -14,8 +15,14 @@ import (
 
 func readAccessLog(t *testing.T, files ...string) ([]Flow, string) {
 	t.Helper()
+	return readAccessLogFrom(t, nil, files...)
+}
+
+// readAccessLogFrom reads standard input from stdin.
+func readAccessLogFrom(t *testing.T, stdin io.Reader, files ...string) ([]Flow, string) {
+	t.Helper()
 	var warn bytes.Buffer
-	flows, err := (&AccessLog{Files: files, Warn: &warn}).Flows(context.Background(), nil)
+	flows, err := (&AccessLog{Files: files, Warn: &warn, Stdin: stdin}).Flows(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,10 +85,8 @@ func TestAccessLogJSON(t *testing.T) {
 		"2026-12-01T10:00:00.000000Z\tinfo\tEnvoy proxy is ready",
 		"{\n  \"upstream_cluster\": \"inbound|8080||\",\n  \"downstream_local_address\": \"10.1.0.5:8080\",\n  \"downstream_remote_address\": \"10.1.0.9:51006\",\n  \"method\": \"GET\",\n  \"path\": \"/items\",\n  \"downstream_peer_uri_san\": \"spiffe://cluster.local/ns/shop/sa/web\"\n}",
 	}, "\n") + "\n"
-	old := stdin
-	defer func() { stdin = old }()
-	stdin = strings.NewReader(content)
-	flows, warn := readAccessLog(t, "-")
+	in := strings.NewReader(content)
+	flows, warn := readAccessLogFrom(t, in, "-")
 	if !strings.Contains(warn, "access log -: skipped 1 not an access-log line (neither JSON nor Istio's text format), 1 not inbound") {
 		t.Errorf("warnings %q", warn)
 	}

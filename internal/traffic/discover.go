@@ -98,8 +98,8 @@ type discovery struct {
 func (d *discovery) flow(f Flow) {
 	ns := d.p.Namespace
 	from, to := d.inv.find(f.From), d.inv.find(f.To)
-	local := func(w *Workload) bool { return w != nil && w.Namespace == ns }
-	if !local(from) && !local(to) || f.Port == 53 {
+	local := func(w *Workload, p Party) bool { return w != nil && w.Namespace == ns || w == nil && p.Namespace == ns }
+	if !local(from, f.From) && !local(to, f.To) || f.Port == 53 {
 		return // not this namespace's, or DNS (spec.allowDNS)
 	}
 	if to == nil {

@@ -46,6 +46,8 @@ type Hubble struct {
 	Files []string
 	// Warn receives one line per file on the flows skipped (nil: none).
 	Warn io.Writer
+	// Stdin is what "-" reads (nil: the process's).
+	Stdin io.Reader
 }
 
 // Flows reads every file and adds up the flows into or out of the namespaces (all when none).
@@ -53,7 +55,7 @@ func (h *Hubble) Flows(ctx context.Context, namespaces []string) ([]Flow, error)
 	t := newTally("hubble")
 	for _, name := range h.Files {
 		skipped := map[string]int{}
-		err := readRecords(ctx, name, func(line int, rec []byte, isJSON bool) error {
+		err := readRecords(ctx, name, h.Stdin, func(line int, rec []byte, isJSON bool) error {
 			if !isJSON {
 				return fmt.Errorf("%s:%d: not a JSON flow: write flows with `hubble observe -o json` (or -o jsonpb), not the compact or table output", name, line)
 			}

@@ -3,6 +3,7 @@ package traffic
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,8 +29,14 @@ func pod(ns, name, sa, ip string, labels map[string]string, ports ...int32) Work
 
 func readHubble(t *testing.T, files ...string) ([]Flow, string) {
 	t.Helper()
+	return readHubbleFrom(t, nil, files...)
+}
+
+// readHubbleFrom reads standard input from stdin.
+func readHubbleFrom(t *testing.T, stdin io.Reader, files ...string) ([]Flow, string) {
+	t.Helper()
 	var warn bytes.Buffer
-	flows, err := (&Hubble{Files: files, Warn: &warn}).Flows(context.Background(), nil)
+	flows, err := (&Hubble{Files: files, Warn: &warn, Stdin: stdin}).Flows(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,10 +223,8 @@ func writeTemp(t *testing.T, content string) string {
 func TestHubblePrettyStdin(t *testing.T) {
 	pretty := "{\n  \"flow\": {\n    \"IP\": {\"source\": \"10.0.0.1\", \"destination\": \"10.0.0.2\"},\n    \"l4\": {\"TCP\": {\"destination_port\": 8080}},\n" +
 		"    \"source\": {\"namespace\": \"shop\", \"pod_name\": \"web\"},\n    \"destination\": {\"namespace\": \"shop\", \"pod_name\": \"api\"}\n  }\n}\n\n"
-	old := stdin
-	defer func() { stdin = old }()
-	stdin = strings.NewReader(pretty + flowLine("FORWARDED", "10.0.0.1", 2, "10.0.0.2", 9090, "") + "\n")
-	flows, _ := readHubble(t, "-")
+	in := strings.NewReader(pretty + flowLine("FORWARDED", "10.0.0.1", 2, "10.0.0.2", 9090, "") + "\n")
+	flows, _ := readHubbleFrom(t, in, "-")
 	if len(flows) != 2 || flows[0].Port != 8080 || flows[1].Port != 9090 {
 		t.Errorf("flows %v", flows)
 	}

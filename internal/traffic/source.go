@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -25,6 +26,9 @@ type SourceOptions struct {
 	Now    time.Time
 	// BearerTokenFile and CAFile authenticate to an HTTP source.
 	BearerTokenFile, CAFile string
+	// Stdin is what a file source reads for "-"; Warn receives what it skipped.
+	Stdin io.Reader
+	Warn  io.Writer
 }
 
 // SourceKind is one kind of traffic source: the flag that names it and how to open it. Adding a

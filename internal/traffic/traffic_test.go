@@ -60,6 +60,8 @@ func TestDiscover(t *testing.T) {
 		istioFlow("web", "admin", 2, MutualTLS), // two Service ports: ambiguous
 		{From: Party{}, To: Party{Namespace: "shop", Workload: "api"}, Service: "api", Count: 9, Security: Plaintext, Source: "prometheus"},
 		{From: Party{Principal: "cluster.local/ns/istio-ingress/sa/gateway"}, To: Party{Namespace: "shop", Workload: "web"}, Port: 8080, Count: 50, Security: MutualTLS, Source: "prometheus"},
+		istioFlow("web", "ghost", 7, MutualTLS), // a workload gone since, or not given with -f
+		{From: Party{Namespace: "monitoring", Workload: "prometheus", Labels: map[string]string{"app": "prometheus"}}, To: Party{Namespace: "shop", Workload: "api"}, Port: 8080, Count: 3, Source: "hubble"},
 	}
 	p := Discover(flows, shop(), []string{"shop"}, t0)[0]
 	out := string(p.Write())
@@ -70,6 +72,8 @@ func TestDiscover(t *testing.T) {
 		`- "web->admin:7000,7001"`, "AMBIGUOUS: Service admin has several ports",
 		"TODO: unknown -> shop/api TCP/?: an unknown caller",
 		"name: ns-istio-ingress", "names: [istio-ingress]", "- ns-istio-ingress->web:8080",
+		"TODO: shop/web -> shop/ghost TCP/?: the destination is outside the inventory",
+		"name: ns-monitoring", "names: [monitoring]", "- ns-monitoring->api:8080",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in\n%s", want, out)
