@@ -86,7 +86,7 @@ verify-generated: generate manifests ## Fail if the generated code or manifests 
 	@git diff --exit-code -- api config/crd config/rbac || { echo "run 'make generate manifests' and commit the result"; exit 1; }
 
 .PHONY: test
-test: envtest knp argocd prometheus lint verify-generated ## Run every test: unit, golden, fuzz seeds, envtest, e2e, real packets (needs root), a real Argo CD (test/argocd), a real Prometheus (test/traffic), Istio's judgement (test/istio) and the Gatekeeper policies (test/opa).
+test: envtest knp argocd prometheus chromium lint verify-generated ## Run every test: unit, golden, fuzz seeds, envtest, e2e, real packets (needs root), a real Argo CD (test/argocd), a real Prometheus (test/traffic), a real Chromium (test/browser), Istio's judgement (test/istio) and the Gatekeeper policies (test/opa).
 	go test ./... -count=1 -timeout 25m
 	cd test/istio && go vet ./... && go test ./... -count=1 -timeout 10m
 	cd test/opa && go vet ./... && go test ./... -count=1
@@ -159,6 +159,10 @@ $(PROMETHEUS): hack/tools/prometheus/go.mod
 .PHONY: git
 git: ## Install git (Debian's package) when it is missing: Argo CD's repo-server and test/argocd run it.
 	@command -v git >/dev/null || { echo "installing git with apt-get"; apt-get update -qq && apt-get install -y -qq git; }
+
+.PHONY: chromium
+chromium: ## Install Chromium and chromedriver (Debian's packages) when missing: test/browser draws audit -o html in it.
+	@test -x /usr/bin/chromium || { echo "installing chromium with apt-get"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
 $(CONTROLLER_GEN):
 	GOBIN=$(BIN)/tmp go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
