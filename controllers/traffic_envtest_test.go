@@ -175,4 +175,15 @@ var _ = Describe("TrafficCovered, from a real Prometheus", Ordered, func() {
 		Eventually(func() []string { return eventReasons(ctx, c, ns, "shop") }, timeout, poll).Should(ContainElement(v1alpha1.ReasonPrometheusUnreachable))
 		quiet() // the failures go on; the message names the first, so the status stays as written
 	})
+
+	It("tells a graph created while Prometheus is down so, once a second query has failed", func() {
+		other := newNamespace(ctx, c)
+		Expect(c.Create(ctx, &v1alpha1.ServiceGraph{ObjectMeta: metav1.ObjectMeta{Name: "late", Namespace: other},
+			Spec: v1alpha1.ServiceGraphSpec{Services: []v1alpha1.Service{{Name: "web"}, {Name: "api"}}, Edges: []string{"web->api:8080"}}})).To(Succeed())
+		sg := waitGraph(ctx, c, other, "late", func(sg *v1alpha1.ServiceGraph) bool {
+			return covered(sg).Reason == v1alpha1.ReasonPrometheusUnreachable
+		})
+		Expect(covered(sg).Status).To(Equal(metav1.ConditionUnknown))
+		Expect(readyAtCurrentGeneration(sg)).To(BeTrue())
+	})
 })

@@ -145,6 +145,7 @@ func roundCount(n float64) float64 {
 func (o *Observation) Fingerprint() string {
 	type policy struct{ Namespace, Name, ResourceVersion string }
 	var sum struct {
+		Decided      bool
 		Usable       bool
 		FailingSince time.Time
 		Err          string
@@ -152,6 +153,7 @@ func (o *Observation) Fingerprint() string {
 		Inventory    *Inventory
 		Policies     []policy
 	}
+	sum.Decided = o.Decided()
 	if sum.Usable = o.Usable(); !sum.Usable {
 		// The message names the first failure only (a later, different error changes nothing),
 		// and the last answer says nothing any more.

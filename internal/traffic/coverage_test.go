@@ -204,6 +204,7 @@ func TestFingerprint(t *testing.T) {
 		{"the inventory", base(1200, 4), moved, false},
 		{"one failed query keeps the answer", base(1200, 4), failed(base(1200, 4), 1, "timeout"), true},
 		{"the second makes it Unknown", base(1200, 4), failed(base(1200, 4), 2, "timeout"), false},
+		{"never answered: the second failure decides", failed(&Observation{}, 1, "refused"), failed(&Observation{}, 2, "refused"), false},
 		{"later failures, other errors: the first one is named", failed(base(1200, 4), 2, "timeout"), failed(base(1300), 5, "timeout"), true},
 	} {
 		if same := tc.a.Fingerprint() == tc.b.Fingerprint(); same != tc.same {
