@@ -52,6 +52,10 @@ type Report struct {
 	Undecided []Finding
 	// Unused are the declared edges no observed flow used: candidates to remove.
 	Unused []string
+	// AllowedFlows are the flows Allowed counts, each on its first candidate port; Graphs the
+	// graphs judged. The picture (HTML) draws them.
+	AllowedFlows []Finding
+	Graphs       []*graph.Graph
 	// Since is the window's start, Until its end.
 	Since, Until time.Time
 }
@@ -64,13 +68,14 @@ func (r *Report) Covered() bool { return len(r.Refused) == 0 && len(r.Plaintext)
 // asked on its port (every candidate port when the source did not say; refused when one is) and,
 // for HTTP, on each path seen. Then the graphs' declared edges no allowed flow used.
 func Audit(flows []Flow, inv *Inventory, judge Judge, graphs []*graph.Graph) *Report {
-	r := &Report{}
+	r := &Report{Graphs: graphs}
 	used := map[string]bool{}
 	indexes := make([]*edgeIndex, len(graphs))
 	for i, g := range graphs {
 		indexes[i] = newEdgeIndex(g)
 	}
-	for _, f := range inv.canonical(flows) {
+	inv, merged := inv.canonical(flows)
+	for _, f := range merged {
 		from, to := inv.find(f.From), inv.find(f.To)
 		if to == nil {
 			continue // outside the namespaces judged
@@ -91,6 +96,7 @@ func Audit(flows []Flow, inv *Inventory, judge Judge, graphs []*graph.Graph) *Re
 			// needs the mesh), not a candidate to remove.
 			if !refused {
 				r.Allowed++
+				r.AllowedFlows = append(r.AllowedFlows, Finding{Flow: f, Port: choice.Ports[0]})
 			}
 			for _, x := range indexes {
 				for _, e := range x.used(f, from, to, choice.Ports) {
@@ -106,7 +112,7 @@ func Audit(flows []Flow, inv *Inventory, judge Judge, graphs []*graph.Graph) *Re
 			}
 		}
 	}
-	for _, list := range [][]Finding{r.Refused, r.Plaintext, r.Undecided} {
+	for _, list := range [][]Finding{r.Refused, r.Plaintext, r.Undecided, r.AllowedFlows} {
 		slices.SortFunc(list, func(a, b Finding) int { return strings.Compare(a.String(), b.String()) })
 	}
 	slices.Sort(r.Unused)

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"math"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -71,8 +72,9 @@ func Discover(flows []Flow, inv *Inventory, namespaces []string, now time.Time) 
 	var out []*Proposal
 	for _, ns := range namespaces {
 		p := &Proposal{Name: ns, Namespace: ns}
-		d := discovery{p: p, inv: inv, now: now, names: map[string]string{}}
-		for _, f := range inv.canonical(flows) {
+		wider, merged := inv.canonical(flows)
+		d := discovery{p: p, inv: wider, now: now, names: map[string]string{}}
+		for _, f := range merged {
 			d.flow(f)
 		}
 		slices.SortFunc(p.Services, func(a, b ProposedService) int { return cmp.Compare(a.Name, b.Name) })
@@ -151,7 +153,11 @@ func (d *discovery) caller(f Flow, from *Workload) (string, string) {
 		return d.external(ProposedExternal{Name: "addr-" + strings.NewReplacer(".", "-", ":", "-").Replace(a.String()),
 			CIDRs: []string{netip.PrefixFrom(a, a.BitLen()).String()}, Unmeshed: f.Security != MutualTLS, Why: "an address outside the inventory"}), ""
 	}
-	return "", "an unknown caller (no workload, identity or address): Istio reports callers outside the mesh so; declare them as an external peer (an address range, or namespaces) if they must keep working"
+	why := "an unknown caller (no workload, identity or address): Istio reports callers outside the mesh so"
+	if f.Security == Plaintext {
+		why += " (it sent plain text: no sidecar)"
+	}
+	return "", why + "; declare them as an external peer (an address range or namespaces, unmeshed: true for plain text) if they must keep working"
 }
 
 // service names a workload in the graph, declaring it on first use.
@@ -225,7 +231,8 @@ func count(f Flow) string {
 	if f.HTTP {
 		what = "requests"
 	}
-	return fmt.Sprintf("%s %s", strconv.FormatFloat(f.Count, 'f', -1, 64), what)
+	// Prometheus extrapolates increase() to the window's edges: a count is an estimate, whole.
+	return fmt.Sprintf("%s %s", strconv.FormatFloat(math.Round(f.Count), 'f', -1, 64), what)
 }
 
 // evidence is an edge's comment: how much traffic, when, how secured, where its port comes from.

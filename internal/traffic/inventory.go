@@ -84,19 +84,34 @@ func (inv *Inventory) find(p Party) *Workload {
 
 // canonical names each end of the flows by the workload of the inventory it is, when it is one
 // (a pod's address, its labels or its identity become the workload), so flows of one workload's
-// pods merge into one; the caller's identity stays.
-func (inv *Inventory) canonical(flows []Flow) []Flow {
+// pods merge into one; the caller's identity stays. A caller the source names fully (namespace,
+// workload, labels, identity) but the inventory does not hold, as a gateway of a namespace not read,
+// is adopted as a workload: the returned inventory holds it, so discover declares it as a peer and
+// audit judges it as the pods it is.
+func (inv *Inventory) canonical(flows []Flow) (*Inventory, []Flow) {
 	out := make([]Flow, len(flows))
+	wider := inv
 	for i, f := range flows {
-		if w := inv.find(f.From); w != nil {
+		w := wider.find(f.From)
+		if w == nil && f.From.Known() && len(f.From.Labels) > 0 && f.From.account() != "" {
+			if wider == inv {
+				copied := *inv
+				copied.Workloads = slices.Clone(inv.Workloads)
+				wider = &copied
+			}
+			wider.Workloads = append(wider.Workloads, Workload{Namespace: f.From.Namespace, Name: f.From.Workload,
+				Labels: f.From.Labels, ServiceAccount: f.From.account(), Meshed: f.Security == MutualTLS})
+			w = &wider.Workloads[len(wider.Workloads)-1]
+		}
+		if w != nil {
 			f.From = Party{Namespace: w.Namespace, Workload: w.Name, Principal: f.From.Principal, ServiceAccount: f.From.ServiceAccount}
 		}
-		if w := inv.find(f.To); w != nil {
+		if w := wider.find(f.To); w != nil {
 			f.To = Party{Namespace: w.Namespace, Workload: w.Name}
 		}
 		out[i] = f
 	}
-	return Merge(out)
+	return wider, Merge(out)
 }
 
 // PortChoice is what the inventory says of the port a flow without one reached.

@@ -27,7 +27,7 @@ const (
 // istioLabels are what a flow is grouped by: the default labels that name its ends and security,
 // and the ones Istio's Telemetry API can add (destination_port, request_path, request_method),
 // empty when a series lacks them.
-var istioLabels = []string{"source_workload", "source_workload_namespace", "source_principal",
+var istioLabels = []string{"source_workload", "source_workload_namespace", "source_principal", "source_app",
 	"destination_workload", "destination_workload_namespace", "destination_service_name",
 	"connection_security_policy", "request_protocol", "destination_port", "request_path", "request_method"}
 
@@ -106,11 +106,12 @@ func CountQuery(namespaces []string, window time.Duration) string {
 	}), " or ")
 }
 
-// seenQuery is when each flow was first (min) or last (max) seen: the times at which its
-// five-minute increase was positive, over the window.
+// seenQuery is when each flow was first (min) or last (max) seen: the times, every five minutes
+// over the window, at which its ten-minute increase was positive (ten, so that two samples fall in
+// it at scrape intervals up to five minutes).
 func seenQuery(agg string, namespaces []string, window time.Duration) string {
 	return strings.Join(perSelector(namespaces, func(sel string) string {
-		return fmt.Sprintf("%s by (%s) (%s_over_time((timestamp(sum by (%s) (increase(%s[5m])) > 0))[%s:5m]))",
+		return fmt.Sprintf("%s by (%s) (%s_over_time((timestamp(sum by (%s) (increase(%s[10m])) > 0))[%s:5m]))",
 			agg, strings.Join(istioLabels, ","), agg, strings.Join(istioLabels, ","), sel, promDuration(window))
 	}), " or ")
 }
@@ -162,10 +163,15 @@ func flowOf(m model.Metric) Flow {
 	}
 	f := Flow{
 		From:     Party{Namespace: get("source_workload_namespace"), Workload: get("source_workload"), Principal: strings.TrimPrefix(get("source_principal"), semantics.SpiffePrefix)},
+		// source_app is the caller's pods' app label (or app.kubernetes.io/name): what selects
+		// them when they are no workload of the inventory.
 		To:       Party{Namespace: get("destination_workload_namespace"), Workload: get("destination_workload")},
 		Protocol: corev1.ProtocolTCP,
 		Service:  get("destination_service_name"),
 		Source:   "prometheus",
+	}
+	if app := get("source_app"); app != "" {
+		f.From.Labels = map[string]string{"app": app}
 	}
 	if f.Service == "PassthroughCluster" || f.Service == "BlackHoleCluster" || f.Service == "InboundPassthroughCluster" {
 		f.Service = ""

@@ -61,6 +61,8 @@ func TestDiscover(t *testing.T) {
 		{From: Party{}, To: Party{Namespace: "shop", Workload: "api"}, Service: "api", Count: 9, Security: Plaintext, Source: "prometheus"},
 		{From: Party{Principal: "cluster.local/ns/istio-ingress/sa/gateway"}, To: Party{Namespace: "shop", Workload: "web"}, Port: 8080, Count: 50, Security: MutualTLS, Source: "prometheus"},
 		istioFlow("web", "ghost", 7, MutualTLS), // a workload gone since, or not given with -f
+		{From: Party{Namespace: "istio-system", Workload: "istio-ingressgateway", Principal: "cluster.local/ns/istio-system/sa/ingress",
+			Labels: map[string]string{"app": "istio-ingressgateway"}}, To: Party{Namespace: "shop", Workload: "api"}, Service: "api", Count: 5, Security: MutualTLS, Source: "prometheus"},
 		{From: Party{Namespace: "monitoring", Workload: "prometheus", Labels: map[string]string{"app": "prometheus"}}, To: Party{Namespace: "shop", Workload: "api"}, Port: 8080, Count: 3, Source: "hubble"},
 	}
 	p := Discover(flows, shop(), []string{"shop"}, t0)[0]
@@ -74,6 +76,7 @@ func TestDiscover(t *testing.T) {
 		"name: ns-istio-ingress", "names: [istio-ingress]", "- ns-istio-ingress->web:8080",
 		"TODO: shop/web -> shop/ghost TCP/?: the destination is outside the inventory",
 		"name: ns-monitoring", "names: [monitoring]", "- ns-monitoring->api:8080",
+		"- name: istio-ingressgateway\n    namespace: istio-system\n    serviceAccount: ingress\n", "- istio-ingressgateway->api:8080",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in\n%s", want, out)
@@ -219,7 +222,7 @@ func TestMerge(t *testing.T) {
 	inv.Workloads[1].IPs = []string{"10.1.0.1", "10.1.0.2"}
 	p1, p2 := a, a
 	p1.To, p2.To = Party{IP: "10.1.0.1"}, Party{IP: "10.1.0.2"}
-	if c := inv.canonical([]Flow{p1, p2}); len(c) != 1 || c[0].To.Workload != "api" || c[0].Count != 20 {
+	if _, c := inv.canonical([]Flow{p1, p2}); len(c) != 1 || c[0].To.Workload != "api" || c[0].Count != 20 {
 		t.Errorf("canonical %+v", c)
 	}
 }
