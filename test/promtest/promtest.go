@@ -138,8 +138,10 @@ func (s *Server) start(prometheus, promtool string, opts Options) error {
 		return err
 	}
 	s.URL = "http://127.0.0.1:" + strconv.Itoa(port)
+	// Every in-process run of the command line opens a client of its own, whose idle keep-alive
+	// connections live until the test ends: past the default 512 the server stops accepting.
 	s.cmd = exec.Command(prometheus, "--config.file="+cfgFile, "--storage.tsdb.path="+data,
-		"--storage.tsdb.retention.time=3650d", "--web.listen-address=127.0.0.1:"+strconv.Itoa(port))
+		"--storage.tsdb.retention.time=3650d", "--web.listen-address=127.0.0.1:"+strconv.Itoa(port), "--web.max-connections=8192")
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
