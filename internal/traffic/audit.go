@@ -130,53 +130,83 @@ func local(g *graph.Graph, e graph.Edge) string {
 	return e.String()
 }
 
-// judge asks every port (and path) of a flow; it records the first refusal, else the first
-// undecided answer (a refusal on another candidate port decides, whichever comes first).
+// judge asks every port (and path) of a flow. A port is refused when one of its paths is, and
+// undecided when the source says too little (a request without its path, against a rule on
+// paths). A flow whose port the source did not say (several candidates) is refused when any
+// candidate is, whatever the order: the gate fails closed, and the finding says on which ports it
+// would pass.
 func (r *Report) judge(f Flow, from, to *Workload, ports []int32, judge Judge) (refused, undecided bool) {
-	paths := f.Paths
-	if f.HTTP && len(paths) == 0 {
-		paths = []string{""} // the source saw HTTP but no path
-	}
-	if !f.HTTP {
-		paths = []string{""}
-	}
-	var pending *Finding
+	var refusals, pending []Finding
+	var passing []string
 	for _, port := range ports {
-		for _, path := range paths {
-			req := eval.Request{From: endpoint(f.From, from, f.Security), To: asWorkload(to, f.To.IP), Port: port, Protocol: cmp.Or(f.Protocol, corev1.ProtocolTCP)}
-			if f.HTTP {
-				req.HTTP = &eval.HTTP{Path: path, Method: first(f.Methods), Host: "-"}
-			}
-			v := judge.Check(req)
-			if v.Allowed {
-				continue
-			}
-			finding := Finding{Flow: f, Port: port, Path: path}
-			for _, s := range v.Steps {
-				if !s.Allowed {
-					finding.Layer, finding.By, finding.Detail = layerName(s.Layer), s.By, s.Detail
-					break
-				}
-			}
-			switch {
-			case strings.Contains(finding.Detail, "not evaluated"):
-				if pending == nil {
-					pending = &finding
-				}
-				continue
-			case finding.Layer == "mTLS" && f.Security == Plaintext:
-				r.Plaintext = append(r.Plaintext, finding)
-			default:
-				r.Refused = append(r.Refused, finding)
-			}
-			return true, false
+		switch verdict, finding := r.judgePort(f, from, to, port, judge); verdict {
+		case portRefused:
+			refusals = append(refusals, finding)
+		case portUndecided:
+			pending = append(pending, finding)
+		default:
+			passing = append(passing, fmt.Sprint(port))
 		}
 	}
-	if pending != nil {
-		r.Undecided = append(r.Undecided, *pending)
+	switch {
+	case len(refusals) > 0:
+		finding := refusals[0]
+		if len(passing) > 0 {
+			finding.Detail = strings.TrimPrefix(finding.Detail+"; ", "; ") + fmt.Sprintf("allowed on %s: the source does not say which of the Service's ports was used",
+				strings.Join(passing, ", "))
+		}
+		if finding.Layer == "mTLS" && f.Security == Plaintext {
+			r.Plaintext = append(r.Plaintext, finding)
+		} else {
+			r.Refused = append(r.Refused, finding)
+		}
+		return true, false
+	case len(pending) > 0:
+		r.Undecided = append(r.Undecided, pending[0])
 		return false, true
 	}
 	return false, false
+}
+
+type portVerdict int
+
+const (
+	portAllowed portVerdict = iota
+	portRefused
+	portUndecided
+)
+
+// judgePort asks one port of a flow, each HTTP path seen on it.
+func (r *Report) judgePort(f Flow, from, to *Workload, port int32, judge Judge) (portVerdict, Finding) {
+	paths := []string{""} // TCP, or HTTP whose path the source did not see
+	if f.HTTP && len(f.Paths) > 0 {
+		paths = f.Paths
+	}
+	verdict, out := portAllowed, Finding{}
+	for _, path := range paths {
+		req := eval.Request{From: endpoint(f.From, from, f.Security), To: asWorkload(to, f.To.IP), Port: port, Protocol: cmp.Or(f.Protocol, corev1.ProtocolTCP)}
+		if f.HTTP {
+			req.HTTP = &eval.HTTP{Path: path, Method: first(f.Methods), Host: "-"}
+		}
+		v := judge.Check(req)
+		if v.Allowed {
+			continue
+		}
+		finding := Finding{Flow: f, Port: port, Path: path}
+		for _, s := range v.Steps {
+			if !s.Allowed {
+				finding.Layer, finding.By, finding.Detail = layerName(s.Layer), s.By, s.Detail
+				break
+			}
+		}
+		if !strings.Contains(finding.Detail, "not evaluated") {
+			return portRefused, finding
+		}
+		if verdict == portAllowed {
+			verdict, out = portUndecided, finding
+		}
+	}
+	return verdict, out
 }
 
 func first(s []string) string {

@@ -166,6 +166,13 @@ func TestAuditAmbiguousRefusedBeatsUndecided(t *testing.T) {
 	if len(r.Refused) != 1 || r.Refused[0].Port != 7001 || len(r.Undecided) != 0 {
 		t.Errorf("refused %v, undecided %v", r.Refused, r.Undecided)
 	}
+	// Allowed on one port and refused on the other: refused, saying where it would pass.
+	judge, g = compiled(t, &v1alpha1.ServiceGraph{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "shop"},
+		Spec: v1alpha1.ServiceGraphSpec{Services: []v1alpha1.Service{{Name: "web"}, {Name: "admin"}}, Edges: []string{"web->admin:7000"}}})
+	r = Audit([]Flow{istioFlow("web", "admin", 2, MutualTLS)}, shop(), judge, []*graph.Graph{g})
+	if len(r.Refused) != 1 || r.Refused[0].Port != 7001 || !strings.Contains(r.Refused[0].Detail, "allowed on 7000: the source does not say") {
+		t.Errorf("refused %+v", r.Refused)
+	}
 }
 
 // A caller Istio knows by its principal only (no metadata exchange: istio/proxy's
