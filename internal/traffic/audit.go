@@ -66,7 +66,7 @@ func (r *Report) Covered() bool { return len(r.Refused) == 0 && len(r.Plaintext)
 // Audit judges every observed flow with the policies of a world (the graph compiled in Enforce
 // mode and the workloads, as `check` sees them): each flow between workloads of the inventory is
 // asked on its port (every candidate port when the source did not say; refused when one is) and,
-// for HTTP, on each path seen. Then the graphs' declared edges no allowed flow used.
+// for HTTP, on each path seen. Then the graphs' declared edges no observed flow matches.
 func Audit(flows []Flow, inv *Inventory, judge Judge, graphs []*graph.Graph) *Report {
 	r := &Report{Graphs: graphs}
 	used := map[string]bool{}
@@ -86,22 +86,16 @@ func Audit(flows []Flow, inv *Inventory, judge Judge, graphs []*graph.Graph) *Re
 			r.Undecided = append(r.Undecided, Finding{Flow: f, Detail: choice.Why})
 			continue
 		}
-		plaintext := len(r.Plaintext)
-		refused, undecided := r.judge(f, from, to, choice.Ports, judge)
-		switch {
-		case undecided:
-		case refused && len(r.Plaintext) == plaintext:
-		default:
-			// Allowed, or refused only for its plain text: its edge is the right one (the caller
-			// needs the mesh), not a candidate to remove.
-			if !refused {
-				r.Allowed++
-				r.AllowedFlows = append(r.AllowedFlows, Finding{Flow: f, Port: choice.Ports[0]})
-			}
-			for _, x := range indexes {
-				for _, e := range x.used(f, from, to, choice.Ports) {
-					used[e] = true
-				}
+		if refused, undecided := r.judge(f, from, to, choice.Ports, judge); !refused && !undecided {
+			r.Allowed++
+			r.AllowedFlows = append(r.AllowedFlows, Finding{Flow: f, Port: choice.Ports[0]})
+		}
+		// An edge the flow matches (its caller, destination and a port it may have used) is in
+		// use whatever the verdict: a plain-text caller or a path outside the edge's is refused,
+		// but the edge is not a candidate to remove.
+		for _, x := range indexes {
+			for _, e := range x.used(f, from, to, choice.Ports) {
+				used[e] = true
 			}
 		}
 	}

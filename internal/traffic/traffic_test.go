@@ -1,6 +1,7 @@
 package traffic
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -144,6 +145,10 @@ func TestAudit(t *testing.T) {
 	r = Audit([]Flow{other}, shop(), judge, []*graph.Graph{g})
 	if len(r.Refused) != 1 || r.Refused[0].Layer != "authorization" {
 		t.Errorf("refused %v", r.Refused)
+	}
+	// The edge api->database is in use even though this request's path is not its.
+	if slices.Contains(r.Unused, "shop: api->database:5432/data") {
+		t.Errorf("unused %v", r.Unused)
 	}
 	if u := Audit([]Flow{noPath}, shop(), judge, []*graph.Graph{g}); len(u.Undecided) != 1 || len(u.Refused) != 0 || u.Allowed != 0 {
 		t.Errorf("refused %v undecided %v", u.Refused, u.Undecided)
