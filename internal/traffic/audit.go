@@ -77,8 +77,8 @@ func Audit(flows []Flow, inv *Inventory, judge Judge, graphs []*graph.Graph) *Re
 	inv, merged := inv.canonical(flows)
 	for _, f := range merged {
 		from, to := inv.find(f.From), inv.find(f.To)
-		if to == nil {
-			continue // outside the namespaces judged
+		if to == nil || from != nil && from.Waypoint() {
+			continue // outside the namespaces judged, or a waypoint's second hop (it reported the request)
 		}
 		r.Flows++
 		choice := inv.Ports(f, to)

@@ -101,8 +101,8 @@ func (d *discovery) flow(f Flow) {
 	ns := d.p.Namespace
 	from, to := d.inv.find(f.From), d.inv.find(f.To)
 	local := func(w *Workload, p Party) bool { return w != nil && w.Namespace == ns || w == nil && p.Namespace == ns }
-	if !local(from, f.From) && !local(to, f.To) || f.Port == 53 {
-		return // not this namespace's, or DNS (spec.allowDNS)
+	if !local(from, f.From) && !local(to, f.To) || f.Port == 53 || from != nil && from.Waypoint() {
+		return // not this namespace's, DNS (spec.allowDNS), or a waypoint's second hop
 	}
 	if to == nil {
 		d.todo(f, "the destination is outside the inventory: declare it as an external peer (hosts or an address range) if it must stay reachable")

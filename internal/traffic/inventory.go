@@ -33,6 +33,12 @@ type Workload struct {
 	Meshed bool
 }
 
+// Waypoint tells whether the workload is an ambient waypoint, as Istio marks its pods (istio/istio
+// IsWaypointWorkload): what it sends on is the second hop of requests it reported itself.
+func (w *Workload) Waypoint() bool {
+	return w.Labels["gateway.istio.io/managed"] == "istio.io-mesh-controller"
+}
+
 // Account is the workload's ServiceAccount, "default" when unset.
 func (w *Workload) Account() string {
 	if w.ServiceAccount == "" {

@@ -18,7 +18,9 @@ import (
 
 // Istio's standard metrics (istio/proxy istio_stats.cc): requests of HTTP and gRPC, connections
 // of TCP. Only series reported by the destination carry the caller's real principal and whether
-// it came in mutual TLS (connection_security_policy).
+// it came in mutual TLS (connection_security_policy), and so do a waypoint's (reporter="waypoint",
+// istio/istio#50225): in ambient mode a request through a waypoint is reported once, by the
+// waypoint, with its caller; the destination's ztunnel reports the waypoint as the caller.
 const (
 	metricRequests    = "istio_requests_total"
 	metricConnections = "istio_tcp_connections_opened_total"
@@ -122,7 +124,7 @@ func perSelector(namespaces []string, expr func(selector string) string) []strin
 	var out []string
 	for _, m := range []string{metricRequests, metricConnections} {
 		for _, side := range []string{"destination_workload_namespace", "source_workload_namespace"} {
-			out = append(out, "("+expr(fmt.Sprintf(`%s{reporter="destination",%s=~%q}`, m, side, re))+")")
+			out = append(out, "("+expr(fmt.Sprintf(`%s{reporter=~"destination|waypoint",%s=~%q}`, m, side, re))+")")
 		}
 	}
 	return out

@@ -180,6 +180,29 @@ func TestAuditAmbiguousRefusedBeatsUndecided(t *testing.T) {
 	}
 }
 
+// In ambient mode a request through a waypoint is reported by the waypoint with its caller, and by
+// the destination's ztunnel as a connection from the waypoint (istio/istio#50225): the queries
+// read both reporters, and the waypoint's own hop is neither an edge nor a flow to judge.
+func TestWaypoint(t *testing.T) {
+	if q := CountQuery([]string{"shop"}, time.Hour); !strings.Contains(q, `reporter=~"destination|waypoint"`) {
+		t.Errorf("the query leaves waypoints out: %s", q)
+	}
+	inv := shop()
+	inv.Workloads = append(inv.Workloads, Workload{Namespace: "shop", Name: "waypoint", ServiceAccount: "waypoint",
+		Labels: map[string]string{"gateway.istio.io/managed": "istio.io-mesh-controller", "gateway.networking.k8s.io/gateway-name": "waypoint"}})
+	request := istioFlow("web", "api", 40, MutualTLS) // reporter="waypoint"
+	request.HTTP = true
+	hop := istioFlow("waypoint", "api", 40, MutualTLS) // reporter="destination", from ztunnel
+	out := string(Discover([]Flow{request, hop}, inv, []string{"shop"}, t0)[0].Write())
+	if !strings.Contains(out, "- web->api:8080") || strings.Contains(out, "waypoint") {
+		t.Errorf("proposal:\n%s", out)
+	}
+	judge, g := seed(t, "web->api:8080")
+	if r := Audit([]Flow{request, hop}, inv, judge, []*graph.Graph{g}); r.Flows != 1 || r.Allowed != 1 {
+		t.Errorf("judged %d flows, allowed %d: %s", r.Flows, r.Allowed, r.Text())
+	}
+}
+
 // A caller Istio knows by its principal only (no metadata exchange: istio/proxy's
 // tcp_server_connection_open_without_mx golden) is judged as a pod of its principal's namespace:
 // the external peer discover proposes for it lets it through, and its edge is used.
