@@ -88,6 +88,9 @@ type Scenario struct {
 	// Telemetry are the namespaces whose proxies add the Telemetry API's opt-in tags
 	// destination_port, request_path and request_method to what they report as destination.
 	Telemetry map[string]bool
+	// Waypoints are the namespaces whose workloads sit behind an ambient waypoint, and its
+	// workload (see BehindWaypoint).
+	Waypoints map[string]*Workload
 }
 
 // NewScenario dresses a world: a Deployment per service (its labels, its graph's ServiceAccount),
@@ -96,7 +99,7 @@ type Scenario struct {
 // the time. A third of the destinations put all their ports behind one Service, and a third of the
 // namespaces turn on the Telemetry API's port and request tags.
 func NewScenario(w *world.World, rng *rand.Rand) *Scenario {
-	s := &Scenario{World: w, Telemetry: map[string]bool{}}
+	s := &Scenario{World: w, Telemetry: map[string]bool{}, Waypoints: map[string]*Workload{}}
 	for _, ns := range w.Namespaces {
 		s.Telemetry[ns] = rng.IntN(3) == 0
 	}
@@ -156,6 +159,18 @@ func (s *Scenario) add(f Flow) {
 		slices.Sort(f.To.Ports)
 	}
 	s.Flows = append(s.Flows, f)
+}
+
+// BehindWaypoint puts a namespace's workloads behind an ambient waypoint ("waypoint single"
+// telemetry, istio/istio#50225): a meshed caller's requests and connections to them are reported
+// by the waypoint (reporter="waypoint", the caller's principal), and the destination's ztunnel
+// reports a connection from the waypoint. The waypoint is a Deployment of the manifests, marked as
+// Istio marks a waypoint's pods; the Telemetry API's tags are off there (ztunnel takes none).
+func (s *Scenario) BehindWaypoint(ns string) {
+	w := &Workload{Name: "waypoint", Namespace: ns, ServiceAccount: "waypoint",
+		Labels: map[string]string{"gateway.istio.io/managed": "istio.io-mesh-controller", "gateway.networking.k8s.io/gateway-name": "waypoint"}}
+	s.Waypoints[ns], s.Telemetry[ns] = w, false
+	s.Workloads = append(s.Workloads, w)
 }
 
 // AddCaller adds a caller of a kind other than Meshed in a namespace of the world, calling a

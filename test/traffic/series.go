@@ -52,11 +52,25 @@ func (s *Scenario) Series(start, end time.Time) []promtest.Series {
 			paths = []string{""}
 		}
 		share := f.PerMinute / float64(len(paths))
+		waypoint := s.Waypoints[f.To.Namespace]
+		if f.Caller != Meshed {
+			waypoint = nil // only meshed callers are sent through the waypoint here
+		}
 		for _, path := range paths {
-			emit(name, s.labels(f, "destination", path), share)
+			if waypoint == nil {
+				emit(name, s.labels(f, "destination", path), share)
+			} else {
+				emit(name, scrapedAt(s.labels(f, "waypoint", path), waypoint), share)
+			}
 			if f.Caller == Meshed || f.Caller == PlainText {
 				emit(name, s.labels(f, "source", path), share)
 			}
+		}
+		if waypoint != nil { // the second hop, as the destination's ztunnel sees it
+			hop := Flow{From: waypoint, To: f.To, Caller: Meshed, Port: f.Port, Protocol: "tcp"}
+			l := s.labels(hop, "destination", "")
+			l["app"], l["namespace"], l["pod"] = "ztunnel", "istio-system", "ztunnel-x8q2v"
+			emit(connectionsOpened, l, f.PerMinute)
 		}
 	}
 	var out []promtest.Series
@@ -101,6 +115,11 @@ func (s *Scenario) labels(f Flow, reporter, path string) map[string]string {
 	case reporter == "source" && f.Caller == Meshed && !f.HTTP():
 		l["source_principal"], l["destination_principal"] = principal(f.From), principal(f.To)
 	case reporter == "source":
+	case reporter == "waypoint": // istio/proxy server_waypoint_proxy_request_total, ..._connections_opened_total
+		l["source_principal"], l["connection_security_policy"] = principal(f.From), "mutual_tls"
+		if !f.HTTP() {
+			l["destination_principal"] = principal(f.To)
+		}
 	case f.Caller == Meshed:
 		l["source_principal"], l["destination_principal"], l["connection_security_policy"] = principal(f.From), principal(f.To), "mutual_tls"
 	case f.Caller == PrincipalOnly:
@@ -127,6 +146,13 @@ func (s *Scenario) labels(f Flow, reporter, path string) map[string]string {
 	}
 	l["job"], l["namespace"], l["pod"] = "kubernetes-pods", at.Namespace, at.Name+"-7d9f5c6b8-x7k2p"
 	l["instance"] = fmt.Sprintf("10.244.%d.%d:15020", len(at.Namespace)%250, len(at.Name)%250+1)
+	return l
+}
+
+// scrapedAt gives a series the scrape labels of the waypoint's pod (istio/istio#50225 shows them).
+func scrapedAt(l map[string]string, waypoint *Workload) map[string]string {
+	l["namespace"], l["pod"] = waypoint.Namespace, waypoint.Name+"-7c6566694f-8drf8"
+	l["gateway_istio_io_managed"], l["gateway_networking_k8s_io_gateway_name"] = "istio.io-mesh-controller", "waypoint"
 	return l
 }
 

@@ -54,6 +54,9 @@ func TestDiscoverAndAudit(t *testing.T) {
 	for i, sc := range scenarios {
 		for _, f := range sc.Flows {
 			tally[f.Protocol+" flows"]++
+			if sc.Waypoints[f.To.Namespace] != nil && f.Caller == traffic.Meshed {
+				tally["flows through a waypoint"]++
+			}
 		}
 		t.Run(fmt.Sprintf("world %d", i), func(t *testing.T) {
 			c := checkWorld(t, server.URL, sc, start, end, rand.New(rand.NewPCG(uint64(i), 7)))
@@ -67,7 +70,7 @@ func TestDiscoverAndAudit(t *testing.T) {
 	}
 	// The random worlds must have exercised every case the issue names.
 	t.Logf("tally: %v", tally)
-	for _, k := range []string{"tcp flows", "http flows", "grpc flows", "ambiguous edges", "edges with paths", "edges with methods",
+	for _, k := range []string{"tcp flows", "http flows", "grpc flows", "flows through a waypoint", "ambiguous edges", "edges with paths", "edges with methods",
 		"plain-text callers flagged", "external peers", "unknown callers as TODOs", "edges removed", "undecided by the world's graphs",
 		"refused by the world's graphs", "unused in the world's graphs"} {
 		if tally[k] == 0 {
@@ -90,8 +93,8 @@ func TestDiscoverAndAudit(t *testing.T) {
 }
 
 // scenario is the i-th random world, its namespaces prefixed so no two worlds share one, dressed
-// with Istio; every odd one also has a plain-text caller and a caller known only by its principal,
-// every fourth a caller outside the mesh.
+// with Istio; every third has a namespace behind an ambient waypoint, every odd one a plain-text
+// caller and a caller known only by its principal, every fourth a caller outside the mesh.
 func scenario(i int) *traffic.Scenario {
 	rng := rand.New(rand.NewPCG(uint64(i), 2026))
 	prefix := fmt.Sprintf("t%02d-", i)
@@ -101,6 +104,9 @@ func scenario(i int) *traffic.Scenario {
 		sc := traffic.NewScenario(w, rng)
 		if len(sc.Flows) == 0 {
 			continue // only UDP and SCTP: nothing Istio sees
+		}
+		if i%3 == 2 {
+			sc.BehindWaypoint(w.Namespaces[rng.IntN(len(w.Namespaces))])
 		}
 		if i%2 == 1 {
 			sc.AddCaller(traffic.PlainText, "", rng)
