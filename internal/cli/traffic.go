@@ -136,7 +136,7 @@ func runDiscover(e *env, args []string) int {
 }
 
 func runAudit(e *env, args []string) int {
-	fs, in := newFlagSet(e, "audit", "-f GRAPH [-f MANIFESTS...] ("+sourceFlagList()+") [--since 24h] [-o text|markdown|json]",
+	fs, in := newFlagSet(e, "audit", "-f GRAPH [-f MANIFESTS...] ("+sourceFlagList()+") [--since 24h] [-o text|markdown|json|html]",
 		"Judges every observed connection of the window with the evaluator behind check, the graphs of the\n"+
 			"files compiled as Enforce would apply them: the connections they would refuse (layer, deciding\n"+
 			"object, count, last seen), the plain-text callers STRICT mutual TLS would cut, and the declared\n"+
@@ -145,14 +145,14 @@ func runAudit(e *env, args []string) int {
 			"observed would be refused, 1 when something would, 2 when there is not enough data (the source\n"+
 			"unreachable, no traffic in the window).")
 	tf := addTrafficFlags(fs, "24h")
-	output := fs.String("o", "text", "output format: text, markdown or json")
+	output := fs.String("o", "text", "output format: text, markdown, json or html (one self-contained page drawing the graph with the observed traffic on it)")
 	kubeconfig := fs.String("kubeconfig", "", "read the workloads and Services from this cluster (default: $KUBECONFIG) when -f names none")
 	if code, ok := parseFlags(e, fs, args, in); !ok {
 		return code
 	}
 	format, ok := auditFormats[*output]
 	if !ok {
-		return usageError(e, fs, "-o must be text, markdown or json, not %q", *output)
+		return usageError(e, fs, "-o must be text, markdown, json or html, not %q", *output)
 	}
 	in.namesOnly, in.enforce = true, true
 	w, err := trafficWorld(e, in, nil, *kubeconfig)
@@ -200,6 +200,7 @@ var auditFormats = map[string]func(*traffic.Report) []byte{
 	"text":     (*traffic.Report).Text,
 	"markdown": (*traffic.Report).Markdown,
 	"json":     (*traffic.Report).JSON,
+	"html":     (*traffic.Report).HTML,
 }
 
 func splitList(s string) []string {
