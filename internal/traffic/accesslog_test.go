@@ -58,7 +58,7 @@ func TestAccessLogSampleIstioDocs(t *testing.T) {
 	}
 	out := compiles(t, p)
 	for _, want := range []string{"- from: sleep\n    to: httpbin\n    ports:\n    - port: 80\n    paths: [/status/418]\n    methods: [GET]",
-		"1 requests; first 2020-11-25T21:26:18Z", "mutual TLS", "port observed", "seen by access-log"} {
+		"1 request; first 2020-11-25T21:26:18Z", "mutual TLS", "port observed", "seen by access-log"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in\n%s", want, out)
 		}

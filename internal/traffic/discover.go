@@ -227,12 +227,16 @@ func dnsLabel(s string) string {
 }
 
 func count(f Flow) string {
-	what := "connections"
+	what := "connection"
 	if f.HTTP {
-		what = "requests"
+		what = "request"
 	}
 	// Prometheus extrapolates increase() to the window's edges: a count is an estimate, whole.
-	return fmt.Sprintf("%s %s", strconv.FormatFloat(math.Round(f.Count), 'f', -1, 64), what)
+	n := math.Round(f.Count)
+	if n != 1 {
+		what += "s"
+	}
+	return fmt.Sprintf("%s %s", strconv.FormatFloat(n, 'f', -1, 64), what)
 }
 
 // evidence is an edge's comment: how much traffic, when, how secured, where its port comes from.
