@@ -87,6 +87,7 @@ func discoveredOnPackets(seed uint64) {
 	file := filepath.Join(GinkgoT().TempDir(), "discovered.yaml")
 	Expect(os.WriteFile(file, []byte(out), 0o600)).To(Succeed())
 	kubectl("apply", "-f", file) // no spec.enforcement: Enforce
+	DeferCleanup(func() { kubectl("delete", "-f", file, "--wait=true") })
 	for _, p := range proposals {
 		Expect(p.Graph.Spec.Enforcement).To(BeEmpty())
 		kubectl("wait", "--for=condition=Ready", "servicegraph/"+p.Graph.Name, "-n", p.Graph.Namespace, "--timeout=60s")
