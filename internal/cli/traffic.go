@@ -120,16 +120,25 @@ func runDiscover(e *env, args []string) int {
 			return ExitUsage
 		}
 	}
-	for i, p := range proposals {
-		if i > 0 {
+	written := 0
+	for _, p := range proposals {
+		if p.Empty() {
+			// No graph rather than one that does not compile: the TODOs say what was seen.
+			fmt.Fprintf(e.stderr, "servicegraph discover: no connection of namespace %s in the window (--since %s) to propose a graph from\n", p.Namespace, tf.since)
+			for _, todo := range p.TODO {
+				fmt.Fprintf(e.stderr, "  TODO: %s\n", todo)
+			}
+			continue
+		}
+		if written > 0 {
 			fmt.Fprintln(e.stdout, "---")
 		}
 		if _, err := e.stdout.Write(p.Write()); err != nil {
 			return ExitUsage
 		}
+		written++
 	}
-	if len(flows) == 0 {
-		fmt.Fprintf(e.stderr, "servicegraph discover: no traffic seen in the window (--since %s)\n", tf.since)
+	if written == 0 {
 		return ExitNoData
 	}
 	return ExitOK

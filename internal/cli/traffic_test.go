@@ -106,3 +106,17 @@ func mustRead(t *testing.T, path string) string {
 	}
 	return string(data)
 }
+
+// A namespace without traffic gets no graph (one without edges would not compile) but a note; with
+// none at all, there is no data: exit 2.
+func TestDiscoverQuietNamespace(t *testing.T) {
+	log := "../traffic/testdata/accesslog/istio-docs-httpbin.log"
+	code, stdout, stderr := run(t, "", "discover", "--access-log", log, "-n", "foo,bar", "-f", "testdata/traffic/httpbin.yaml")
+	if code != ExitOK || strings.Count(stdout, "kind: ServiceGraph") != 1 || strings.Contains(stdout, "---") ||
+		!strings.Contains(stderr, "no connection of namespace bar") {
+		t.Errorf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	if code, stdout, stderr := run(t, "", "discover", "--access-log", log, "-n", "bar", "-f", "testdata/traffic/httpbin.yaml"); code != ExitNoData || stdout != "" {
+		t.Errorf("exit %d\n%s%s", code, stdout, stderr)
+	}
+}

@@ -95,7 +95,7 @@ func Assess(o *Observation, judge Judge, g *graph.Graph) Coverage {
 	r := Audit(o.Flows, o.Inventory, judge, []*graph.Graph{g})
 	if r.Flows == 0 {
 		return Coverage{Status: metav1.ConditionUnknown, Reason: v1alpha1.ReasonNoTrafficData, Message: fmt.Sprintf(
-			"Prometheus holds no connection into or out of the namespace's workloads in the last %s (Istio's istio_requests_total and istio_tcp_connections_opened_total, reported by the destination)", window)}
+			"Prometheus holds no connection into or out of the namespace's workloads in the last %s (Istio's istio_requests_total and istio_tcp_connections_opened_total, reported by the destination or its waypoint)", window)}
 	}
 	undecided := ""
 	if n := len(r.Undecided); n > 0 {

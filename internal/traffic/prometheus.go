@@ -164,7 +164,7 @@ func flowOf(m model.Metric) Flow {
 		return v
 	}
 	f := Flow{
-		From:     Party{Namespace: get("source_workload_namespace"), Workload: get("source_workload"), Principal: strings.TrimPrefix(get("source_principal"), semantics.SpiffePrefix)},
+		From: Party{Namespace: get("source_workload_namespace"), Workload: get("source_workload"), Principal: strings.TrimPrefix(get("source_principal"), semantics.SpiffePrefix)},
 		// source_app is the caller's pods' app label (or app.kubernetes.io/name): what selects
 		// them when they are no workload of the inventory.
 		To:       Party{Namespace: get("destination_workload_namespace"), Workload: get("destination_workload")},

@@ -60,7 +60,7 @@ func openPrometheus(url string, opts SourceOptions) (Source, error) {
 		return nil, err
 	}
 	p.Window, p.Now = opts.Window, opts.Now
-	return promSource{p}, nil
+	return promSource{p: p, rt: rt}, nil
 }
 
 // httpTransport trusts the CA file's certificates too and sends the token file's bearer token
@@ -95,6 +95,8 @@ type bearer struct {
 	file string
 }
 
+func (b bearer) CloseIdleConnections() { closeIdle(b.next) }
+
 func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	token, err := os.ReadFile(b.file)
 	if err != nil {
@@ -105,8 +107,20 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	return b.next.RoundTrip(r)
 }
 
-type promSource struct{ p *Prometheus }
+type promSource struct {
+	p  *Prometheus
+	rt http.RoundTripper
+}
 
+// Flows reads once and lets the connections go: a source is opened per command, and a process
+// that runs many (tests, a long-lived tool) would keep every one idle.
 func (s promSource) Flows(ctx context.Context, namespaces []string) ([]Flow, error) {
+	defer closeIdle(s.rt)
 	return s.p.Flows(ctx, namespaces, false)
+}
+
+func closeIdle(rt http.RoundTripper) {
+	if c, ok := rt.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }

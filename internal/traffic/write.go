@@ -113,6 +113,9 @@ func (p *Proposal) Write() []byte {
 	return b.Bytes()
 }
 
+// Empty tells whether the proposal has nothing to write: no edge and no existing graph.
+func (p *Proposal) Empty() bool { return p.Base == nil && len(p.Edges) == 0 }
+
 // items prints a list of the base graph as YAML list items under spec; "" when empty.
 func items[T any](list []T) string {
 	if len(list) == 0 {
