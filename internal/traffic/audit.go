@@ -101,6 +101,11 @@ func Audit(flows []Flow, inv *Inventory, judge Judge, graphs []*graph.Graph) *Re
 	}
 	for _, g := range graphs {
 		for i := range g.Edges {
+			// Connections to addresses and hosts outside the cluster are not judged (no source
+			// here reports them with their destination): their edges are neither used nor unused.
+			if to, ok := g.Service(g.Edges[i].To); ok && to.External != nil {
+				continue
+			}
 			if e := g.Edges[i]; !used[g.Namespace+"/"+e.String()] {
 				r.Unused = append(r.Unused, g.Namespace+": "+local(g, e))
 			}

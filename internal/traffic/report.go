@@ -60,7 +60,8 @@ func (r *Report) Markdown() []byte {
 	var b bytes.Buffer
 	verdict := "nothing observed would be refused"
 	if !r.Covered() {
-		verdict = fmt.Sprintf("**%d observed connections would be refused**", len(r.Refused)+len(r.Plaintext))
+		n := len(r.Refused) + len(r.Plaintext)
+		verdict = fmt.Sprintf("**%d observed %s would be refused**", n, map[bool]string{true: "connection", false: "connections"}[n == 1])
 	}
 	fmt.Fprintf(&b, "**servicegraph audit**: %s (%d observed, %d allowed, %d undecided, %d declared edges unused)\n\n",
 		verdict, r.Flows, r.Allowed, len(r.Undecided), len(r.Unused))

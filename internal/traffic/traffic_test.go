@@ -288,3 +288,16 @@ func TestWorkloadName(t *testing.T) {
 		}
 	}
 }
+
+// An edge to an address outside the cluster is neither used nor unused: no source reports those
+// connections with their destination, and audit does not judge them.
+func TestAuditExternalDestination(t *testing.T) {
+	judge, g := compiled(t, &v1alpha1.ServiceGraph{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "shop"},
+		Spec: v1alpha1.ServiceGraphSpec{Services: []v1alpha1.Service{{Name: "web"}, {Name: "api"}},
+			External: []v1alpha1.External{{Name: "payments", CIDRs: []string{"198.51.100.0/24"}}},
+			Edges:    []string{"web->api:8080", "api->payments:443"}}})
+	r := Audit([]Flow{istioFlow("web", "api", 3, MutualTLS)}, shop(), judge, []*graph.Graph{g})
+	if !r.Covered() || len(r.Unused) != 0 {
+		t.Errorf("refused %v, unused %v", r.Refused, r.Unused)
+	}
+}
