@@ -273,7 +273,7 @@ func edgeSeries(t *testing.T, sg *v1alpha1.ServiceGraph, start, end time.Time) [
 			l := map[string]string{"reporter": "destination", "source_workload": e.From, "source_workload_namespace": sg.Namespace,
 				"source_principal": "spiffe://cluster.local/ns/" + sg.Namespace + "/sa/" + from.ServiceAccount, "source_app": e.From,
 				"destination_workload": e.To, "destination_workload_namespace": sg.Namespace, "destination_service_name": e.To,
-				"destination_principal": "spiffe://cluster.local/ns/" + sg.Namespace + "/sa/" + to.ServiceAccount,
+				"destination_principal":      "spiffe://cluster.local/ns/" + sg.Namespace + "/sa/" + to.ServiceAccount,
 				"connection_security_policy": "mutual_tls", "destination_port": fmt.Sprint(p.Port.IntVal), "response_flags": "-"}
 			name := "istio_tcp_connections_opened_total"
 			if len(e.Paths) > 0 {
