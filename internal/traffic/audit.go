@@ -50,6 +50,9 @@ type Report struct {
 	// Undecided are flows the source says too little about to judge (an HTTP request without its
 	// path, against a rule on paths; a destination outside the inventory).
 	Undecided []Finding
+	// DryRun are what Istio's own dry-run policies (those applied now, Audit mode's) would have
+	// refused, by destination and port: a cross-check that names no caller, never a verdict here.
+	DryRun []Finding
 	// Unused are the declared edges no observed flow used: candidates to remove.
 	Unused []string
 	// AllowedFlows are the flows Allowed counts, each on its first candidate port; Graphs the
@@ -76,6 +79,10 @@ func Audit(flows []Flow, inv *Inventory, judge Judge, graphs []*graph.Graph) *Re
 	}
 	inv, merged := inv.canonical(flows)
 	for _, f := range merged {
+		if f.DryRun != "" {
+			r.DryRun = append(r.DryRun, Finding{Flow: f, Port: f.Port, Detail: dryRunWhat(f)})
+			continue
+		}
 		from, to := inv.find(f.From), inv.find(f.To)
 		if to == nil || from != nil && from.Waypoint() {
 			continue // outside the namespaces judged, or a waypoint's second hop (it reported the request)
@@ -111,7 +118,7 @@ func Audit(flows []Flow, inv *Inventory, judge Judge, graphs []*graph.Graph) *Re
 			}
 		}
 	}
-	for _, list := range [][]Finding{r.Refused, r.Plaintext, r.Undecided, r.AllowedFlows} {
+	for _, list := range [][]Finding{r.Refused, r.Plaintext, r.Undecided, r.AllowedFlows, r.DryRun} {
 		slices.SortFunc(list, func(a, b Finding) int { return strings.Compare(a.String(), b.String()) })
 	}
 	slices.Sort(r.Unused)

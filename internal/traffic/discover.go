@@ -104,6 +104,10 @@ func (d *discovery) flow(f Flow) {
 	if !local(from, f.From) && !local(to, f.To) || f.Port == 53 || from != nil && from.Waypoint() {
 		return // not this namespace's, DNS (spec.allowDNS), or a waypoint's second hop
 	}
+	if f.DryRun != "" {
+		d.p.TODO = append(d.p.TODO, dryRunWhat(f)+": find the caller in the proxy's rbac debug log or access log")
+		return
+	}
 	if to == nil {
 		d.todo(f, "the destination is outside the inventory: declare it as an external peer (hosts or an address range) if it must stay reachable")
 		return

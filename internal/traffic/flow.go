@@ -89,6 +89,9 @@ type Flow struct {
 	Security    Security
 	// Source names where it was seen: prometheus, hubble, access-log.
 	Source string
+	// DryRun is set on what Istio's dry-run policies would have refused, which names no caller:
+	// "allow" (no dry-run ALLOW policy matched) or "deny" (a dry-run DENY policy matched).
+	DryRun string
 }
 
 func (f Flow) String() string {
@@ -102,7 +105,7 @@ func (f Flow) String() string {
 // key identifies flows that merge: same ends (a workload, else its identity, else its address),
 // protocol and port.
 func (f Flow) key() string {
-	return strings.Join([]string{f.From.String(), f.To.String(), string(f.Protocol), fmt.Sprint(f.Port), f.Service}, "|")
+	return strings.Join([]string{f.From.String(), f.To.String(), string(f.Protocol), fmt.Sprint(f.Port), f.Service, f.DryRun}, "|")
 }
 
 // Merge adds up flows seen between the same parties on the same port, from one source or several:

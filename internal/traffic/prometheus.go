@@ -53,8 +53,8 @@ func NewPrometheus(url string, rt promapi.Config) (*Prometheus, error) {
 }
 
 // Flows reads the flows into or out of the namespaces over the window: one query for the counts,
-// and, unless countsOnly, one each for when each flow was first and last seen (at a five-minute
-// resolution).
+// and, unless countsOnly, one for what Istio's dry-run policies would refuse and one each for when
+// each flow was first and last seen (at a five-minute resolution).
 func (p *Prometheus) Flows(ctx context.Context, namespaces []string, countsOnly bool) ([]Flow, error) {
 	counts, err := p.query(ctx, CountQuery(namespaces, p.Window))
 	if err != nil {
@@ -68,8 +68,15 @@ func (p *Prometheus) Flows(ctx context.Context, namespaces []string, countsOnly 
 		index[seriesKey(s.Metric)] = len(flows)
 		flows = append(flows, f)
 	}
-	if countsOnly || len(flows) == 0 {
+	if countsOnly {
 		return flows, nil
+	}
+	denials, err := p.dryRunFlows(ctx, namespaces)
+	if err != nil {
+		return nil, err
+	}
+	if len(flows) == 0 {
+		return denials, nil
 	}
 	for _, q := range []struct {
 		agg string
@@ -85,7 +92,7 @@ func (p *Prometheus) Flows(ctx context.Context, namespaces []string, countsOnly 
 			}
 		}
 	}
-	return flows, nil
+	return append(flows, denials...), nil
 }
 
 func (p *Prometheus) query(ctx context.Context, q string) (model.Vector, error) {

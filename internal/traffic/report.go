@@ -46,6 +46,7 @@ func (r *Report) Text() []byte {
 	section("Would be refused", r.Refused)
 	section("Plain text refused by STRICT mutual TLS", r.Plaintext)
 	section("Undecided (the source says too little)", r.Undecided)
+	dryRun(&b, r.DryRun, "  %s\n")
 	if len(r.Unused) > 0 {
 		fmt.Fprintf(&b, "\nDeclared but unused (candidates to remove):\n")
 		for _, e := range r.Unused {
@@ -78,6 +79,7 @@ func (r *Report) Markdown() []byte {
 	table("Would be refused:", r.Refused)
 	table("Plain text refused by STRICT mutual TLS:", r.Plaintext)
 	table("Undecided:", r.Undecided)
+	dryRun(&b, r.DryRun, "- %s\n")
 	if len(r.Unused) > 0 {
 		b.WriteString("Declared but unused (candidates to remove):\n\n")
 		for _, e := range r.Unused {
@@ -118,7 +120,8 @@ func (r *Report) JSON() []byte {
 		Plaintext []finding `json:"plaintext"`
 		Undecided []finding `json:"undecided"`
 		Unused    []string  `json:"unused"`
-	}{r.Covered(), r.Flows, r.Allowed, conv(r.Refused), conv(r.Plaintext), conv(r.Undecided), unused}, "", "  ")
+		DryRun    []finding `json:"istioDryRun"`
+	}{r.Covered(), r.Flows, r.Allowed, conv(r.Refused), conv(r.Plaintext), conv(r.Undecided), unused, conv(r.DryRun)}, "", "  ")
 	return append(out, '\n')
 }
 
@@ -134,4 +137,15 @@ func paren(s string) string {
 		return ""
 	}
 	return "(" + s + ")"
+}
+
+// dryRun lists what Istio's dry-run policies would have refused, one line each in format.
+func dryRun(b *bytes.Buffer, findings []Finding, format string) {
+	if len(findings) == 0 {
+		return
+	}
+	b.WriteString("\nIstio's own dry-run (the policies applied now; no caller named; a cross-check, not part of the verdict):\n")
+	for _, f := range findings {
+		fmt.Fprintf(b, format, f.Detail)
+	}
 }

@@ -220,8 +220,13 @@ func WriteOpenMetrics(path string, series []Series) error {
 		byName[s.Name] = append(byName[s.Name], s)
 	}
 	for _, name := range slices.Sorted(maps.Keys(byName)) {
-		family := strings.TrimSuffix(name, "_total")
-		fmt.Fprintf(w, "# TYPE %s counter\n", family)
+		// OpenMetrics names a counter's samples FAMILY_total; a series named otherwise (Envoy's
+		// stats as Istio exports them, envoy_..._rbac) is written untyped, as it is scraped.
+		if family, ok := strings.CutSuffix(name, "_total"); ok {
+			fmt.Fprintf(w, "# TYPE %s counter\n", family)
+		} else {
+			fmt.Fprintf(w, "# TYPE %s unknown\n", name)
+		}
 		for _, s := range byName[name] {
 			labels := labelText(s.Labels)
 			samples := slices.SortedFunc(slices.Values(s.Samples), func(a, b Sample) int { return a.At.Compare(b.At) })
