@@ -96,7 +96,7 @@ func (p *Prometheus) Flows(ctx context.Context, namespaces []string, countsOnly 
 }
 
 func (p *Prometheus) query(ctx context.Context, q string) (model.Vector, error) {
-	v, _, err := p.API.Query(ctx, q, p.Now)
+	v, _, _, err := p.API.Query(ctx, q, p.Now)
 	if err != nil {
 		return nil, fmt.Errorf("prometheus: %w", err)
 	}

@@ -48,7 +48,7 @@ func TestBackfillAndScrape(t *testing.T) {
 	defer cancel()
 	query := func(q string, at time.Time) model.Vector {
 		t.Helper()
-		v, _, err := api.Query(ctx, q, at)
+		v, _, _, err := api.Query(ctx, q, at)
 		if err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
@@ -71,7 +71,7 @@ func TestBackfillAndScrape(t *testing.T) {
 	}
 
 	s.Stop()
-	if _, _, err := api.Query(ctx, "up", now); err == nil {
+	if _, _, _, err := api.Query(ctx, "up", now); err == nil {
 		t.Error("the stopped server still answers")
 	}
 }
