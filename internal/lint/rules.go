@@ -14,20 +14,25 @@ const (
 	SeverityError Severity = "error"
 	// SeverityWarning is worth a reviewer's look: often deliberate, sometimes not.
 	SeverityWarning Severity = "warning"
+	// SeverityNote is an opening the workload's role needs (a webhook the API server calls, a
+	// metrics port, a public front end): reported with the reason it is fine, never a failure.
+	SeverityNote Severity = "note"
 )
 
-// ParseSeverity reads "error" or "warning".
+// severityRank orders severities, note lowest.
+var severityRank = map[Severity]int{SeverityNote: 1, SeverityWarning: 2, SeverityError: 3}
+
+// ParseSeverity reads "error", "warning" or "note".
 func ParseSeverity(s string) (Severity, error) {
-	switch v := Severity(s); v {
-	case SeverityError, SeverityWarning:
+	if v := Severity(s); severityRank[v] > 0 {
 		return v, nil
 	}
-	return "", fmt.Errorf("severity must be error or warning, not %q", s)
+	return "", fmt.Errorf("severity must be error, warning or note, not %q", s)
 }
 
 // AtLeast reports whether s is as severe as t or more.
 func (s Severity) AtLeast(t Severity) bool {
-	return s == SeverityError || s == t
+	return severityRank[s] >= severityRank[t]
 }
 
 // Rule is one check the linter makes. Its ID never changes meaning, so CI configurations,
