@@ -20,19 +20,17 @@ import (
 
 // decode splits a YAML (or JSON) stream into documents and keeps the objects of the wanted
 // kinds, looking into lists (v1 List, as `kubectl get -o yaml` prints them, and typed lists such as
-// NetworkPolicyList). Objects of other kinds are counted in skipped.
+// NetworkPolicyList). Objects of other kinds are counted in skipped. With in.requireObjects, a
+// file without a document that has an apiVersion and a kind is a problem: a run that read nothing
+// there says so rather than pass in silence.
 func decode(file string, data []byte, want kinds, in input, skipped map[string]int) ([]document, []inputProblem) {
 	var docs []document
 	var problems []inputProblem
+	typed := false
 	raws, err := splitDocuments(data)
 	for _, raw := range raws {
-		if unrenderedTemplate.Match(raw.data) {
-			kind, name := guessKindAndName(raw.data)
-			problems = append(problems, inputProblem{file: file, line: raw.line, problem: lint.Template, kind: kind, name: name,
-				err: errors.New("an unrendered template ({{ ... }} or ${...}): render it first (helm template, kustomize build, envsubst) and lint the output")})
-			continue
-		}
-		objs, e := decodeObject(raw.data, want, in, skipped)
+		objs, e, t := decodeObject(raw.data, want, in, skipped)
+		typed = typed || t
 		for _, obj := range objs {
 			docs = append(docs, document{file: file, line: raw.line, obj: obj})
 		}
@@ -48,51 +46,130 @@ func decode(file string, data []byte, want kinds, in input, skipped map[string]i
 	if err != nil {
 		problems = append(problems, inputProblem{file: file, line: len(bytes.Split(data, []byte("\n"))), err: err})
 	}
+	if in.requireObjects && !typed && len(problems) == 0 {
+		problems = append(problems, inputProblem{file: file, err: nothingToLint(raws)})
+	}
 	return docs, problems
+}
+
+// nothingToLint says why a file that parses holds no object.
+func nothingToLint(raws []rawDocument) error {
+	what := "the file is empty"
+	for _, raw := range raws {
+		if t := bytes.TrimSpace(raw.data); len(t) > 0 {
+			what = "the file holds only comments"
+		}
+		if data, err := yaml.YAMLToJSON(raw.data); err == nil && !bytes.Equal(data, []byte("null")) {
+			what = "no document has both apiVersion and kind (a kustomization or a values file is not a manifest)"
+			break
+		}
+	}
+	return fmt.Errorf("nothing to lint: %s", what)
 }
 
 // unrenderedTemplate finds what a generator leaves for itself in a manifest: Go template
 // actions (Helm, Hugo) and envsubst's ${VARIABLE}.
 var unrenderedTemplate = regexp.MustCompile(`\{\{[^}]*\}\}|\$\{[A-Za-z_][A-Za-z0-9_]*\}`)
 
+// errTemplate is the problem of a document whose template hides what lint would check.
+var errTemplate = errors.New("an unrendered template ({{ ... }} or ${...}): render it first (helm template, kustomize build, envsubst) and lint the output")
+
 // decodeObject decodes one document, or one item of a list, into the objects of the wanted kinds
-// it holds: the object itself or a list's items. Objects of other kinds are counted in skipped.
-func decodeObject(raw []byte, want kinds, in input, skipped map[string]int) ([]object.Object, []inputProblem) {
+// it holds: the object itself or a list's items. Objects of other kinds are counted in skipped,
+// templates or not (a ConfigMap's shell script says ${VAR}). typed says whether it has an
+// apiVersion and a kind.
+func decodeObject(raw []byte, want kinds, in input, skipped map[string]int) (objs []object.Object, problems []inputProblem, typed bool) {
 	var meta struct {
 		metav1.TypeMeta `json:",inline"`
 		Metadata        struct{ Name, Namespace string } `json:"metadata"`
 		Items           []yamlRaw                        `json:"items"`
 	}
+	template := unrenderedTemplate.Match(raw)
 	data, err := yaml.YAMLToJSON(raw)
+	if err == nil && !bytes.Equal(data, []byte("null")) && data[0] == '{' {
+		err = json.Unmarshal(data, &meta)
+	}
 	switch {
+	case err != nil && template: // the template is what breaks it, most likely
+		return nil, []inputProblem{{problem: lint.Template, err: errTemplate}}, false
 	case err != nil:
-		return nil, []inputProblem{{err: err}}
+		return nil, []inputProblem{{err: err}}, false
 	case bytes.Equal(data, []byte("null")): // only comments
-		return nil, nil
+		return nil, nil, false
 	case data[0] != '{':
-		return nil, []inputProblem{{err: errors.New("not a Kubernetes object: want a YAML mapping with apiVersion and kind")}}
+		return nil, []inputProblem{{err: fmt.Errorf("not a Kubernetes object but %s: want a mapping with apiVersion and kind", jsonValueKind(data))}}, false
 	}
-	if err := json.Unmarshal(data, &meta); err != nil {
-		return nil, []inputProblem{{err: err}}
+	typed = meta.APIVersion != "" && meta.Kind != ""
+	name := untemplated(meta.Metadata.Name) // as guessKindAndName: what a template leaves is no name
+	if ns := untemplated(meta.Metadata.Namespace); ns != "" {
+		name = ns + "/" + name
 	}
-	name := meta.Metadata.Name
-	if meta.Metadata.Namespace != "" {
-		name = meta.Metadata.Namespace + "/" + name
+	list := strings.HasSuffix(meta.Kind, "List") && meta.Items != nil
+	if template && !list && want.mayRead(meta.TypeMeta) {
+		if newObject, ok := want[meta.TypeMeta]; ok {
+			if objs, problems := decodeKnown(data, newObject(), in, meta.Kind, name); len(problems) == 0 && !keepsTemplate(objs) {
+				return objs, nil, typed // the template is in what lint does not read: a workload's script
+			}
+		}
+		return nil, []inputProblem{{problem: lint.Template, kind: untemplated(meta.Kind), name: name, err: errTemplate}}, typed
 	}
 	if newObject, ok := want[meta.TypeMeta]; ok {
-		return decodeKnown(data, newObject(), in, meta.Kind, name)
+		objs, problems := decodeKnown(data, newObject(), in, meta.Kind, name)
+		return objs, problems, typed
 	}
 	if removed[meta.TypeMeta] != "" {
 		return nil, []inputProblem{{problem: lint.Removed, kind: meta.Kind, name: name,
-			err: fmt.Errorf("%s is no longer served (since Kubernetes 1.16): write it as %s", meta.APIVersion, removed[meta.TypeMeta])}}
+			err: fmt.Errorf("%s is no longer served (since Kubernetes 1.16): write it as %s", meta.APIVersion, removed[meta.TypeMeta])}}, typed
 	}
-	if !strings.HasSuffix(meta.Kind, "List") || meta.Items == nil {
-		if meta.Kind != "" {
+	if !list {
+		if typed { // without an apiVersion it is no object of any kind
 			skipped[meta.Kind]++
 		}
-		return nil, nil
+		return nil, nil, typed
 	}
-	return decodeItems(meta.Items, want, in, skipped)
+	objs, problems = decodeItems(meta.Items, want, in, skipped)
+	return objs, problems, typed
+}
+
+// keepsTemplate reports whether a template is in what was read of an object: all of it, but for a
+// workload, of which lint keeps a few fields (its pods' labels, ports, ...).
+func keepsTemplate(objs []object.Object) bool {
+	for _, obj := range objs {
+		switch obj.(type) {
+		case *corev1.PodTemplate, *metav1.PartialObjectMetadata:
+			if data, err := json.Marshal(obj); err == nil && !unrenderedTemplate.Match(data) {
+				continue
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// mayRead reports whether a document of this type may be one the command reads, for a template
+// in it to matter: its kind is a template, or it is one of the wanted or removed types (by kind
+// alone when the apiVersion is missing or a template).
+func (want kinds) mayRead(t metav1.TypeMeta) bool {
+	switch {
+	case t.Kind == "": // a mapping without a kind is no object, template or not
+		return false
+	case unrenderedTemplate.MatchString(t.Kind):
+		return true
+	case t.APIVersion != "" && !unrenderedTemplate.MatchString(t.APIVersion):
+		_, ok := want[t]
+		return ok || removed[t] != ""
+	}
+	for k := range want {
+		if k.Kind == t.Kind {
+			return true
+		}
+	}
+	for k := range removed {
+		if k.Kind == t.Kind {
+			return true
+		}
+	}
+	return false
 }
 
 // decodeKnown decodes an object of a wanted kind (data, in JSON) into obj: a workload leniently,
@@ -141,7 +218,7 @@ func decodeItems(items []yamlRaw, want kinds, in input, skipped map[string]int) 
 	var objs []object.Object
 	var problems []inputProblem
 	for i, item := range items {
-		o, e := decodeObject(item, want, in, skipped)
+		o, e, _ := decodeObject(item, want, in, skipped)
 		objs = append(objs, o...)
 		for _, p := range e {
 			p.err = fmt.Errorf("items[%d]: %w", i, p.err)

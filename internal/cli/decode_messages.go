@@ -17,7 +17,7 @@ func guessKindAndName(data []byte) (kind, name string) {
 		}
 		return ""
 	}
-	kind, name = field(`(?m)^kind:\s*(\S+)`), field(`(?m)^  name:\s*(.+?)\s*$`)
+	kind, name = field(`(?m)^kind:\s*(.+?)\s*$`), field(`(?m)^  name:\s*(.+?)\s*$`)
 	if ns := field(`(?m)^  namespace:\s*(.+?)\s*$`); ns != "" && name != "" {
 		name = ns + "/" + name
 	}
@@ -86,4 +86,25 @@ func article(what string) string {
 		return "an " + what
 	}
 	return "a " + what
+}
+
+// untemplated is s, or nothing when s is a template's.
+func untemplated(s string) string {
+	if unrenderedTemplate.MatchString(s) {
+		return ""
+	}
+	return s
+}
+
+// jsonValueKind names what a JSON value that is not an object is, for messages.
+func jsonValueKind(data []byte) string {
+	switch data[0] {
+	case '[':
+		return "a list"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	}
+	return "a number"
 }

@@ -49,6 +49,9 @@ type input struct {
 	// enforce compiles graphs in Audit mode as Enforce would apply them (audit judges the policies
 	// a promotion would bring).
 	enforce bool
+	// requireObjects makes a file or directory without an object (apiVersion and kind) a problem:
+	// lint reports what it could not check, where other commands just find nothing there.
+	requireObjects bool
 }
 
 // readDocuments reads every object of the given kinds in the given files, directories (every
@@ -56,7 +59,8 @@ type input struct {
 // are counted by kind in skipped. An object without a namespace gets -n's; without -n, a
 // ServiceGraph is a problem (its namespace is in every principal it writes, and kubectl apply would
 // use the context's, which the CLI cannot know) and other kinds get "default". Every file or
-// document that cannot be read is a problem naming its file and line; the rest is still read.
+// document that cannot be read is a problem naming its file and line; the rest is still read. So is,
+// with in.requireObjects, a file or directory with nothing to read.
 func readDocuments(in *input, stdin io.Reader, want kinds) (docs []document, skipped map[string]int, problems []inputProblem) {
 	skipped = map[string]int{}
 	for _, p := range in.files {
@@ -64,6 +68,9 @@ func readDocuments(in *input, stdin io.Reader, want kinds) (docs []document, ski
 		if err != nil {
 			problems = append(problems, inputProblem{file: p, err: err})
 			continue
+		}
+		if len(files) == 0 && in.requireObjects {
+			problems = append(problems, inputProblem{file: p, err: errors.New("nothing to lint: no *.yaml, *.yml or *.json file below it")})
 		}
 		for _, f := range files {
 			data, err := readFile(f, stdin)

@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/servicegraph/servicegraph-operator/internal/lint"
 )
@@ -17,15 +15,21 @@ var lintFormats = map[string]func(lint.Report) ([]byte, error){
 	"sarif": func(r lint.Report) ([]byte, error) { return r.SARIF(sarifURI) },
 }
 
+// lintExitCodes is lint's exit status contract; the README states it in the same words (a test
+// holds them to it).
+const lintExitCodes = "Exits 0 when no finding is at the --fail-on severity or above, 1 when one is\n" +
+	"(unreadable input is an IN001 error), 2 on a wrong command line."
+
 func runLint(e *env, args []string) int {
-	fs, in := newFlagSet(e, "lint", "-f FILE|DIR|- [-f ...] [--format text|json|sarif] [--fail-on error|warning]",
+	fs, in := newFlagSet(e, "lint", "-f FILE|DIR|- [-f ...] [--format text|json|sarif] [--fail-on error|warning|note]",
 		"Checks ServiceGraphs and hand-written NetworkPolicies, Istio AuthorizationPolicies and\n"+
 			"PeerAuthentications (security.istio.io v1 and v1beta1) for security and correctness problems.\n"+
-			"Exits 0 when no finding is at the --fail-on severity or above, 1 when one is, 2 on unreadable\n"+
-			"input or a wrong command line. An object annotated "+lint.AnnotationIgnore+": \"ID,...\"\n"+
-			"is not reported for those rules.")
+			"Input that cannot be read (a missing file, broken YAML, a file without apiVersion and kind)\n"+
+			"is a finding and the rest is still linted; every run prints a report, in every format.\n"+
+			lintExitCodes+"\n"+
+			"An object annotated "+lint.AnnotationIgnore+": \"ID,...\" is not reported for those rules.")
 	format := fs.String("format", "text", "output format: text, json or sarif (SARIF 2.1.0, for code-scanning UIs)")
-	failOn := fs.String("fail-on", string(lint.SeverityError), "exit 1 when a finding is this severe or more: error or warning")
+	failOn := fs.String("fail-on", string(lint.SeverityError), "exit 1 when a finding is this severe or more: error, warning or note")
 	opts := lint.DefaultOptions()
 	fs.StringVar(&opts.RootNamespace, "root-namespace", opts.RootNamespace, "Istio's root namespace, where policies without a selector apply to the whole mesh")
 	if code, ok := parseFlags(e, fs, args, in); !ok {
@@ -40,11 +44,9 @@ func runLint(e *env, args []string) int {
 		return usageError(e, fs, "--format must be text, json or sarif, not %q", *format)
 	}
 
+	// Every run prints a report, in every format: a file with nothing to lint is a finding.
+	in.requireObjects = true
 	docs, skipped, problems := readDocuments(in, e.stdin, lintKinds)
-	if len(docs) == 0 && len(problems) == 0 && len(skipped) == 0 {
-		printErrors(e, []error{fmt.Errorf("no Kubernetes object found in %s", strings.Join(in.files, ", "))})
-		return ExitInvalid
-	}
 	report := lintDocuments(docs, opts)
 	report.Skipped = skipped
 	for _, p := range problems {

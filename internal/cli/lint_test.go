@@ -102,7 +102,7 @@ func TestLintSARIFStructure(t *testing.T) {
 		t.Errorf("driver %q, informationUri %q, %d rules", driver.Name, driver.InformationURI, len(driver.Rules))
 	}
 	for _, r := range driver.Rules {
-		if r.ID == "" || r.ShortDescription.Text == "" || r.Help.Text == "" || !slices.Contains([]string{"error", "warning"}, r.DefaultConfiguration.Level) {
+		if r.ID == "" || r.ShortDescription.Text == "" || r.Help.Text == "" || !slices.Contains([]string{"error", "warning", "note"}, r.DefaultConfiguration.Level) {
 			t.Errorf("incomplete rule %+v", r)
 		}
 	}
@@ -113,7 +113,7 @@ func TestLintSARIFStructure(t *testing.T) {
 		if r.RuleIndex < 0 || r.RuleIndex >= len(driver.Rules) || driver.Rules[r.RuleIndex].ID != r.RuleID {
 			t.Errorf("result %s: ruleIndex %d does not point at its rule", r.RuleID, r.RuleIndex)
 		}
-		if !slices.Contains([]string{"error", "warning"}, r.Level) || r.Message.Text == "" || len(r.Locations) != 1 {
+		if !slices.Contains([]string{"error", "warning", "note"}, r.Level) || r.Message.Text == "" || len(r.Locations) != 1 {
 			t.Errorf("result %s: level %q, message %q, %d locations", r.RuleID, r.Level, r.Message.Text, len(r.Locations))
 			continue
 		}
@@ -146,7 +146,8 @@ spec: {mtls: {mode: PERMISSIVE}}
 `
 
 // Exit statuses are one scheme for every command: 0 clean, 1 a problem with the input (findings
-// at --fail-on, which for lint include unreadable input; nothing to read), 2 a wrong command line.
+// at --fail-on, which for lint include unreadable input and input with nothing to lint), 2 a wrong
+// command line.
 // Unreadable input is a finding with its file and file line, and the rest is still linted.
 func TestLintExitCodes(t *testing.T) {
 	tests := []struct {
@@ -172,11 +173,11 @@ func TestLintExitCodes(t *testing.T) {
 			[]string{"-f", "-"}, ExitFindings, `<stdin>:1: error IN001 AuthorizationPolicy shop/p: unknown value "\"PERMIT\"" for enum istio.security.v1beta1.AuthorizationPolicy.Action`, ""},
 		{"a value of the wrong type", "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: a, namespace: b}\nspec:\n  podSelector: {}\n  ingress: [{ports: [{port: [1]}]}]\n",
 			[]string{"-f", "-"}, ExitFindings, "<stdin>:1: error IN001 NetworkPolicy b/a: spec.ingress.ports.port: a list where a number belongs", ""},
-		{"only other kinds", "", []string{"-f", "testdata/no-graph.yaml"}, ExitOK, "0 errors, 0 warnings in 0 objects; not checked: 1 ConfigMap", ""},
-		{"nothing at all", "# only a comment\n", []string{"-f", "-"}, ExitInvalid, "", "no Kubernetes object found in -"},
+		{"only other kinds", "", []string{"-f", "testdata/no-graph.yaml"}, ExitOK, "0 errors, 0 warnings, 0 notes in 0 objects; not checked: 1 ConfigMap", ""},
+		{"nothing at all", "# only a comment\n", []string{"-f", "-"}, ExitFindings, "<stdin>: error IN001: nothing to lint: the file holds only comments", ""},
 		{"no -f", "", nil, ExitUsage, "", "servicegraph lint: -f is required"},
 		{"bad format", "", []string{"-f", "x", "--format", "xml"}, ExitUsage, "", `--format must be text, json or sarif, not "xml"`},
-		{"bad fail-on", "", []string{"-f", "x", "--fail-on", "info"}, ExitUsage, "", `--fail-on: severity must be error or warning, not "info"`},
+		{"bad fail-on", "", []string{"-f", "x", "--fail-on", "info"}, ExitUsage, "", `--fail-on: severity must be error, warning or note, not "info"`},
 		{"help", "", []string{"-h"}, ExitOK, "", "Usage: servicegraph lint"},
 	}
 	for _, tc := range tests {

@@ -38,7 +38,8 @@ func (r Report) Text() []byte {
 		}
 		fmt.Fprintf(&b, "%s: %s %s%s: %s (hint: %s)\n", where, f.Severity, f.Rule, what, f.Message, f.Hint)
 	}
-	fmt.Fprintf(&b, "%s, %s in %s", plural(r.count(SeverityError), "error"), plural(r.count(SeverityWarning), "warning"), plural(r.Objects, "object"))
+	fmt.Fprintf(&b, "%s, %s, %s in %s", plural(r.count(SeverityError), "error"), plural(r.count(SeverityWarning), "warning"),
+		plural(r.count(SeverityNote), "note"), plural(r.Objects, "object"))
 	if len(r.Skipped) > 0 {
 		var kinds []string
 		for _, k := range slices.Sorted(maps.Keys(r.Skipped)) {
@@ -77,11 +78,13 @@ type jsonCounts struct {
 	Objects  int `json:"objects"`
 	Errors   int `json:"errors"`
 	Warnings int `json:"warnings"`
+	Notes    int `json:"notes"`
 	// Skipped counts the objects of kinds lint does not check, by kind.
 	Skipped map[string]int `json:"skipped"`
 }
 
-// JSON is {"findings": [...], "summary": {"objects", "errors", "warnings"}}, indented.
+// JSON is {"findings": [...], "summary": {"objects", "errors", "warnings", "notes", "skipped"}},
+// indented.
 func (r Report) JSON() ([]byte, error) {
 	findings, skipped := r.Findings, r.Skipped
 	if findings == nil {
@@ -93,7 +96,7 @@ func (r Report) JSON() ([]byte, error) {
 	return marshal(jsonReport{
 		Findings: findings,
 		Summary: jsonCounts{Objects: r.Objects, Errors: r.count(SeverityError), Warnings: r.count(SeverityWarning),
-			Skipped: skipped},
+			Notes: r.count(SeverityNote), Skipped: skipped},
 	})
 }
 

@@ -45,13 +45,13 @@ type sarifText struct {
 }
 
 type sarifDefault struct {
-	Level Severity `json:"level"` // SARIF's levels include "error" and "warning", spelt as ours
+	Level string `json:"level"`
 }
 
 type sarifResult struct {
 	RuleID    string          `json:"ruleId"`
 	RuleIndex int             `json:"ruleIndex"`
-	Level     Severity        `json:"level"`
+	Level     string          `json:"level"`
 	Message   sarifText       `json:"message"`
 	Locations []sarifLocation `json:"locations"`
 }
@@ -91,7 +91,7 @@ func (r Report) SARIF(uri func(file string) string) ([]byte, error) {
 			ID:                   rule.ID,
 			ShortDescription:     sarifText{rule.Summary},
 			Help:                 sarifText{rule.Hint},
-			DefaultConfiguration: sarifDefault{rule.Severity},
+			DefaultConfiguration: sarifDefault{sarifLevel(rule.Severity)},
 		}
 	}
 	results := make([]sarifResult, len(r.Findings))
@@ -99,7 +99,7 @@ func (r Report) SARIF(uri func(file string) string) ([]byte, error) {
 		results[i] = sarifResult{
 			RuleID:    f.Rule,
 			RuleIndex: slices.IndexFunc(rules, func(rule Rule) bool { return rule.ID == f.Rule }),
-			Level:     f.Severity,
+			Level:     sarifLevel(f.Severity),
 			Message:   sarifText{f.Message + " (hint: " + f.Hint + ")"},
 			Locations: []sarifLocation{{
 				PhysicalLocation: sarifPhysical{ArtifactLocation: sarifArtifact{uri(f.File)}, Region: region(f.Line)},
@@ -112,6 +112,20 @@ func (r Report) SARIF(uri func(file string) string) ([]byte, error) {
 		Version: sarifVersion,
 		Runs:    []sarifRun{{Tool: sarifTool{driver}, Results: results}},
 	})
+}
+
+// sarifLevel is a severity as SARIF 2.1.0 spells it (§3.27.10: none, note, warning, error). Ours are
+// a subset, but the mapping is spelt out so that a new severity cannot slip into a log unmapped.
+func sarifLevel(s Severity) string {
+	switch s {
+	case SeverityError:
+		return "error"
+	case SeverityWarning:
+		return "warning"
+	case SeverityNote:
+		return "note"
+	}
+	panic("lint: no SARIF level for severity " + string(s))
 }
 
 // region points at a line; a file that could not be read at all has none (SARIF lines start at 1).
