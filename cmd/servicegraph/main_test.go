@@ -44,7 +44,7 @@ func TestKubectlPluginName(t *testing.T) {
 		}
 		outputs = append(outputs, string(out))
 	}
-	if outputs[0] != outputs[1] || !strings.Contains(outputs[0], "0 errors, 0 warnings in 1 object") {
+	if outputs[0] != outputs[1] || !strings.Contains(outputs[0], "0 errors, 0 warnings, 0 notes in 1 object") {
 		t.Errorf("outputs differ or are unexpected:\n%s\n%s", outputs[0], outputs[1])
 	}
 }

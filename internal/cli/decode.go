@@ -175,8 +175,8 @@ func (want kinds) mayRead(t metav1.TypeMeta) bool {
 // decodeKnown decodes an object of a wanted kind (data, in JSON) into obj: a workload leniently,
 // for its pods' labels, any other kind strictly. kind and name are the object's, for problems.
 func decodeKnown(data []byte, obj object.Object, in input, kind, name string) ([]object.Object, []inputProblem) {
-	if w, ok := obj.(*metav1.PartialObjectMetadata); ok {
-		if err := workloadMeta(data, w); err != nil {
+	if w, ok := obj.(*corev1.PodTemplate); ok {
+		if err := lint.ReadWorkload(data, w); err != nil {
 			return nil, []inputProblem{{kind: kind, name: name, err: err}}
 		}
 		if w.Namespace == "" {

@@ -1,14 +1,13 @@
 package cli
 
 import (
-	"encoding/json"
-
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
@@ -51,7 +50,21 @@ var lintKinds = kinds{
 	{APIVersion: "apps/v1", Kind: "ReplicaSet"}:  newWorkload,
 	{APIVersion: "batch/v1", Kind: "Job"}:        newWorkload,
 	{APIVersion: "batch/v1", Kind: "CronJob"}:    newWorkload,
+	// Role evidence: what says a workload's pods are a webhook or API backend, a metrics endpoint,
+	// a gateway or a public front end. Read leniently, for the few fields that say so.
+	{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingWebhookConfiguration"}: newEvidence,
+	{APIVersion: "admissionregistration.k8s.io/v1", Kind: "MutatingWebhookConfiguration"}:   newEvidence,
+	{APIVersion: "apiregistration.k8s.io/v1", Kind: "APIService"}:                           newEvidence,
+	{APIVersion: "apiextensions.k8s.io/v1", Kind: "CustomResourceDefinition"}:               newEvidence,
+	{APIVersion: "monitoring.coreos.com/v1", Kind: "ServiceMonitor"}:                        newEvidence,
+	{APIVersion: "monitoring.coreos.com/v1", Kind: "PodMonitor"}:                            newEvidence,
+	{APIVersion: "networking.k8s.io/v1", Kind: "Ingress"}:                                   newEvidence,
+	{APIVersion: "gateway.networking.k8s.io/v1", Kind: "Gateway"}:                           newEvidence,
+	{APIVersion: "gateway.networking.k8s.io/v1beta1", Kind: "Gateway"}:                      newEvidence,
 }
+
+// newEvidence is an object lint reads for a workload's role only (see lint.Object).
+func newEvidence() object.Object { return &unstructured.Unstructured{} }
 
 // checkKinds are what check reads from files: graphs, hand-written policies, workloads of the
 // kinds lint reads (whose pods' labels, ServiceAccount, ports and sidecar it needs) and namespaces
@@ -81,35 +94,5 @@ var removed = map[metav1.TypeMeta]string{
 	{APIVersion: "extensions/v1beta1", Kind: "NetworkPolicy"}: "networking.k8s.io/v1",
 }
 
-// newWorkload is a workload as lint reads it: its pods' labels (see lint.Object).
-func newWorkload() object.Object { return &metav1.PartialObjectMetadata{} }
-
-// workloadMeta reads a workload's name and namespace and its pods' labels, leniently: nothing
-// else of it is checked.
-func workloadMeta(data []byte, w *metav1.PartialObjectMetadata) error {
-	var obj struct {
-		metav1.TypeMeta `json:",inline"`
-		Metadata        metav1.ObjectMeta `json:"metadata"`
-		Spec            struct {
-			Template    struct{ Metadata metav1.ObjectMeta } `json:"template"`
-			JobTemplate struct {
-				Spec struct {
-					Template struct{ Metadata metav1.ObjectMeta } `json:"template"`
-				} `json:"spec"`
-			} `json:"jobTemplate"`
-		} `json:"spec"`
-	}
-	if err := json.Unmarshal(data, &obj); err != nil {
-		return err
-	}
-	w.TypeMeta, w.Name, w.Namespace = obj.TypeMeta, obj.Metadata.Name, obj.Metadata.Namespace
-	switch obj.Kind {
-	case "Pod":
-		w.Labels = obj.Metadata.Labels
-	case "CronJob":
-		w.Labels = obj.Spec.JobTemplate.Spec.Template.Metadata.Labels
-	default:
-		w.Labels = obj.Spec.Template.Metadata.Labels
-	}
-	return nil
-}
+// newWorkload is a workload as lint reads it: its pods' template (see lint.Object).
+func newWorkload() object.Object { return &corev1.PodTemplate{} }

@@ -32,12 +32,20 @@ func runLint(e *env, args []string) int {
 	failOn := fs.String("fail-on", string(lint.SeverityError), "exit 1 when a finding is this severe or more: error, warning or note")
 	opts := lint.DefaultOptions()
 	fs.StringVar(&opts.RootNamespace, "root-namespace", opts.RootNamespace, "Istio's root namespace, where policies without a selector apply to the whole mesh")
+	workloads := fs.String("workloads", "auto", "which workloads a policy that selects none of them is judged against (WL001): auto (those of the policy's own file, when it has any) or complete (every workload of the input: it holds them all)")
 	if code, ok := parseFlags(e, fs, args, in); !ok {
 		return code
 	}
 	threshold, err := lint.ParseSeverity(*failOn)
 	if err != nil {
 		return usageError(e, fs, "--fail-on: %v", err)
+	}
+	switch *workloads {
+	case "auto":
+	case "complete":
+		opts.Workloads = true
+	default:
+		return usageError(e, fs, "--workloads must be auto or complete, not %q", *workloads)
 	}
 	printer := lintFormats[*format]
 	if printer == nil {

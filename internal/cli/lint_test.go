@@ -178,6 +178,12 @@ func TestLintExitCodes(t *testing.T) {
 		{"no -f", "", nil, ExitUsage, "", "servicegraph lint: -f is required"},
 		{"bad format", "", []string{"-f", "x", "--format", "xml"}, ExitUsage, "", `--format must be text, json or sarif, not "xml"`},
 		{"bad fail-on", "", []string{"-f", "x", "--fail-on", "info"}, ExitUsage, "", `--fail-on: severity must be error, warning or note, not "info"`},
+		{"bad workloads", "", []string{"-f", "x", "--workloads", "all"}, ExitUsage, "", `--workloads must be auto or complete, not "all"`},
+		// A release split over files: the pods of the policy's namespace in this file are not the
+		// ones it selects, which live in another file not given.
+		{"workloads auto: a policy judged by its own file", releaseSplit, []string{"-f", "-"}, ExitOK, "WL001", ""},
+		{"workloads auto: another file's pods", "", []string{"-f", "testdata/lint/split"}, ExitOK, "0 errors, 1 warning, 0 notes in 2 objects", ""}, // NP005 only,
+		{"workloads complete", "", []string{"-f", "testdata/lint/split", "--workloads", "complete"}, ExitOK, "warning WL001 NetworkPolicy shop/api", ""},
 		{"help", "", []string{"-h"}, ExitOK, "", "Usage: servicegraph lint"},
 	}
 	for _, tc := range tests {
@@ -189,6 +195,18 @@ func TestLintExitCodes(t *testing.T) {
 		})
 	}
 }
+
+// releaseSplit is one file with a policy and a workload of its namespace it does not select.
+const releaseSplit = `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: api, namespace: shop}
+spec: {podSelector: {matchLabels: {app: api}}, policyTypes: [Ingress]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec: {template: {metadata: {labels: {app: web}}}}
+`
 
 // Documents start where their first line that is not blank or a comment is; the splitting is
 // kubectl's (empty documents dropped, a comment after "---" allowed).

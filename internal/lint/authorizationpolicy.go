@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	securityv1beta1 "istio.io/api/security/v1beta1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/servicegraph/servicegraph-operator/internal/semantics"
 )
@@ -23,6 +24,7 @@ var authorizationPolicyChecks = []check[*securityv1.AuthorizationPolicy]{
 	httpFieldsOnTCP,
 	invalidAuthorizationPolicy,
 	httpFieldsForZtunnel,
+	recursiveGlob,
 }
 
 // allowsAnySource finds ALLOW rules that match whatever the caller: a rule without from, or with
@@ -35,9 +37,14 @@ func allowsAnySource(ap *securityv1.AuthorizationPolicy, opts Options) []problem
 	}
 	var out []problem
 	for i, r := range ap.Spec.GetRules() {
+		if proto.Size(r) == 0 {
+			continue // an empty rule is AP005's: one finding per hole
+		}
 		if len(r.GetFrom()) == 0 || slices.ContainsFunc(r.GetFrom(), func(f *securityv1beta1.Rule_From) bool { return proto.Size(f.GetSource()) == 0 }) {
 			if len(tcpPortsOfHTTPRule(ap, r, opts)) == 0 && !callerInConditions(r) && contradiction(r) == "" {
-				out = append(out, ruleAllowAnySource.problemf("spec.rules[%d] has no from.source: it matches any caller", i))
+				p := ruleAllowAnySource.problemf("spec.rules[%d] has no from.source: it matches any caller", i)
+				p.opening = &opening{reach: reachAnywhere, ports: rulePorts(r)}
+				out = append(out, p)
 			}
 		}
 	}
@@ -58,32 +65,74 @@ func allowsAnyPrincipal(ap *securityv1.AuthorizationPolicy, _ Options) []problem
 		}
 		for j, f := range r.GetFrom() {
 			src := f.GetSource()
+			open := &opening{reach: reachCluster, ports: rulePorts(r)}
 			if len(src.GetTrustDomains()) > 0 && len(src.GetPrincipals())+len(src.GetNamespaces())+len(src.GetServiceAccounts()) == 0 {
-				out = append(out, ruleAnyPrincipal.problemf("spec.rules[%d].from[%d].source.trustDomains %v alone: it matches any workload of those trust domains", i, j, src.GetTrustDomains()))
+				out = append(out, opens(ruleAnyPrincipal.problemf("spec.rules[%d].from[%d].source.trustDomains %v alone: it matches any workload of those trust domains", i, j, src.GetTrustDomains()), open))
 			}
 			for _, p := range f.GetSource().GetPrincipals() {
 				if broadPrincipal(p) {
-					out = append(out, ruleAnyPrincipal.problemf(`spec.rules[%d].from[%d].source.principals has %q: it matches any workload with a mesh identity%s`, i, j, p, inTrustDomain(p)))
+					out = append(out, opens(ruleAnyPrincipal.problemf(`spec.rules[%d].from[%d].source.principals has %q: it matches any workload with a mesh identity%s`, i, j, p, inTrustDomain(p)), open))
 				}
 			}
 			if slices.Contains(f.GetSource().GetNamespaces(), "*") {
-				out = append(out, ruleAnyPrincipal.problemf(`spec.rules[%d].from[%d].source.namespaces has "*": it matches a workload of any namespace`, i, j))
+				out = append(out, opens(ruleAnyPrincipal.problemf(`spec.rules[%d].from[%d].source.namespaces has "*": it matches a workload of any namespace`, i, j), open))
 			}
 		}
 	}
 	return out
 }
 
-// allowsNamespaceWide finds ALLOW policies without a selector, outside the root namespace, with a
-// rule that admits any caller: every workload of the namespace is open to it. A namespace-wide
-// policy for named callers is the usual way to say who may call the namespace; without rules it is
-// Istio's allow-nothing; in the root namespace it is the platform team's deliberate choice.
+// allowsNamespaceWide finds ALLOW policies without a selector (or targetRefs): every workload of
+// the namespace, or of the mesh from the root namespace, admits what they allow. With a rule for
+// any caller it is a warning; for named callers only, the usual way to say who may call a
+// namespace, a note. Without rules it is Istio's allow-nothing.
 func allowsNamespaceWide(ap *securityv1.AuthorizationPolicy, opts Options) []problem {
-	if !isAllow(ap) || len(ap.Spec.GetRules()) == 0 || ap.Namespace == opts.RootNamespace || !semantics.NamespaceWide(ap.Spec.GetSelector()) ||
-		semantics.TargetsRefs(ap) || len(allowsAnySource(ap, opts)) == 0 {
+	if !isAllow(ap) || len(ap.Spec.GetRules()) == 0 || !semantics.NamespaceWide(ap.Spec.GetSelector()) || semantics.TargetsRefs(ap) {
 		return nil
 	}
-	return []problem{ruleAllowNamespaceWide.problemf("no selector, and a rule for any caller: every workload of namespace %s is open to it", ap.Namespace)}
+	scope := "every workload of namespace " + ap.Namespace
+	if ap.Namespace == opts.RootNamespace {
+		scope = "every workload of the mesh (root namespace " + ap.Namespace + ")"
+	}
+	open := &opening{reach: reachAnywhere, ports: []intstr.IntOrString{}}
+	for _, r := range ap.Spec.GetRules() {
+		if proto.Size(r) == 0 || len(r.GetFrom()) == 0 || slices.ContainsFunc(r.GetFrom(), func(f *securityv1beta1.Rule_From) bool { return proto.Size(f.GetSource()) == 0 }) {
+			if ports := rulePorts(r); ports == nil || open.ports == nil {
+				open.ports = nil
+			} else {
+				open.ports = append(open.ports, ports...)
+			}
+		}
+	}
+	if len(allowsAnySource(ap, opts))+len(allowsEverything(ap, opts)) == 0 {
+		p := ruleAllowNamespaceWide.problemf("no selector: %s admits the callers its rules name", scope)
+		p.severity = SeverityNote
+		return []problem{p}
+	}
+	return []problem{opens(ruleAllowNamespaceWide.problemf("no selector, and a rule for any caller: %s is open to it", scope), open)}
+}
+
+// rulePorts are the ports a rule matches, nil for every port (a to without ports, or none).
+func rulePorts(r *securityv1beta1.Rule) []intstr.IntOrString {
+	if len(r.GetTo()) == 0 {
+		return nil
+	}
+	var ports []intstr.IntOrString
+	for _, t := range r.GetTo() {
+		if len(t.GetOperation().GetPorts()) == 0 {
+			return nil
+		}
+		for _, p := range t.GetOperation().GetPorts() {
+			ports = append(ports, portOf(p))
+		}
+	}
+	return ports
+}
+
+// opens sets what a problem opens.
+func opens(p problem, op *opening) problem {
+	p.opening = op
+	return p
 }
 
 // denyNeverMatches finds DENY policies without rules: Istio matches a policy only through one of
@@ -104,7 +153,7 @@ func allowsEverything(ap *securityv1.AuthorizationPolicy, _ Options) []problem {
 	var out []problem
 	for i, r := range ap.Spec.GetRules() {
 		if proto.Size(r) == 0 {
-			out = append(out, ruleAllowEverything.problemf("spec.rules[%d] is empty: it matches every request from anyone", i))
+			out = append(out, opens(ruleAllowEverything.problemf("spec.rules[%d] is empty: it matches every request from anyone", i), &opening{reach: reachAnywhere}))
 		}
 	}
 	return out
@@ -180,12 +229,13 @@ func allowsNearlyAnyone(ap *securityv1.AuthorizationPolicy, _ Options) []problem
 			if contradiction(r) != "" {
 				continue
 			}
+			open := &opening{reach: reachAnywhere, ports: rulePorts(r)}
 			if positive == 0 && negative > 0 {
-				out = append(out, ruleNearlyAnyone.problemf("spec.rules[%d].from[%d].source has only not* fields: it matches every caller but those", i, j))
+				out = append(out, opens(ruleNearlyAnyone.problemf("spec.rules[%d].from[%d].source has only not* fields: it matches every caller but those", i, j), open))
 			}
 			for field, blocks := range map[string][]string{"ipBlocks": src.GetIpBlocks(), "remoteIpBlocks": src.GetRemoteIpBlocks()} {
 				if family := universalRanges(blocks); family != "" {
-					out = append(out, ruleNearlyAnyone.problemf("spec.rules[%d].from[%d].source.%s cover every %s address", i, j, field, family))
+					out = append(out, opens(ruleNearlyAnyone.problemf("spec.rules[%d].from[%d].source.%s cover every %s address", i, j, field, family), open))
 				}
 			}
 		}

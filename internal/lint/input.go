@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -134,24 +135,36 @@ func specOf(obj object.Object) any {
 }
 
 // selectsNoWorkloadFindings finds policies whose selector matches none of the pods of the input's
-// workloads in their namespace. A namespace without workloads in the input is not judged: the
-// pods may be defined elsewhere.
-func selectsNoWorkloadFindings(objs []Object) []Finding {
-	pods := map[string][]labels.Set{}
+// workloads in their namespace. Unless opts.Workloads says the input holds every workload, only
+// the workloads of the policy's own file are taken as the namespace's, and a policy whose file has
+// none is not judged: a release split over several files (one per component, as kustomize bases
+// and Kubeflow's are) often holds the pods in another file than the one given.
+func selectsNoWorkloadFindings(objs []Object, opts Options) []Finding {
+	type key struct{ namespace, file string }
+	pods := map[key][]labels.Set{}
 	for _, o := range objs {
-		if w, ok := o.Object.(*metav1.PartialObjectMetadata); ok {
-			pods[w.Namespace] = append(pods[w.Namespace], w.Labels)
+		if w, ok := o.Object.(*corev1.PodTemplate); ok {
+			k := key{w.Namespace, ""}
+			if !opts.Workloads {
+				k.file = o.File
+			}
+			pods[k] = append(pods[k], w.Template.Labels)
 		}
 	}
 	var out []Finding
 	for _, o := range objs {
 		sel, what := policySelector(o.Object)
-		if sel == nil || len(pods[o.Object.GetNamespace()]) == 0 {
+		ns := o.Object.GetNamespace()
+		k, where := key{ns, ""}, "in the input"
+		if !opts.Workloads {
+			k.file, where = o.File, "in its file (--workloads complete judges it against every workload of the input)"
+		}
+		if sel == nil || len(pods[k]) == 0 && !opts.Workloads {
 			continue
 		}
-		if !slices.ContainsFunc(pods[o.Object.GetNamespace()], func(l labels.Set) bool { return sel.Matches(l) }) {
-			out = append(out, locate(o, []problem{ruleSelectsNothing.problemf("%s %s matches none of the %d workloads of namespace %s in the input: the policy applies to nothing",
-				what, sel, len(pods[o.Object.GetNamespace()]), o.Object.GetNamespace())})...)
+		if !slices.ContainsFunc(pods[k], func(l labels.Set) bool { return sel.Matches(l) }) {
+			out = append(out, locate(o, []problem{ruleSelectsNothing.problemf("%s %s matches none of the %d workloads of namespace %s %s: the policy applies to nothing",
+				what, sel, len(pods[k]), ns, where)})...)
 		}
 	}
 	return out

@@ -35,9 +35,11 @@ type Object struct {
 	// Object is a *v1alpha1.ServiceGraph, *networkingv1.NetworkPolicy,
 	// *securityv1.AuthorizationPolicy or *securityv1.PeerAuthentication (Istio's v1beta1 manifests
 	// decode into the v1 types: the spec is the same), or a *corev1.Service, which the graphs of its
-	// namespace are checked against, or a *metav1.PartialObjectMetadata for a workload (Pod,
-	// Deployment, ...) whose Labels are its pods' labels, which policies' selectors are checked
-	// against. Other types are counted but not checked.
+	// namespace are checked against, or a *corev1.PodTemplate for a workload (Pod, Deployment, ...;
+	// its TypeMeta is the workload's) whose Template holds its pods' labels, annotations and
+	// container ports, which policies' selectors and ports are checked against, or an
+	// *unstructured.Unstructured that says what pods are for (a webhook configuration, APIService,
+	// CRD, ServiceMonitor, PodMonitor, Ingress or Gateway: see roles.go).
 	Object object.Object
 }
 
@@ -61,6 +63,9 @@ type Options struct {
 	// RootNamespace is Istio's root namespace, where a policy without a selector applies to the
 	// whole mesh.
 	RootNamespace string
+	// Workloads says the input holds every workload of the namespaces it has policies for, so a
+	// policy that selects none of them applies to nothing (WL001), wherever they were read from.
+	Workloads bool
 	// services are the input's Services by namespace, set by Lint: they tell which protocol Istio
 	// sees on a port.
 	services map[string][]compiler.KubeService
@@ -77,6 +82,10 @@ func DefaultOptions() Options {
 type problem struct {
 	rule    *Rule
 	message string
+	// severity, when set, is the finding's instead of the rule's.
+	severity Severity
+	// opening is what the problem opens, when its pods' roles may need it (roles.go).
+	opening *opening
 }
 
 // check is a named check of one kind of object.
@@ -98,11 +107,12 @@ func Lint(objs []Object, opts Options) []Finding {
 	opts.services = servicesByNamespace(objs)
 	opts.ambient = ambientNamespaces(objs)
 	made := madeByInput(objs)
+	roles := newRoleIndex(objs)
 	for _, o := range objs {
 		if made[o] {
 			continue // its ServiceGraph is checked instead
 		}
-		problems := checkObject(o.Object, opts)
+		problems := roles.weigh(o.Object, checkObject(o.Object, opts))
 		if generated(o.Object) {
 			problems = append(problems, ruleClaimsGenerated.problemf("labelled %s=%s, but no ServiceGraph of the input generates this %s: linted as written by hand",
 				compiler.LabelManagedBy, compiler.ManagedByValue, kindOf(o.Object)))
@@ -115,7 +125,10 @@ func Lint(objs []Object, opts Options) []Finding {
 	out = append(out, protocolMismatchFindings(objs)...)
 	out = append(out, graphsPerNamespaceFindings(objs)...)
 	out = append(out, customProviderFindings(objs, opts)...)
-	out = append(out, selectsNoWorkloadFindings(objs)...)
+	out = append(out, selectsNoWorkloadFindings(objs, opts)...)
+	out = append(out, servicePortFindings(objs, roles)...)
+	out = append(out, sameNamespacePeerFindings(objs, roles)...)
+	out = append(out, clusterIPFindings(objs, roles)...)
 	out = append(out, wideningFindings(objs, made)...)
 	Sort(out)
 	return out
@@ -159,7 +172,7 @@ func locate(o Object, problems []problem) []Finding {
 		}
 		out = append(out, Finding{
 			Rule:      p.rule.ID,
-			Severity:  p.rule.Severity,
+			Severity:  cmp.Or(p.severity, p.rule.Severity),
 			File:      o.File,
 			Line:      o.Line,
 			Kind:      kindOf(o.Object),
@@ -172,9 +185,13 @@ func locate(o Object, problems []problem) []Finding {
 	return out
 }
 
-// kindOf names the object's kind. The Go type's name is the kind for every type the linter
-// checks, and unlike TypeMeta it is set on objects built in code too.
+// kindOf names the object's kind: its TypeMeta's when set (a workload read as its pod template
+// keeps its own kind), else the Go type's name, which is the kind for every type the linter
+// checks and is set on objects built in code too.
 func kindOf(obj object.Object) string {
+	if kind := obj.GetObjectKind().GroupVersionKind().Kind; kind != "" {
+		return kind
+	}
 	return reflect.TypeOf(obj).Elem().Name()
 }
 

@@ -85,18 +85,25 @@ func policyTypes(np *networkingv1.NetworkPolicy) (ingress, egress bool) {
 // lists every such place. An empty peer is not one: the API server refuses it (NP008).
 func allowsEveryPeer(np *networkingv1.NetworkPolicy, _ Options) []problem {
 	places := map[*direction][]string{}
+	opens := map[*direction]*opening{
+		ingress: {reach: reachAnywhere, ports: []intstr.IntOrString{}},
+		egress:  {reach: reachAnywhere, ports: []intstr.IntOrString{}, egress: true},
+	}
 	for _, r := range rulesInForce(np) {
 		if r.dir == egress && dnsOnly(r.ports) {
 			continue
 		}
 		if len(r.peers) == 0 {
 			places[r.dir] = append(places[r.dir], fmt.Sprintf("spec.%s[%d] has no %s", r.dir.field, r.index, r.dir.peers))
+			opens[r.dir].add(r.ports)
 		}
 	}
 	var out []problem
 	for _, dir := range []*direction{ingress, egress} {
 		if len(places[dir]) > 0 {
-			out = append(out, dir.allowAll.problemf("%s: it %s", strings.Join(places[dir], ", "), dir.effect))
+			p := dir.allowAll.problemf("%s: it %s", strings.Join(places[dir], ", "), dir.effect)
+			p.opening = opens[dir]
+			out = append(out, p)
 		}
 	}
 	return out
@@ -145,9 +152,14 @@ func admitsAnyAddress(np *networkingv1.NetworkPolicy, _ Options) []problem {
 			what += fmt.Sprintf(" but %d except range(s)", excepts)
 		}
 		if r.dir == ingress {
-			out = append(out, ruleAnyAddress.problemf("spec.ingress[%d] admits %s: in the cluster and out", r.index, what))
+			p := ruleAnyAddress.problemf("spec.ingress[%d] admits %s: in the cluster and out", r.index, what)
+			p.opening = openingOf(reachAnywhere, r.ports)
+			out = append(out, p)
 		} else {
-			out = append(out, ruleEgressAnywhere.problemf("spec.egress[%d] allows %s: anything on the internet", r.index, what))
+			p := ruleEgressAnywhere.problemf("spec.egress[%d] allows %s: anything on the internet", r.index, what)
+			p.opening = openingOf(reachAnywhere, r.ports)
+			p.opening.egress = true
+			out = append(out, p)
 		}
 	}
 	return out
@@ -225,7 +237,14 @@ func everyPodOfEveryNamespace(np *networkingv1.NetworkPolicy, _ Options) []probl
 				continue
 			}
 			if r.dir == ingress {
-				out = append(out, ruleEveryPod.problemf("spec.ingress[%d].from[%d] admits %s", r.index, j, what))
+				p := ruleEveryPod.problemf("spec.ingress[%d].from[%d] admits %s", r.index, j, what)
+				if !everyPort(r.ports) {
+					// On the ports listed only, as a Service without policies is: worth a look, not a hole.
+					p.severity = SeverityWarning
+					p.message += " on the ports listed"
+				}
+				p.opening = openingOf(reachCluster, r.ports)
+				out = append(out, p)
 			} else {
 				out = append(out, ruleEgressAnywhere.problemf("spec.egress[%d].to[%d] allows %s", r.index, j, what))
 			}
@@ -314,4 +333,35 @@ func onlyExcludes(sel *metav1.LabelSelector) bool {
 	return len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) > 0 && !slices.ContainsFunc(sel.MatchExpressions, func(e metav1.LabelSelectorRequirement) bool {
 		return e.Operator != metav1.LabelSelectorOpNotIn && e.Operator != metav1.LabelSelectorOpDoesNotExist
 	})
+}
+
+// openingOf is what a rule opens on its ports.
+func openingOf(r reach, ports []networkingv1.NetworkPolicyPort) *opening {
+	op := &opening{reach: r, ports: []intstr.IntOrString{}}
+	op.add(ports)
+	return op
+}
+
+// add adds a rule's ports to an opening: every port when the rule lists none, or a port range.
+func (op *opening) add(ports []networkingv1.NetworkPolicyPort) {
+	if op.ports == nil {
+		return
+	}
+	if len(ports) == 0 {
+		op.ports = nil
+		return
+	}
+	for _, p := range ports {
+		switch {
+		case p.Port == nil || p.EndPort != nil && *p.EndPort-p.Port.IntVal > 64:
+			op.ports = nil
+			return
+		case p.EndPort != nil:
+			for n := p.Port.IntVal; n <= *p.EndPort; n++ {
+				op.ports = append(op.ports, intstr.FromInt32(n))
+			}
+		default:
+			op.ports = append(op.ports, *p.Port)
+		}
+	}
 }

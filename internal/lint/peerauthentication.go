@@ -9,6 +9,7 @@ import (
 	securityv1beta1 "istio.io/api/security/v1beta1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/servicegraph/servicegraph-operator/internal/semantics"
 )
@@ -38,25 +39,32 @@ func weakMTLS(pa *securityv1.PeerAuthentication, opts Options) []problem {
 	if pa.Namespace == opts.RootNamespace {
 		scope = "the whole mesh (root namespace " + pa.Namespace + ")"
 	}
-	return []problem{rule.problemf("mtls.mode %s applies to %s", mode, scope)}
+	return []problem{opens(rule.problemf("mtls.mode %s applies to %s", mode, scope), &opening{reach: reachCluster})}
 }
 
 // disabledForWorkloads finds mutual TLS turned off for some workloads or ports: that traffic is
 // plain text and carries no identity. Namespace and mesh scope are PA001's.
 func disabledForWorkloads(pa *securityv1.PeerAuthentication, _ Options) []problem {
 	var found []string
+	// Plain text on these ports is what the pods' roles may need: the API server calls a webhook
+	// without a sidecar, Prometheus may scrape without one.
+	open := &opening{reach: reachCluster, ports: []intstr.IntOrString{}}
 	if mode := pa.Spec.GetMtls().GetMode(); weakModes[mode] != nil && !semantics.NamespaceWide(pa.Spec.GetSelector()) {
 		found = append(found, fmt.Sprintf("mtls.mode %s for the workloads labelled %s", mode, labels.Set(pa.Spec.GetSelector().GetMatchLabels()).String()))
+		open.ports = nil
 	}
 	for _, port := range slices.Sorted(maps.Keys(pa.Spec.GetPortLevelMtls())) {
 		if mode := pa.Spec.GetPortLevelMtls()[port].GetMode(); weakModes[mode] != nil {
 			found = append(found, fmt.Sprintf("portLevelMtls[%d] is %s", port, mode))
+			if open.ports != nil {
+				open.ports = append(open.ports, intstr.FromInt32(int32(port)))
+			}
 		}
 	}
 	if len(found) == 0 {
 		return nil
 	}
-	return []problem{ruleMTLSDisabledSome.problemf("%s: plain text is accepted there", strings.Join(found, "; "))}
+	return []problem{opens(ruleMTLSDisabledSome.problemf("%s: plain text is accepted there", strings.Join(found, "; ")), open)}
 }
 
 // invalidPortLevelPorts finds portLevelMtls ports istiod refuses: 0 or above 65535.

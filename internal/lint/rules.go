@@ -191,6 +191,7 @@ var catalogue = []*Rule{
 	ruleAllowAnySource, ruleAnyPrincipal, ruleAllowNamespaceWide, ruleDenyNeverMatches, ruleAllowEverything, ruleNeverMatches,
 	ruleMTLSDisabled, ruleMTLSPermissive, ruleMTLSDisabledSome, rulePortLevelNoSelector,
 	ruleNearlyAnyone, ruleAPHTTPOnTCP, ruleTwoProviders, ruleInvalidAuthorizationPolicy, ruleZtunnelHTTP,
+	ruleServicePort, ruleSameNamespacePeer, ruleClusterIPBlock, ruleRecursiveGlob,
 	ruleUnreadable, ruleTemplate, ruleClaimsGenerated, ruleDuplicate, ruleUnknownIgnore, ruleRemovedAPI, ruleSelectsNothing,
 }
 

@@ -353,8 +353,9 @@ func wideningFindings(objs []Object, made map[Object]bool) []Finding {
 			if graphs[x.Namespace] == nil {
 				graphs[x.Namespace] = x
 			}
-		case *metav1.PartialObjectMetadata:
-			pods[x.Namespace] = append(pods[x.Namespace], *x)
+		case *corev1.PodTemplate:
+			pods[x.Namespace] = append(pods[x.Namespace], metav1.PartialObjectMetadata{TypeMeta: x.TypeMeta,
+				ObjectMeta: metav1.ObjectMeta{Namespace: x.Namespace, Name: x.Name, Labels: x.Template.Labels}})
 		}
 	}
 	var out []Finding

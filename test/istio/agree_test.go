@@ -79,6 +79,12 @@ func TestNeverMatchingFormsAsIstioBuildsThem(t *testing.T) {
 		{"a lower-case method", "AP006", "rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/web]}}], to: [{operation: {methods: [get]}}]}]",
 			"method:get"},
 		{"an empty rule", "AP005", "rules: [{}]", "any"},
+		// ** is no recursive glob: a trailing * makes a prefix match of the rest, * included (pathOf
+		// prints prefix P as P*), and a ** inside stays literal in an exact match.
+		{"a trailing ** in a path", "AP012", "rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/web]}}], to: [{operation: {paths: ['/api/**']}}]}]",
+			"path:/api/**"},
+		{"a ** inside a path", "AP012", "rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/web]}}], to: [{operation: {paths: ['/api/**/items']}}]}]",
+			"path:/api/**/items"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
