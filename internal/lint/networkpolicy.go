@@ -216,7 +216,8 @@ func coverage(prefixes []netip.Prefix, bits int) *big.Rat {
 }
 
 // everyPodOfEveryNamespace finds peers with an empty namespaceSelector and no pod labels: every
-// pod of the cluster. Ingress is an error (NP006), egress a warning (NP007).
+// pod of the cluster. Ingress on every port is an error (NP006), on the ports it lists a warning
+// (NP012: what a Service without policies gets, worth a look), egress a warning (NP007).
 func everyPodOfEveryNamespace(np *networkingv1.NetworkPolicy, _ Options) []problem {
 	var out []problem
 	for _, r := range rulesInForce(np) {
@@ -237,12 +238,11 @@ func everyPodOfEveryNamespace(np *networkingv1.NetworkPolicy, _ Options) []probl
 				continue
 			}
 			if r.dir == ingress {
-				p := ruleEveryPod.problemf("spec.ingress[%d].from[%d] admits %s", r.index, j, what)
+				rule := ruleEveryPod
 				if !everyPort(r.ports) {
-					// On the ports listed only, as a Service without policies is: worth a look, not a hole.
-					p.severity = SeverityWarning
-					p.message += " on the ports listed"
+					rule = ruleEveryPodOnPorts
 				}
+				p := rule.problemf("spec.ingress[%d].from[%d] admits %s", r.index, j, what)
 				p.opening = openingOf(reachCluster, r.ports)
 				out = append(out, p)
 			} else {

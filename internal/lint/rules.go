@@ -115,8 +115,11 @@ var (
 		"an ingress rule's ipBlocks cover half or more of all addresses (0.0.0.0/0, ::/0, 0.0.0.0/1, ...), except ranges or not",
 		"narrow the ipBlock to the addresses that must connect, such as a load balancer's range"}
 	ruleEveryPod = &Rule{"NP006", SeverityError,
-		"an ingress rule admits every pod of every namespace: namespaceSelector: {}, or one that only excludes (NotIn, DoesNotExist), without pod labels",
+		"an ingress rule admits every pod of every namespace on every port: namespaceSelector: {}, or one that only excludes (NotIn, DoesNotExist), without pod labels",
 		"select the namespaces that must connect by label (kubernetes.io/metadata.name), and their pods"}
+	ruleEveryPodOnPorts = &Rule{"NP012", SeverityWarning,
+		"an ingress rule admits every pod of every namespace (as NP006) on the ports it lists",
+		"select the namespaces that must connect by label (kubernetes.io/metadata.name), and their pods; a metrics port a ServiceMonitor, PodMonitor or prometheus.io/port names is a note"}
 	ruleEgressAnywhere = &Rule{"NP007", SeverityWarning,
 		"an egress rule allows half or more of all addresses (as NP004) or every pod of every namespace, on ports other than DNS",
 		"list the destinations: the ranges of the services called, the namespaces and pods they run in"}
@@ -187,7 +190,7 @@ var (
 var catalogue = []*Rule{
 	ruleInvalidGraph, ruleUndeclaredService, ruleDuplicateEdge, ruleSelfEdge, ruleHTTPOnTCP, ruleHTTPUnstated,
 	rulePermissiveGraph, ruleNoDNS, ruleFanInToAll, ruleSharedServiceAccount, ruleProtocolMismatch, ruleUnmeshedCaller, ruleHostsAnyAddress, ruleTwoGraphs, ruleWidensGraph,
-	ruleIngressFromAll, ruleEgressToAll, ruleSelectsEveryPod, ruleAnyAddress, ruleNoDefaultDeny, ruleEveryPod, ruleEgressAnywhere, ruleInvalidNetworkPolicy,
+	ruleIngressFromAll, ruleEgressToAll, ruleSelectsEveryPod, ruleAnyAddress, ruleNoDefaultDeny, ruleEveryPod, ruleEveryPodOnPorts, ruleEgressAnywhere, ruleInvalidNetworkPolicy,
 	ruleAllowAnySource, ruleAnyPrincipal, ruleAllowNamespaceWide, ruleDenyNeverMatches, ruleAllowEverything, ruleNeverMatches,
 	ruleMTLSDisabled, ruleMTLSPermissive, ruleMTLSDisabledSome, rulePortLevelNoSelector,
 	ruleNearlyAnyone, ruleAPHTTPOnTCP, ruleTwoProviders, ruleInvalidAuthorizationPolicy, ruleZtunnelHTTP,

@@ -26,7 +26,7 @@ const corpusDir = "../testdata/corpus"
 
 // agreedRules are the linter's rules the templates implement, by the kind they check.
 var agreedRules = map[string][]string{
-	"NetworkPolicy":       {"NP001", "NP004", "NP006", "NP007"},
+	"NetworkPolicy":       {"NP001", "NP004", "NP006", "NP007", "NP012"},
 	"AuthorizationPolicy": {"AP001", "AP002", "AP005"},
 	"PeerAuthentication":  {"PA001", "PA002", "PA003"},
 }

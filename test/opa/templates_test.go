@@ -150,6 +150,9 @@ func TestNetworkPolicy(t *testing.T) {
 		{name: "ingress not in force", obj: npHeader + `spec: {podSelector: {}, policyTypes: [Egress], ingress: [{}]}`},
 		{name: "every namespace", obj: npHeader + `spec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {}}]}]}`, want: []string{"NP006"}},
 		{name: "every namespace, empty pod selector", obj: npHeader + `spec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {}, podSelector: {}}]}]}`, want: []string{"NP006"}},
+		{name: "every namespace on a port", obj: npHeader + `spec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {}}], ports: [{port: 8080}]}]}`, want: []string{"NP012"}},
+		{name: "every namespace on a protocol", obj: npHeader + `spec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {}}], ports: [{protocol: UDP}]}]}`, want: []string{"NP006"}},
+		{name: "every namespace on every port by range", obj: npHeader + `spec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {}}], ports: [{port: 1, endPort: 65535}]}]}`, want: []string{"NP006"}},
 		{name: "pods of every namespace", obj: npHeader + `spec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {}, podSelector: {matchLabels: {app: prometheus}}}]}]}`},
 		{name: "namespaces but some", obj: npHeader + `spec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {matchExpressions: [{key: team, operator: NotIn, values: [x]}]}}]}]}`, want: []string{"NP006"}},
 		{name: "namespaces with a label", obj: npHeader + `spec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {matchExpressions: [{key: team, operator: Exists}]}}]}]}`},
@@ -200,9 +203,9 @@ metadata: {name: api, namespace: shop}
 func TestAuthorizationPolicy(t *testing.T) {
 	runPolicyCases(t, "ServiceGraphNoOpenAuthorizationPolicy", authorization, []policyCase{
 		{name: "allow nothing", obj: apHeader + `spec: {}`},
-		{name: "allow everything", obj: apHeader + `spec: {rules: [{}]}`, want: []string{"AP001", "AP005"}},
-		{name: "allow everything, v1beta1", obj: `{apiVersion: security.istio.io/v1beta1, kind: AuthorizationPolicy, metadata: {name: api, namespace: shop}, spec: {action: ALLOW, rules: [{}]}}`, want: []string{"AP001", "AP005"}},
-		{name: "empty lists are an empty rule", obj: apHeader + `spec: {rules: [{from: [], to: [], when: []}]}`, want: []string{"AP001", "AP005"}},
+		{name: "allow everything", obj: apHeader + `spec: {rules: [{}]}`, want: []string{"AP005"}},
+		{name: "allow everything, v1beta1", obj: `{apiVersion: security.istio.io/v1beta1, kind: AuthorizationPolicy, metadata: {name: api, namespace: shop}, spec: {action: ALLOW, rules: [{}]}}`, want: []string{"AP005"}},
+		{name: "empty lists are an empty rule", obj: apHeader + `spec: {rules: [{from: [], to: [], when: []}]}`, want: []string{"AP005"}},
 		{name: "deny everything", obj: apHeader + `spec: {action: DENY, rules: [{}]}`},
 		{name: "dry run", obj: `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -226,10 +229,11 @@ spec: {rules: [{}]}`},
 		{name: "any principal, denied", obj: apHeader + `spec: {action: DENY, rules: [{from: [{source: {principals: ["*"]}}]}]}`},
 		{name: "only not fields is AP007, not checked", obj: apHeader + `spec: {rules: [{from: [{source: {notNamespaces: [evil]}}]}]}`},
 
+		// An empty rule is one finding, AP005: ignoring it leaves nothing (as lint does).
 		{name: "lint-ignore", obj: `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: api, namespace: shop, annotations: {policy.servicegraph.io/lint-ignore: "AP005"}}
-spec: {rules: [{}]}`, want: []string{"AP001"}},
+spec: {rules: [{}, {to: [{operation: {ports: ["80"]}}]}]}`, want: []string{"AP001"}},
 		{name: "exempt name", params: map[string]any{"exemptNames": []any{"shop/api"}}, obj: apHeader + `spec: {rules: [{}]}`},
 		{name: "rules selected", params: map[string]any{"rules": []any{"AP002"}}, obj: apHeader + `spec: {rules: [{}, {from: [{source: {namespaces: ["*"]}}]}]}`, want: []string{"AP002"}},
 	})
@@ -271,7 +275,8 @@ func TestEnforcementActions(t *testing.T) {
 	}{
 		{npHeader + `spec: {podSelector: {}, ingress: [{}, {from: [{namespaceSelector: {}}, {ipBlock: {cidr: 0.0.0.0/0}}]}], egress: [{to: [{ipBlock: {cidr: "::/0"}}]}]}`,
 			map[string]string{"NP001": "deny", "NP004": "deny", "NP006": "deny", "NP007": "warn"}},
-		{apHeader + `spec: {rules: [{}, {from: [{source: {principals: ["*"]}}]}]}`, map[string]string{"AP001": "warn", "AP002": "warn", "AP005": "deny"}},
+		{npHeader + `spec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {}}], ports: [{port: 8080}]}]}`, map[string]string{"NP012": "warn"}},
+		{apHeader + `spec: {rules: [{}, {to: [{operation: {ports: ["80"]}}]}, {from: [{source: {principals: ["*"]}}]}]}`, map[string]string{"AP001": "warn", "AP002": "warn", "AP005": "deny"}},
 		{paHeader + `spec: {mtls: {mode: DISABLE}, selector: {matchLabels: {app: api}}, portLevelMtls: {"80": {mode: DISABLE}}}`, map[string]string{"PA003": "warn"}},
 		{paHeader + `spec: {mtls: {mode: DISABLE}}`, map[string]string{"PA001": "deny"}},
 	} {
