@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
 	"github.com/servicegraph/servicegraph-operator/internal/lint"
@@ -132,10 +133,14 @@ func decodeObject(raw []byte, want kinds, in input, skipped map[string]int) (obj
 }
 
 // keepsTemplate reports whether a template is in what was read of an object: all of it, but for a
-// workload, of which lint keeps a few fields (its pods' labels, ports, ...).
+// workload, of which lint keeps a few fields (its pods' labels, ports, ...), and for role evidence
+// (a webhook configuration, a ServiceMonitor, ...), where a templated value only fails to name
+// anything, so that no role is found (and no finding softened) by it.
 func keepsTemplate(objs []object.Object) bool {
 	for _, obj := range objs {
 		switch obj.(type) {
+		case *unstructured.Unstructured:
+			continue
 		case *corev1.PodTemplate, *metav1.PartialObjectMetadata:
 			if data, err := json.Marshal(obj); err == nil && !unrenderedTemplate.Match(data) {
 				continue

@@ -194,6 +194,8 @@ func TestLintTemplatesOnlyInLintedKinds(t *testing.T) {
 			"Deployment", nil, 0},
 		{"pod: labels from a template", "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop, labels: {app: \"${APP}\"}}\nspec: {containers: [{name: web, command: [\"sh\", \"-c\", \"echo ${HOME}\"]}]}\n",
 			"Pod", nil, 0},
+		{"role evidence: a templated caBundle", "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata: {name: hook}\nwebhooks: [{name: x.example.com, clientConfig: {caBundle: \"${CA_BUNDLE}\", service: {name: hook, namespace: shop}}}]\n",
+			"", nil, 1},
 		{"unparsable with {{ if }}", "{{- if .Values.enabled }}\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n{{- end }}\n", "ConfigMap", nil, 0},
 		{"a list: each item judged", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: c}\n  data:\n    run.sh: echo ${HOME}\n- " +
 			strings.ReplaceAll(strings.TrimSuffix(defaultDeny, "\n"), "\n", "\n  ") + "\n", "", map[string]int{"ConfigMap": 1}, 1},

@@ -26,6 +26,9 @@ var (
 	ruleClusterIPBlock = &Rule{"NP011", SeverityError,
 		"an ipBlock holds a Service's ClusterIP: policies see pod addresses (a ClusterIP is translated before they match), so it never matches",
 		"select the Service's pods with podSelector and namespaceSelector instead"}
+	ruleHostNetwork = &Rule{"NP013", SeverityWarning,
+		"a NetworkPolicy selects only pods on the node's network (hostNetwork): Kubernetes leaves policy for them undefined, and most network plugins do not enforce it, so the restriction may not hold",
+		"restrict the node's ports with the node's firewall or the plugin's host policies, or run the pods on the pod network"}
 	ruleRecursiveGlob = &Rule{"AP012", SeverityError,
 		"a path with ** outside a {**} template: Istio has no recursive glob there, a trailing * is a prefix match and the rest is literal, so the rule matches far less (ALLOW) or denies far less (DENY) than written",
 		"write a prefix as /api/* (everything under /api/), or a template as /api/{**}"}
@@ -213,4 +216,29 @@ func recursiveGlob(ap *securityv1.AuthorizationPolicy, _ Options) []problem {
 		return nil
 	}
 	return []problem{ruleRecursiveGlob.problemf("%s: ** is no recursive glob for Istio (a trailing * is a prefix match, any other * a literal *)", strings.Join(found, "; "))}
+}
+
+// hostNetworkFindings finds NetworkPolicies whose pods in the input all run on the node's network.
+func hostNetworkFindings(objs []Object, ri *roleIndex) []Finding {
+	var out []Finding
+	for _, o := range objs {
+		np, ok := o.Object.(*networkingv1.NetworkPolicy)
+		if !ok {
+			continue
+		}
+		sel, _ := policySelector(np)
+		if sel == nil {
+			sel = labels.Everything()
+		}
+		pods := ri.matching(np.Namespace, sel)
+		if len(pods) == 0 || slices.ContainsFunc(pods, func(p *corev1.PodTemplate) bool { return !p.Template.Spec.HostNetwork }) {
+			continue
+		}
+		var names []string
+		for _, p := range pods {
+			names = append(names, p.Kind+" "+p.Name)
+		}
+		out = append(out, locate(o, []problem{ruleHostNetwork.problemf("the pods it selects (%s) run with hostNetwork: true: the policy may not restrict them", strings.Join(names, ", "))})...)
+	}
+	return out
 }

@@ -129,6 +129,7 @@ func Lint(objs []Object, opts Options) []Finding {
 	out = append(out, servicePortFindings(objs, roles)...)
 	out = append(out, sameNamespacePeerFindings(objs, roles)...)
 	out = append(out, clusterIPFindings(objs, roles)...)
+	out = append(out, hostNetworkFindings(objs, roles)...)
 	out = append(out, wideningFindings(objs, made)...)
 	Sort(out)
 	return out

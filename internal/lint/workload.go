@@ -7,20 +7,22 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// podShape is what lint reads of a pod or pod template: labels, annotations, containers' ports.
+// podShape is what lint reads of a pod or pod template: labels, annotations, containers' ports, and
+// whether it runs on the node's network.
 type podShape struct {
 	Metadata metav1.ObjectMeta `json:"metadata"`
 	Spec     struct {
-		Containers []struct {
+		HostNetwork bool `json:"hostNetwork"`
+		Containers  []struct {
 			Name  string                 `json:"name"`
 			Ports []corev1.ContainerPort `json:"ports"`
 		} `json:"containers"`
 	} `json:"spec"`
 }
 
-// ReadWorkload reads (from JSON) a workload's kind, name and namespace and its pods' labels, annotations
-// and container ports, leniently: nothing else of it is checked, and a malformed container only
-// loses its ports.
+// ReadWorkload reads (from JSON) a workload's kind, name and namespace and its pods' labels,
+// annotations, container ports and hostNetwork, leniently: nothing else of it is checked, and a
+// malformed container only loses its ports.
 func ReadWorkload(data []byte, w *corev1.PodTemplate) error {
 	var obj struct {
 		metav1.TypeMeta `json:",inline"`
@@ -48,6 +50,7 @@ func ReadWorkload(data []byte, w *corev1.PodTemplate) error {
 	var shape podShape
 	_ = json.Unmarshal(pod, &shape) // lenient: what decodes is kept
 	w.Template.Labels, w.Template.Annotations = shape.Metadata.Labels, shape.Metadata.Annotations
+	w.Template.Spec.HostNetwork = shape.Spec.HostNetwork
 	for _, c := range shape.Spec.Containers {
 		w.Template.Spec.Containers = append(w.Template.Spec.Containers, corev1.Container{Name: c.Name, Ports: c.Ports})
 	}
