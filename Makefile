@@ -45,6 +45,13 @@ export KUBEBUILDER_ASSETS := $(ENVTEST_DIR)
 K8S_VERSION_PKGS := k8s.io/component-base/version k8s.io/client-go/pkg/version
 K8S_LDFLAGS := -s -w $(foreach p,$(K8S_VERSION_PKGS),-X $(p).gitVersion=v$(K8S_VERSION) -X $(p).gitMajor=1 -X $(p).gitMinor=$(K8S_MINOR) -X $(p).gitTreeState=clean)
 
+# Fragments under hack/make/ (one per concern: release, image, chart, ...) define their targets and
+# append to TEST_DEPS what `make test` builds first, and to TEST_SUITES the targets it runs after the
+# Go tests.
+TEST_DEPS :=
+TEST_SUITES :=
+include $(sort $(wildcard hack/make/*.mk))
+
 .PHONY: all
 all: build
 
@@ -86,11 +93,12 @@ verify-generated: generate manifests ## Fail if the generated code or manifests 
 	@git diff --exit-code -- api config/crd config/rbac || { echo "run 'make generate manifests' and commit the result"; exit 1; }
 
 .PHONY: test
-test: envtest knp argocd prometheus chromium lint verify-generated ## Run every test: unit, golden, fuzz seeds, envtest, e2e, real packets (needs root), a real Argo CD (test/argocd), a real Prometheus (test/traffic), a real Chromium (test/browser), Istio's judgement (test/istio) and the Gatekeeper policies (test/opa).
+test: envtest knp argocd prometheus chromium lint verify-generated $(TEST_DEPS) ## Run every test: unit, golden, fuzz seeds, envtest, e2e, real packets (needs root), a real Argo CD (test/argocd), a real Prometheus (test/traffic), a real Chromium (test/browser), Istio's judgement (test/istio) and the Gatekeeper policies (test/opa).
 	go test ./... -count=1 -timeout 25m
 	cd test/istio && go vet ./... && go test ./... -count=1 -timeout 10m
 	cd test/opa && go vet ./... && go test ./... -count=1
 	go test ./internal/graph -run '^$$' -fuzz FuzzParseEdge -fuzztime 5s
+	$(if $(TEST_SUITES),$(MAKE) $(TEST_SUITES))
 
 .PHONY: fuzz
 fuzz: ## Fuzz the edge parser for a minute.
