@@ -15,10 +15,7 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 K8S_VERSION ?= 1.37.2
 K8S_MINOR := $(word 2,$(subst ., ,$(K8S_VERSION)))
 GOLANGCI_LINT_VERSION ?= v2.15.0
-GOVULNCHECK_VERSION ?= v1.9.0
 BENCHSTAT_VERSION ?= v0.0.0-20260908200009-22c9c6c9d4da
-# The Go vulnerability database govulncheck reads (a mirror or a file:// copy where vuln.go.dev is out of reach).
-GOVULNDB ?= https://vuln.go.dev
 
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 # The NetworkPolicy enforcer of the dataplane suite, at the version hack/tools/knp/go.mod pins.
@@ -84,10 +81,6 @@ vet: ## Run go vet.
 lint: ## go vet, and fail if gofmt or the generators would change anything.
 	go vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
-
-.PHONY: verify
-verify: lint ## lint, and govulncheck: fail on a known vulnerability reachable from the project's code.
-	go run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) -db $(GOVULNDB) ./...
 
 .PHONY: verify-generated
 verify-generated: generate manifests ## Fail if the generated code or manifests are out of date.
