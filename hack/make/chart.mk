@@ -37,8 +37,8 @@ chart-lint: $(HELM) ## helm lint --strict the chart.
 chart-package: $(HELM) ## Package the chart into dist/.
 	$(HELM) package $(CHART) -d dist
 
-# The image the release manifest deploys (IMG, as docker-build tags it).
-RELEASE_IMG ?= $(IMG)
+# The image the release manifest deploys: the one `make release` builds (hack/make/release.mk), else IMG.
+RELEASE_IMG ?= $(or $(IMAGE_REF),$(IMG))
 
 .PHONY: release-manifests
 release-manifests: $(KUBECTL) ## Write dist/install.yaml (CRDs and operator, from config/default, image RELEASE_IMG).

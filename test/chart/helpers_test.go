@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/servicegraph/servicegraph-operator/test/testenv"
 )
@@ -29,6 +31,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	ctrllog.SetLogger(logr.Discard()) // envtest logs through controller-runtime; the tests log what matters
 	dir, err := os.MkdirTemp("", "servicegraph-chart-")
 	if err == nil {
 		manager, err = testenv.BuildManager(dir)
