@@ -123,7 +123,11 @@ func rulePorts(r *securityv1beta1.Rule) []intstr.IntOrString {
 			return nil
 		}
 		for _, p := range t.GetOperation().GetPorts() {
-			ports = append(ports, portOf(p))
+			port, ok := portOf(p)
+			if !ok || port.Type != intstr.Int {
+				return nil // istiod refuses it (AP010, AP006): judged as every port
+			}
+			ports = append(ports, port)
 		}
 	}
 	return ports

@@ -24,7 +24,7 @@ var (
 		"a podSelector peer without a namespaceSelector matches pods of the policy's own namespace only, but the pods of the input it names live in other namespaces",
 		"add a namespaceSelector (kubernetes.io/metadata.name: NAMESPACE) beside the podSelector in the same peer"}
 	ruleClusterIPBlock = &Rule{"NP011", SeverityError,
-		"an ipBlock holds a Service's ClusterIP: policies see pod addresses (a ClusterIP is translated before they match), so it never matches",
+		"an ipBlock holds a Service's ClusterIP: no packet comes from one, and Kubernetes leaves undefined whether policy sees a destination before its translation to a pod address (kube-proxy, Cilium and kube-network-policies translate first), so it does not match",
 		"select the Service's pods with podSelector and namespaceSelector instead"}
 	ruleHostNetwork = &Rule{"NP013", SeverityWarning,
 		"a NetworkPolicy selects only pods on the node's network (hostNetwork): Kubernetes leaves policy for them undefined, and most network plugins do not enforce it, so the restriction may not hold",
@@ -44,6 +44,9 @@ func servicePortFindings(objs []Object, ri *roleIndex) []Finding {
 			continue
 		}
 		sel, _ := policySelector(np)
+		if sel == nil {
+			sel = labels.Everything()
+		}
 		pods := ri.pods(np.Namespace, sel)
 		var found []string
 		for _, r := range rulesInForce(np) {
@@ -54,7 +57,8 @@ func servicePortFindings(objs []Object, ri *roleIndex) []Finding {
 				if p.Port == nil || p.Port.Type != intstr.Int || p.EndPort != nil {
 					continue
 				}
-				if svc, sp := translatedPort(ri.services[np.Namespace], pods, p.Port.IntVal); svc != nil {
+				svc, sp := translatedPort(ri.services[np.Namespace], pods, p.Port.IntVal)
+				if svc != nil && !allowsTarget(r.ports, pods, targetOf(*sp)) {
 					found = append(found, fmt.Sprintf("spec.ingress[%d] allows port %d, the port of Service %s/%s, whose pods listen on targetPort %s",
 						r.index, p.Port.IntVal, svc.Namespace, svc.Name, sp.TargetPort.String()))
 				}
@@ -65,6 +69,14 @@ func servicePortFindings(objs []Object, ri *roleIndex) []Finding {
 		}
 	}
 	return out
+}
+
+// allowsTarget tells whether a rule's ports include a Service's target port (by number or name) on
+// every pod: then the Service's callers pass, whatever else the rule lists.
+func allowsTarget(ports []networkingv1.NetworkPolicyPort, pods []*corev1.PodTemplate, target intstr.IntOrString) bool {
+	return slices.ContainsFunc(ports, func(p networkingv1.NetworkPolicyPort) bool {
+		return p.Port != nil && !slices.ContainsFunc(pods, func(pod *corev1.PodTemplate) bool { return !samePort(pod, target, *p.Port) })
+	})
 }
 
 // translatedPort finds a Service of the pods whose port is port and whose targetPort is another
@@ -86,10 +98,7 @@ func translatedPort(services []*corev1.Service, pods []*corev1.PodTemplate, port
 				continue
 			}
 			for i, sp := range svc.Spec.Ports {
-				target := resolve(p, sp.TargetPort)
-				if sp.TargetPort == (intstr.IntOrString{}) {
-					target = sp.Port
-				}
+				target := resolve(p, targetOf(sp))
 				switch {
 				case target == port:
 					return nil, nil // the pods listen on it
@@ -104,12 +113,13 @@ func translatedPort(services []*corev1.Service, pods []*corev1.PodTemplate, port
 
 // sameNamespacePeerFindings finds NetworkPolicy peers with a podSelector and no namespaceSelector
 // whose labels match none of the policy's namespace's workloads in the input, and some of another
-// namespace's: the author meant pods the peer can never match.
-func sameNamespacePeerFindings(objs []Object, ri *roleIndex) []Finding {
+// namespace's: the author meant pods the peer can never match. As WL001, only where the input's
+// workloads of the namespace may be taken as all of them.
+func sameNamespacePeerFindings(objs []Object, ri *roleIndex, opts Options) []Finding {
 	var out []Finding
 	for _, o := range objs {
 		np, ok := o.Object.(*networkingv1.NetworkPolicy)
-		if !ok || len(ri.workloads[np.Namespace]) == 0 {
+		if !ok || len(ri.workloads[np.Namespace]) == 0 || !ri.complete(o, opts) {
 			continue
 		}
 		var found []string
@@ -137,17 +147,6 @@ func sameNamespacePeerFindings(objs []Object, ri *roleIndex) []Finding {
 		}
 		if len(found) > 0 {
 			out = append(out, locate(o, []problem{ruleSameNamespacePeer.problemf("%s", strings.Join(found, "; "))})...)
-		}
-	}
-	return out
-}
-
-// matching are a namespace's workloads in the input whose pods a selector matches.
-func (ri *roleIndex) matching(namespace string, sel labels.Selector) []*corev1.PodTemplate {
-	var out []*corev1.PodTemplate
-	for _, w := range ri.workloads[namespace] {
-		if sel.Matches(labels.Set(w.Template.Labels)) {
-			out = append(out, w)
 		}
 	}
 	return out
@@ -218,8 +217,9 @@ func recursiveGlob(ap *securityv1.AuthorizationPolicy, _ Options) []problem {
 	return []problem{ruleRecursiveGlob.problemf("%s: ** is no recursive glob for Istio (a trailing * is a prefix match, any other * a literal *)", strings.Join(found, "; "))}
 }
 
-// hostNetworkFindings finds NetworkPolicies whose pods in the input all run on the node's network.
-func hostNetworkFindings(objs []Object, ri *roleIndex) []Finding {
+// hostNetworkFindings finds NetworkPolicies for named pods whose pods in the input all run on the
+// node's network.
+func hostNetworkFindings(objs []Object, ri *roleIndex, opts Options) []Finding {
 	var out []Finding
 	for _, o := range objs {
 		np, ok := o.Object.(*networkingv1.NetworkPolicy)
@@ -227,6 +227,9 @@ func hostNetworkFindings(objs []Object, ri *roleIndex) []Finding {
 			continue
 		}
 		sel, _ := policySelector(np)
+		if sel == nil && !opts.Workloads {
+			continue // a namespace-wide policy: the namespace's other pods may be on the pod network
+		}
 		if sel == nil {
 			sel = labels.Everything()
 		}

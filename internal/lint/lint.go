@@ -112,7 +112,7 @@ func Lint(objs []Object, opts Options) []Finding {
 		if made[o] {
 			continue // its ServiceGraph is checked instead
 		}
-		problems := roles.weigh(o.Object, checkObject(o.Object, opts))
+		problems := roles.weigh(o, checkObject(o.Object, opts), opts)
 		if generated(o.Object) {
 			problems = append(problems, ruleClaimsGenerated.problemf("labelled %s=%s, but no ServiceGraph of the input generates this %s: linted as written by hand",
 				compiler.LabelManagedBy, compiler.ManagedByValue, kindOf(o.Object)))
@@ -127,9 +127,9 @@ func Lint(objs []Object, opts Options) []Finding {
 	out = append(out, customProviderFindings(objs, opts)...)
 	out = append(out, selectsNoWorkloadFindings(objs, opts)...)
 	out = append(out, servicePortFindings(objs, roles)...)
-	out = append(out, sameNamespacePeerFindings(objs, roles)...)
+	out = append(out, sameNamespacePeerFindings(objs, roles, opts)...)
 	out = append(out, clusterIPFindings(objs, roles)...)
-	out = append(out, hostNetworkFindings(objs, roles)...)
+	out = append(out, hostNetworkFindings(objs, roles, opts)...)
 	out = append(out, wideningFindings(objs, made)...)
 	Sort(out)
 	return out

@@ -239,7 +239,7 @@ func everyPodOfEveryNamespace(np *networkingv1.NetworkPolicy, _ Options) []probl
 			}
 			if r.dir == ingress {
 				rule := ruleEveryPod
-				if !everyPort(r.ports) {
+				if !widePorts(r.ports) {
 					rule = ruleEveryPodOnPorts
 				}
 				p := rule.problemf("spec.ingress[%d].from[%d] admits %s", r.index, j, what)
@@ -308,6 +308,17 @@ func isolatesEveryPod(np *networkingv1.NetworkPolicy) bool {
 	return true
 }
 
+// maxListedRange is the widest port range taken as listed ports, not as a wide opening: a range
+// wider than this (2-65535 is every port but one) is judged as every port.
+const maxListedRange = 64
+
+// widePorts tells whether a rule's ports are every port or a range wider than maxListedRange.
+func widePorts(ports []networkingv1.NetworkPolicyPort) bool {
+	return everyPort(ports) || slices.ContainsFunc(ports, func(p networkingv1.NetworkPolicyPort) bool {
+		return p.Port != nil && p.EndPort != nil && *p.EndPort-p.Port.IntVal > maxListedRange
+	})
+}
+
 // everyPort tells whether a rule's ports are all of them: none listed, a protocol without a port, or
 // the range 1-65535.
 func everyPort(ports []networkingv1.NetworkPolicyPort) bool {
@@ -353,7 +364,7 @@ func (op *opening) add(ports []networkingv1.NetworkPolicyPort) {
 	}
 	for _, p := range ports {
 		switch {
-		case p.Port == nil || p.EndPort != nil && *p.EndPort-p.Port.IntVal > 64:
+		case p.Port == nil || p.EndPort != nil && *p.EndPort-p.Port.IntVal > maxListedRange:
 			op.ports = nil
 			return
 		case p.EndPort != nil:

@@ -74,7 +74,8 @@ func TestRoles(t *testing.T) {
 		{"conversion webhook", stream(hookDeployment, hookService, conversion, npFor("{ports: [{port: 9443}]}")), "NP001", SeverityNote},
 		{"webhook pods only known by their Service", stream(hookService, hookWebhook, npFor("{ports: [{port: 9443}]}")), "NP001", SeverityNote},
 		{"LoadBalancer front end", stream(hookDeployment, loadBalancer, npFor("{ports: [{port: 9443}]}")), "NP001", SeverityNote},
-		{"Ingress backend", stream(hookDeployment, hookService, ingressObj, npFor("{ports: [{port: 9443}]}")), "NP001", SeverityNote},
+		{"Ingress backend: from the cluster", stream(hookDeployment, hookService, ingressObj, npFor("{from: [{namespaceSelector: {}}], ports: [{port: 9443}]}")), "NP012", SeverityNote},
+		{"Ingress backend: not from anywhere (the controller is a pod)", stream(hookDeployment, hookService, ingressObj, npFor("{from: [{ipBlock: {cidr: 0.0.0.0/0}}], ports: [{port: 9443}]}")), "NP004", SeverityError},
 		{"ServiceMonitor: metrics port from every namespace", stream(hookDeployment, metricsService, serviceMonitor, npFor(strings.Replace(everyNamespace, "%s", "8080", 1))), "NP012", SeverityNote},
 		{"ServiceMonitor: not from anywhere", stream(hookDeployment, metricsService, serviceMonitor, npFor("{ports: [{port: 8080}]}")), "NP001", SeverityError},
 		{"PodMonitor", stream(hookDeployment, podMonitor, npFor(strings.Replace(everyNamespace, "%s", "metrics", 1))), "NP012", SeverityNote},
@@ -82,6 +83,7 @@ func TestRoles(t *testing.T) {
 		{"metrics role: another port stays a warning", stream(annotated, npFor(strings.Replace(everyNamespace, "%s", "9443", 1))), "NP012", SeverityWarning},
 		{"istiod by its labels", npYAML("  podSelector: {matchLabels: {app: istiod}}\n  ingress: [{ports: [{port: 15012}, {port: 15017}]}]\n"), "NP001", SeverityNote},
 		{"istiod: another port", npYAML("  podSelector: {matchLabels: {app: istiod}}\n  ingress: [{ports: [{port: 8080}]}]\n"), "NP001", SeverityError},
+		{"Istio ingress gateway from the root namespace", istioYAML("AuthorizationPolicy", "istio-system", "  selector: {matchLabels: {istio: ingressgateway}}\n  rules: [{}]\n"), "AP005", SeverityNote},
 		{"Istio ingress gateway by its labels", istioYAML("AuthorizationPolicy", "shop", "  selector: {matchLabels: {istio: ingressgateway}}\n  rules: [{}]\n"), "AP005", SeverityNote},
 		{"Gateway API gateway: a listener's port", stream(gateway, gatewayPods, istioYAML("AuthorizationPolicy", "shop", "  selector: {matchLabels: {app: hook}}\n  rules: [{to: [{operation: {ports: ['8080']}}]}]\n")), "AP001", SeverityNote},
 		{"Gateway API gateway: not a listener's port", stream(gateway, gatewayPods, istioYAML("AuthorizationPolicy", "shop", "  selector: {matchLabels: {app: hook}}\n  rules: [{to: [{operation: {ports: ['9000']}}]}]\n")), "AP001", SeverityWarning},
@@ -109,16 +111,60 @@ func TestRoles(t *testing.T) {
 	}
 }
 
+// notRoles are openings that look like a role's and are not, or whose pods the input cannot
+// vouch for: each keeps its severity.
+var notRoles = []struct {
+	name, input, rule string
+	want              Severity
+}{
+	{"a selector that excludes gateways is no gateway", npYAML("  podSelector: {matchExpressions: [{key: istio, operator: NotIn, values: [ingressgateway]}]}\n  ingress: [{}]\n"), "NP001", SeverityError},
+	{"an egress gateway takes no traffic from outside", npYAML("  podSelector: {matchLabels: {istio: egressgateway}}\n  ingress: [{from: [{ipBlock: {cidr: 0.0.0.0/0}}]}]\n"), "NP004", SeverityError},
+	{"a waypoint is no gateway", stream(strings.Replace(hookDeployment, "{labels: {app: hook}}", "{labels: {app: hook, gateway.networking.k8s.io/gateway-name: waypoint}}", 1),
+		"apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: waypoint, namespace: shop}\nspec: {gatewayClassName: istio-waypoint, listeners: [{name: mesh, port: 15008, protocol: HBONE}]}",
+		npFor("{}")), "NP001", SeverityError},
+	{"gateway labels without their Gateway", stream(strings.Replace(hookDeployment, "{labels: {app: hook}}", "{labels: {app: hook, gateway.networking.k8s.io/gateway-name: gw}}", 1), npFor("{}")), "NP001", SeverityError},
+	{"prometheus.io/port 0 is no port", stream(strings.Replace(hookDeployment, "metadata: {labels: {app: hook}}", "metadata: {labels: {app: hook}, annotations: {prometheus.io/port: '0'}}", 1),
+		istioYAML("AuthorizationPolicy", "shop", "  selector: {matchLabels: {app: hook}}\n  rules: [{from: [{source: {principals: ['*']}}]}]\n")), "AP002", SeverityWarning},
+	{"the root namespace's empty rule reaches the mesh", stream(strings.Replace(strings.Replace(hookDeployment, "namespace: shop", "namespace: istio-system", 1), "app: hook", "istio: ingressgateway", 1),
+		istioYAML("AuthorizationPolicy", "istio-system", "  rules: [{}]\n")), "AP005", SeverityError},
+	{"the root namespace's DISABLE reaches the mesh", stream(strings.Replace(strings.Replace(hookDeployment, "namespace: shop", "namespace: istio-system", 1), "app: hook", "istio: ingressgateway", 1),
+		istioYAML("PeerAuthentication", "istio-system", "  mtls: {mode: DISABLE}\n")), "PA001", SeverityError},
+	{"the root namespace's selector reaches other namespaces' pods: only labels count", stream(strings.Replace(hookDeployment, "namespace: shop", "namespace: istio-system", 1),
+		strings.Replace(hookService, "namespace: shop", "namespace: istio-system", 1), strings.Replace(hookWebhook, "namespace: shop", "namespace: istio-system", 1),
+		istioYAML("AuthorizationPolicy", "istio-system", "  selector: {matchLabels: {app: hook}}\n  rules: [{to: [{operation: {ports: ['9443']}}]}]\n")), "AP001", SeverityWarning},
+	{"a policy wider than its LoadBalancer's pods", stream(strings.Replace(strings.Replace(hookService, "spec:\n", "spec:\n  type: LoadBalancer\n", 1), "selector: {app: hook}", "selector: {app: hook, tier: public}", 1),
+		npYAML("  podSelector: {matchLabels: {tier: public}}\n  ingress: [{ports: [{port: 9443}]}]\n")), "NP001", SeverityError},
+	{"every port but one from every namespace", npFor("{from: [{namespaceSelector: {}}], ports: [{port: 2, endPort: 65535}]}"), "NP006", SeverityError},
+}
+
+// TestNotRoles: what looks like a role's opening and is not keeps its severity.
+func TestNotRoles(t *testing.T) {
+	for _, tc := range notRoles {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Lint(decode(t, tc.input), DefaultOptions())
+			if s := severityOf(got, tc.rule); s != tc.want {
+				t.Errorf("%s: severity %q, want %q; findings %+v", tc.rule, s, tc.want, got)
+			}
+		})
+	}
+}
+
 // crossRefCases are the rules that read a policy against the input's Services and workloads, and
 // the ** path rule, each on a hit and a miss (TestRules runs them).
 var crossRefCases = []ruleCase{
 	{"a Service's port, not its targetPort", "NP009",
 		stream(hookDeployment, hookService, npFor("{from: [{podSelector: {}}], ports: [{port: 443}]}")),
 		stream(hookDeployment, hookService, npFor("{from: [{podSelector: {}}], ports: [{port: 9443}]}"))},
+	{"a Service's port, its targetPort allowed too", "NP009",
+		stream(hookDeployment, hookService, npFor("{from: [{podSelector: {}}], ports: [{port: 443}]}")),
+		stream(hookDeployment, hookService, npFor("{from: [{podSelector: {}}], ports: [{port: 443}, {port: webhook}]}"))},
 	{"a Service's port, pods known by the Service only", "NP009",
 		stream(hookService, npFor("{from: [{podSelector: {}}], ports: [{port: 443}]}")),
 		stream(strings.Replace(hookService, "targetPort: 9443", "targetPort: 443", 1), npFor("{from: [{podSelector: {}}], ports: [{port: 443}]}"))},
 	{"a podSelector naming pods of another namespace", "NP010",
+		stream(hookDeployment, promDeployment, npFor("{from: [{podSelector: {matchLabels: {app: prometheus}}}], ports: [{port: 8080}]}")),
+		stream(promDeployment, npFor("{from: [{podSelector: {matchLabels: {app: prometheus}}}], ports: [{port: 8080}]}"))}, // the namespace's pods are not in the input
+	{"a podSelector naming pods of another namespace, beside the right one", "NP010",
 		stream(hookDeployment, promDeployment, npFor("{from: [{podSelector: {matchLabels: {app: prometheus}}}], ports: [{port: 8080}]}")),
 		stream(hookDeployment, promDeployment, npFor("{from: [{podSelector: {matchLabels: {app: prometheus}}, namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}}], ports: [{port: 8080}]}"))},
 	{"a ClusterIP in an ipBlock", "NP011",
@@ -126,7 +172,7 @@ var crossRefCases = []ruleCase{
 		stream(clusterIPService, npYAML("  podSelector: {matchLabels: {app: web}}\n  policyTypes: [Egress]\n  egress: [{to: [{ipBlock: {cidr: 10.96.1.10/32}}]}]\n"))},
 	{"pods on the node's network", "NP013",
 		stream(strings.Replace(hookDeployment, "    spec:\n", "    spec:\n      hostNetwork: true\n", 1), npFor("{from: [{podSelector: {}}], ports: [{port: 9443}]}")),
-		stream(hookDeployment, npFor("{from: [{podSelector: {}}], ports: [{port: 9443}]}"))},
+		stream(strings.Replace(hookDeployment, "    spec:\n", "    spec:\n      hostNetwork: true\n", 1), npYAML("  podSelector: {}\n  ingress: [{from: [{podSelector: {}}], ports: [{port: 9443}]}]\n"))},
 	{"** in a path", "AP012",
 		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules: [{from: [{source: {namespaces: [a]}}], to: [{operation: {paths: ['/dex/**']}}]}]\n"),
 		istioYAML("AuthorizationPolicy", "shop", selectorAPI+"  rules: [{from: [{source: {namespaces: [a]}}], to: [{operation: {paths: ['/dex/*', '/x/{**}']}}]}]\n")},
@@ -136,6 +182,22 @@ var (
 	promDeployment   = strings.Replace(strings.Replace(hookDeployment, "name: hook, namespace: shop", "name: prom, namespace: monitoring", 1), "app: hook", "app: prometheus", 1)
 	clusterIPService = strings.Replace(hookService, "spec:\n", "spec:\n  clusterIP: 10.96.0.10\n", 1)
 )
+
+// A namespace-wide policy reaches every pod of its namespace: its opening is judged by the pods'
+// roles only where the input's workloads of the namespace may be taken as all of them, as WL001.
+func TestNamespaceWideRoles(t *testing.T) {
+	objs := decode(t, stream(hookDeployment, hookService, hookWebhook, npYAML("  podSelector: {}\n  ingress: [{ports: [{port: 9443}]}]\n")))
+	if s := severityOf(Lint(objs, DefaultOptions()), "NP001"); s != SeverityNote {
+		t.Errorf("with its namespace's workloads in its file: %q, want note", s)
+	}
+	objs[3].File = "policies.yaml"
+	if s := severityOf(Lint(objs, DefaultOptions()), "NP001"); s != SeverityError {
+		t.Errorf("its namespace's workloads elsewhere: %q, want error", s)
+	}
+	if s := severityOf(Lint(objs, Options{RootNamespace: "istio-system", Workloads: true}), "NP001"); s != SeverityNote {
+		t.Errorf("--workloads complete: %q, want note", s)
+	}
+}
 
 // An empty rule is one hole: AP005 says it, AP001 does not say it again.
 func TestEmptyRuleIsOneFinding(t *testing.T) {
