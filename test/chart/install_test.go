@@ -39,6 +39,10 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	if holder := kubectl(t, c, "get", "lease", "servicegraph-operator.policy.servicegraph.io", "-n", ns, "-o", "jsonpath={.spec.holderIdentity}"); holder == "" {
 		t.Error("no leader holds the lease")
 	}
+	// and recorded it as an event there: the chart's Role lets it (the API server refused it once).
+	if events := kubectl(t, c, "get", "events", "-n", ns, "--field-selector", "reason=LeaderElection", "-o", "name"); strings.TrimSpace(events) == "" {
+		t.Errorf("no LeaderElection event in %s; the manager's log:\n%s", ns, strings.Join(log.Lines("rejected"), "\n"))
+	}
 	// Scrapers need the metrics-reader ClusterRole: the operator's metrics-auth-role checks them.
 	kubectl(t, c, "create", "namespace", "monitoring")
 	kubectl(t, c, "create", "serviceaccount", "prometheus", "-n", "monitoring")
