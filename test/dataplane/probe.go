@@ -95,23 +95,15 @@ func Count(results []Result) (connected, refused int) {
 	return connected, refused
 }
 
-// Matrix prints the results as a user would read `kubectl exec … curl` runs: one line per
-// connection, allowed or refused, and for a refusal the NetworkPolicies that select the pod on the
-// side that refused it (which the enforcer's log confirms when it logs decisions).
+// Matrix prints the results as one grid (MatrixTable), each refusal's reason the NetworkPolicies
+// that select the pod on the side that refused it (which the enforcer's log confirms when it logs
+// decisions).
 func (c *Cluster) Matrix(ctx context.Context, results []Result) (string, error) {
 	var policies networkingv1.NetworkPolicyList
 	if err := c.Client.List(ctx, &policies); err != nil {
 		return "", err
 	}
-	var b strings.Builder
-	for _, r := range results {
-		fmt.Fprintf(&b, "  %-28s %-9s", r.Probe.String(), verdict(r.Connected))
-		if !r.Connected {
-			fmt.Fprintf(&b, "  %s", c.decidedBy(r.Probe, policies.Items))
-		}
-		b.WriteString("\n")
-	}
-	return b.String(), nil
+	return MatrixTable(results, func(p Probe) string { return c.decidedBy(p, policies.Items) }), nil
 }
 
 // decidedBy names what refused a connection: the egress policies of the source or the ingress
