@@ -64,6 +64,7 @@ help: ## Show this help.
 manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests from the kubebuilder markers.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./api/...;./controllers/...;./internal/compiler/..." output:crd:artifacts:config=config/crd/bases
 	go run ./hack/crddoc config/crd/bases/*.yaml
+	$(MAKE) --no-print-directory chart-sync
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods of the API types.
@@ -84,7 +85,7 @@ lint: ## go vet, and fail if gofmt or the generators would change anything.
 
 .PHONY: verify-generated
 verify-generated: generate manifests ## Fail if the generated code or manifests are out of date.
-	@git diff --exit-code -- api config/crd config/rbac || { echo "run 'make generate manifests' and commit the result"; exit 1; }
+	@git diff --exit-code -- api config/crd config/rbac charts/servicegraph-operator/crds charts/servicegraph-operator/files || { echo "run 'make generate manifests' and commit the result"; exit 1; }
 
 .PHONY: test
 test: envtest knp argocd prometheus chromium lint verify-generated $(TEST_DEPS) ## Run every test: unit, golden, fuzz seeds, envtest, e2e, real packets (needs root), a real Argo CD (test/argocd), a real Prometheus (test/traffic), a real Chromium (test/browser), Istio's judgement (test/istio) and the Gatekeeper policies (test/opa).
