@@ -1,5 +1,5 @@
 # Builds the manager image: a static binary on distroless, running as a non-root user.
-FROM golang:1.26 AS builder
+FROM golang:1.27 AS builder
 ARG TARGETOS
 ARG TARGETARCH
 WORKDIR /workspace
