@@ -13,8 +13,8 @@
 #                                               (v3.6 does even with GPG off) and fails with
 #                                               "permission denied" without them
 #   crds/           Argo CD's CRDs (Application, ApplicationSet, AppProject) from the module
-# Argo CD v3.6 needs Go >= 1.27: the go command downloads that toolchain (GOTOOLCHAIN below); the
-# operator's own module stays on the installed Go.
+# Argo CD v3.6 needs Go >= 1.27: the go command downloads that toolchain (GOTOOLCHAIN below, as the
+# Makefile exports for everything), also when the script runs on its own.
 set -euo pipefail
 export GOTOOLCHAIN=${ARGOCD_GOTOOLCHAIN:-go1.27.3}
 here=$(cd "$(dirname "$0")" && pwd)

@@ -1,7 +1,7 @@
 // Builds Argo CD (one multi-call binary: argocd-repo-server, argocd-application-controller,
 // argocd-applicationset-controller) and a miniredis server (./redis) for the real-Argo CD suite in
 // test/argocd: `make argocd` runs build.sh. Argo CD v3.6 needs Go >= 1.27, so build.sh sets
-// GOTOOLCHAIN=go1.27.3; the operator's own module stays on the installed Go. Change the version with
+// GOTOOLCHAIN=go1.27.3, as the Makefile does for everything. Change the version with
 // `go get -tool github.com/argoproj/argo-cd/v3/cmd@VERSION`; `go mod tidy` fails here (it follows
 // k8s.io/kubernetes's test dependencies, which would need replace lines this build does not).
 module servicegraph.io/hack/tools/argocd
