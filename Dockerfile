@@ -1,4 +1,7 @@
 # Builds the manager image: a static binary on distroless, running as a non-root user.
+# Without a container engine, `make image` builds the equivalent image from Go instead
+# (hack/tools/image: OCI layout and tarball under dist/image, with a CycloneDX SBOM), reproducibly;
+# see "Image and plugin archives" in the README.
 FROM golang:1.27 AS builder
 ARG TARGETOS
 ARG TARGETARCH
