@@ -2,6 +2,7 @@ package lint
 
 import (
 	"fmt"
+	"iter"
 	"net/netip"
 	"slices"
 	"strings"
@@ -38,11 +39,7 @@ var (
 // targetPort, on the Service's pods, where the pods do not listen on that port too.
 func servicePortFindings(objs []Object, ri *roleIndex) []Finding {
 	var out []Finding
-	for _, o := range objs {
-		np, ok := o.Object.(*networkingv1.NetworkPolicy)
-		if !ok {
-			continue
-		}
+	for o, np := range networkPolicies(objs) {
 		sel, _ := policySelector(np)
 		if sel == nil {
 			sel = labels.Everything()
@@ -117,9 +114,8 @@ func translatedPort(services []*corev1.Service, pods []*corev1.PodTemplate, port
 // workloads of the namespace may be taken as all of them.
 func sameNamespacePeerFindings(objs []Object, ri *roleIndex, opts Options) []Finding {
 	var out []Finding
-	for _, o := range objs {
-		np, ok := o.Object.(*networkingv1.NetworkPolicy)
-		if !ok || len(ri.workloads[np.Namespace]) == 0 || !ri.complete(o, opts) {
+	for o, np := range networkPolicies(objs) {
+		if len(ri.workloads[np.Namespace]) == 0 || !ri.complete(o, opts) {
 			continue
 		}
 		var found []string
@@ -169,11 +165,7 @@ func clusterIPFindings(objs []Object, ri *roleIndex) []Finding {
 		return nil
 	}
 	var out []Finding
-	for _, o := range objs {
-		np, ok := o.Object.(*networkingv1.NetworkPolicy)
-		if !ok {
-			continue
-		}
+	for o, np := range networkPolicies(objs) {
 		var found []string
 		for _, r := range rulesInForce(np) {
 			for j, peer := range r.peers {
@@ -221,11 +213,7 @@ func recursiveGlob(ap *securityv1.AuthorizationPolicy, _ Options) []problem {
 // node's network.
 func hostNetworkFindings(objs []Object, ri *roleIndex, opts Options) []Finding {
 	var out []Finding
-	for _, o := range objs {
-		np, ok := o.Object.(*networkingv1.NetworkPolicy)
-		if !ok {
-			continue
-		}
+	for o, np := range networkPolicies(objs) {
 		sel, _ := policySelector(np)
 		if sel == nil && !opts.Workloads {
 			continue // a namespace-wide policy: the namespace's other pods may be on the pod network
@@ -244,4 +232,15 @@ func hostNetworkFindings(objs []Object, ri *roleIndex, opts Options) []Finding {
 		out = append(out, locate(o, []problem{ruleHostNetwork.problemf("the pods it selects (%s) run with hostNetwork: true: the policy may not restrict them", strings.Join(names, ", "))})...)
 	}
 	return out
+}
+
+// networkPolicies are the input's NetworkPolicies with where they were read.
+func networkPolicies(objs []Object) iter.Seq2[Object, *networkingv1.NetworkPolicy] {
+	return func(yield func(Object, *networkingv1.NetworkPolicy) bool) {
+		for _, o := range objs {
+			if np, ok := o.Object.(*networkingv1.NetworkPolicy); ok && !yield(o, np) {
+				return
+			}
+		}
+	}
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/servicegraph/servicegraph-operator/test/testenv"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 )
@@ -31,11 +33,11 @@ func loadFixtureCases(t *testing.T) []fixtureCase {
 		t.Fatal(err)
 	}
 	var cases healthTests
-	readYAML(t, filepath.Join(checkDir, "health_test.yaml"), &cases)
+	testenv.ReadYAML(t, filepath.Join(checkDir, "health_test.yaml"), &cases)
 	var out []fixtureCase
 	for _, tc := range cases.Tests {
 		var obj map[string]any
-		readYAML(t, filepath.Join(checkDir, tc.InputPath), &obj)
+		testenv.ReadYAML(t, filepath.Join(checkDir, tc.InputPath), &obj)
 		out = append(out, fixtureCase{path: tc.InputPath, obj: obj, want: tc.HealthStatus, runner: runHealth(t, string(script), obj)})
 	}
 	return out

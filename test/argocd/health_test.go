@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	lua "github.com/yuin/gopher-lua"
-	"sigs.k8s.io/yaml"
 
 	"github.com/servicegraph/servicegraph-operator/test/testenv"
 )
@@ -34,7 +33,7 @@ func TestHealthFixtures(t *testing.T) {
 		t.Fatal(err)
 	}
 	var cases healthTests
-	readYAML(t, filepath.Join(checkDir, "health_test.yaml"), &cases)
+	testenv.ReadYAML(t, filepath.Join(checkDir, "health_test.yaml"), &cases)
 	if len(cases.Tests) == 0 {
 		t.Fatal("health_test.yaml lists no test")
 	}
@@ -45,7 +44,7 @@ func TestHealthFixtures(t *testing.T) {
 	for _, tc := range cases.Tests {
 		t.Run(tc.InputPath, func(t *testing.T) {
 			var obj map[string]any
-			readYAML(t, filepath.Join(checkDir, tc.InputPath), &obj)
+			testenv.ReadYAML(t, filepath.Join(checkDir, tc.InputPath), &obj)
 			got := runHealth(t, string(script), obj)
 			if got != tc.HealthStatus {
 				t.Errorf("health = %+v, want %+v", got, tc.HealthStatus)
@@ -63,7 +62,7 @@ func TestConfigMapCarriesTheTestedScript(t *testing.T) {
 	var cm struct {
 		Data map[string]string `json:"data"`
 	}
-	readYAML(t, filepath.Join(testenv.Root(), "config", "argocd", "argocd-cm-patch.yaml"), &cm)
+	testenv.ReadYAML(t, filepath.Join(testenv.Root(), "config", "argocd", "argocd-cm-patch.yaml"), &cm)
 	if got := cm.Data["resource.customizations.health.policy.servicegraph.io_ServiceGraph"]; got != string(script) {
 		t.Errorf("argocd-cm-patch.yaml's health script differs from health.lua:\n%s", got)
 	}
@@ -112,15 +111,4 @@ func toLua(L *lua.LState, v any) lua.LValue {
 		return lua.LNil
 	}
 	panic("unexpected JSON value")
-}
-
-func readYAML(t *testing.T, path string, into any) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(data, into); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
 }

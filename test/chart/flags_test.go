@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/servicegraph/servicegraph-operator/test/testenv"
 )
 
 // binaryFlag is one flag as `manager --help` lists it.
@@ -61,7 +63,7 @@ func (f binaryFlag) zero() string {
 // deliberate choices differ.
 func TestEveryFlagIsAValue(t *testing.T) {
 	var values struct{ Flags map[string]any }
-	readYAML(t, filepath.Join(chartDir, "values.yaml"), &values)
+	testenv.ReadYAML(t, filepath.Join(chartDir, "values.yaml"), &values)
 	deliberate := map[string]string{"leader-elect": "true", "metrics-bind-address": ":8443"}
 	// In a pod the manager uses its ServiceAccount; a kubeconfig is for running it elsewhere.
 	notValues := map[string]bool{"kubeconfig": true}

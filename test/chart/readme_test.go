@@ -21,7 +21,7 @@ func TestChartREADME(t *testing.T) {
 	}
 	readme := string(data)
 	var values map[string]any
-	readYAML(t, filepath.Join(chartDir, "values.yaml"), &values)
+	testenv.ReadYAML(t, filepath.Join(chartDir, "values.yaml"), &values)
 	for key, v := range values {
 		if !strings.Contains(readme, "`"+key) && !strings.Contains(readme, ", `"+key) {
 			t.Errorf("README.md does not document value %s", key)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/yaml"
 
 	"github.com/servicegraph/servicegraph-operator/test/testenv"
 )
@@ -63,7 +62,7 @@ func TestAdmissionRendersConfigAdmission(t *testing.T) {
 	chart := byKey(t, parseDocs(t, helm(t, "template", "servicegraph", chartDir, "--namespace", "servicegraph-system",
 		"--set", "admission.enabled=true", "--show-only", "templates/admission.yaml")))
 	var kustomization struct{ Resources []string }
-	readYAML(t, filepath.Join(testenv.Root(), "config", "admission", "kustomization.yaml"), &kustomization)
+	testenv.ReadYAML(t, filepath.Join(testenv.Root(), "config", "admission", "kustomization.yaml"), &kustomization)
 	var config []*unstructured.Unstructured
 	for _, file := range kustomization.Resources {
 		data, err := os.ReadFile(filepath.Join(testenv.Root(), "config", "admission", file))
@@ -117,32 +116,21 @@ func TestCopiesAreCurrent(t *testing.T) {
 // The image the chart deploys by default is config/manager's.
 func TestAppVersionIsConfigImage(t *testing.T) {
 	var chart struct{ AppVersion string }
-	readYAML(t, filepath.Join(chartDir, "Chart.yaml"), &chart)
+	testenv.ReadYAML(t, filepath.Join(chartDir, "Chart.yaml"), &chart)
 	var values struct {
 		Image struct{ Repository, Tag string }
 	}
-	readYAML(t, filepath.Join(chartDir, "values.yaml"), &values)
+	testenv.ReadYAML(t, filepath.Join(chartDir, "values.yaml"), &values)
 	var kustomization struct {
 		Images []struct{ Name, NewName, NewTag string }
 	}
-	readYAML(t, filepath.Join(testenv.Root(), "config", "manager", "kustomization.yaml"), &kustomization)
+	testenv.ReadYAML(t, filepath.Join(testenv.Root(), "config", "manager", "kustomization.yaml"), &kustomization)
 	if len(kustomization.Images) != 1 {
 		t.Fatalf("config/manager sets %d images, want 1", len(kustomization.Images))
 	}
 	img := kustomization.Images[0]
 	if chart.AppVersion != img.NewTag || values.Image.Repository != img.NewName || values.Image.Tag != "" {
 		t.Errorf("chart image %s:%s (appVersion %s), config/manager %s:%s", values.Image.Repository, values.Image.Tag, chart.AppVersion, img.NewName, img.NewTag)
-	}
-}
-
-func readYAML(t *testing.T, path string, into any) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(data, into); err != nil {
-		t.Fatalf("%s: %v", path, err)
 	}
 }
 

@@ -19,8 +19,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"time"
+
+	"servicegraph.io/hack/tools/image/epoch"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -57,29 +58,15 @@ func main() {
 	flag.StringVar(&o.version, "version", "dev", "version recorded in the image's annotations and labels")
 	flag.StringVar(&o.source, "source", "https://github.com/servicegraph/servicegraph-operator", "source repository recorded in the image")
 	flag.Parse()
-	epoch, err := sourceDateEpoch()
+	stamp, err := epoch.SourceDate()
 	if err == nil {
-		o.epoch = epoch
+		o.epoch = stamp
 		err = run(o)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "image:", err)
 		os.Exit(1)
 	}
-}
-
-// sourceDateEpoch reads SOURCE_DATE_EPOCH (https://reproducible-builds.org/specs/source-date-epoch/);
-// unset, it is 0, as distroless and ko stamp their images.
-func sourceDateEpoch() (time.Time, error) {
-	s := os.Getenv("SOURCE_DATE_EPOCH")
-	if s == "" {
-		return time.Unix(0, 0).UTC(), nil
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH %q: %w", s, err)
-	}
-	return time.Unix(n, 0).UTC(), nil
 }
 
 func run(o options) error {

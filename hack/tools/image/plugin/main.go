@@ -18,10 +18,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"text/template"
 	"time"
+
+	"servicegraph.io/hack/tools/image/epoch"
 )
 
 const pluginName = "servicegraph"
@@ -112,7 +113,7 @@ func run(m *manifest, outDir, manifestPath, license string) error {
 	if len(m.Platforms) == 0 || manifestPath == "" {
 		return fmt.Errorf("-bin and -manifest are required")
 	}
-	epoch, err := sourceDateEpoch()
+	stamp, err := epoch.SourceDate()
 	if err != nil {
 		return err
 	}
@@ -139,10 +140,10 @@ func run(m *manifest, outDir, manifestPath, license string) error {
 		if p.OS == "windows" {
 			files[0].name += ".exe"
 			p.Archive = base + ".zip"
-			archive, err = zipArchive(files, epoch)
+			archive, err = zipArchive(files, stamp)
 		} else {
 			p.Archive = base + ".tar.gz"
-			archive, err = tarGz(files, epoch)
+			archive, err = tarGz(files, stamp)
 		}
 		if err != nil {
 			return err
@@ -163,19 +164,6 @@ func run(m *manifest, outDir, manifestPath, license string) error {
 		return err
 	}
 	return os.WriteFile(manifestPath, out.Bytes(), 0o644)
-}
-
-// sourceDateEpoch reads SOURCE_DATE_EPOCH; unset, it is 0.
-func sourceDateEpoch() (time.Time, error) {
-	s := os.Getenv("SOURCE_DATE_EPOCH")
-	if s == "" {
-		return time.Unix(0, 0).UTC(), nil
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH %q: %w", s, err)
-	}
-	return time.Unix(n, 0).UTC(), nil
 }
 
 type file struct {
