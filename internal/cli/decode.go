@@ -192,7 +192,7 @@ func decodeKnown(data []byte, obj object.Object, in input, kind, name string) ([
 	// Strict: a misspelt field would otherwise vanish silently (the API server would reject it).
 	// status is what the cluster reports, not what is linted: exported objects carry it.
 	if err := yaml.UnmarshalStrict(withoutStatus(data), obj); err != nil {
-		return nil, []inputProblem{{kind: kind, name: name, err: err}}
+		return nil, []inputProblem{{kind: kind, name: name, err: locateTypeError(withoutStatus(data), obj, err)}}
 	}
 	if err := setNamespace(obj, in); err != nil {
 		return nil, []inputProblem{{kind: kind, name: name, err: err}}

@@ -1,11 +1,17 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+
+	"sigs.k8s.io/yaml"
 )
 
 // guessKindAndName reads kind and metadata.name from a document that does not parse, for the
@@ -41,6 +47,10 @@ func fileLine(raw rawDocument, err error) int {
 // readable drops what a decoder's message says about itself ("error unmarshaling JSON: while
 // decoding JSON: json: ") and puts the line in the file's terms (fileLine has it).
 func readable(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" && te.Type != nil {
+		return fmt.Errorf("%s: %s where %s belongs", te.Field, article(te.Value), article(jsonType(te.Type.String())))
+	}
 	msg := err.Error()
 	msg = yamlLine.ReplaceAllString(msg, "")
 	for _, noise := range []string{"error converting YAML to JSON: ", "error unmarshaling JSON: ", "while decoding JSON: ", "json: ", "yaml: "} {
@@ -107,4 +117,81 @@ func jsonValueKind(data []byte) string {
 		return "a boolean"
 	}
 	return "a number"
+}
+
+// locateTypeError gives a type error that does not say its field the field's path. encoding/json
+// says it for a plain field, but since Go 1.27 not for a value a custom UnmarshalJSON refuses (an
+// IntOrString port given a list): the field is the first value of the refused JSON kind whose
+// removal makes the error go away. data is the document in JSON, obj what it was decoded into.
+func locateTypeError(data []byte, obj any, err error) error {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) || te.Field != "" {
+		return err
+	}
+	var doc any
+	if json.Unmarshal(data, &doc) != nil {
+		return err
+	}
+	refuses := func(candidate any) bool {
+		b, mErr := json.Marshal(candidate)
+		if mErr != nil {
+			return true
+		}
+		var again *json.UnmarshalTypeError
+		fresh := reflect.New(reflect.TypeOf(obj).Elem()).Interface()
+		uErr := yaml.UnmarshalStrict(b, fresh)
+		return errors.As(uErr, &again) && again.Value == te.Value && again.Type == te.Type
+	}
+	if path, ok := findRefused(doc, doc, nil, te.Value, refuses); ok {
+		te.Field = strings.Join(path, ".")
+	}
+	return err
+}
+
+// findRefused walks the document, deepest values first, for a value of the JSON kind named (array,
+// object, string, number, bool) whose removal from root makes refuses false, and returns its path
+// of field names (list indices left out, as encoding/json writes a field).
+func findRefused(root, node any, path []string, kind string, refuses func(any) bool) ([]string, bool) {
+	switch n := node.(type) {
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(n)) {
+			v := n[k]
+			// Deepest first: removing a list that holds the value removes the value too.
+			if p, ok := findRefused(root, v, append(path, k), kind, refuses); ok {
+				return p, true
+			}
+			if jsonKind(v) == kind {
+				delete(n, k)
+				gone := !refuses(root)
+				n[k] = v
+				if gone {
+					return append(slices.Clone(path), k), true
+				}
+			}
+		}
+	case []any:
+		for _, v := range n {
+			if p, ok := findRefused(root, v, path, kind, refuses); ok {
+				return p, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// jsonKind names a decoded JSON value's kind as encoding/json's errors do.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case map[string]any:
+		return "object"
+	case []any:
+		return "array"
+	case string:
+		return "string"
+	case float64:
+		return "number"
+	case bool:
+		return "bool"
+	}
+	return ""
 }
