@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/controllers/summary"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 	"github.com/servicegraph/servicegraph-operator/internal/eval"
 	"github.com/servicegraph/servicegraph-operator/internal/outcome"
@@ -77,29 +78,25 @@ func (r *ServiceGraphReconciler) widenings(ctx context.Context, sg *v1alpha1.Ser
 		if err := r.Foreign.List(ctx, known, client.InNamespace(sg.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 			return nil, err
 		}
-		reads := []func(client.ObjectList) error{
-			func(l client.ObjectList) error {
-				return r.List(ctx, l, client.InNamespace(sg.Namespace), client.UnsafeDisableDeepCopy)
-			},
+		labelled, err := r.labelledNotControlled(ctx, sg, o.GVK)
+		if err != nil {
+			return nil, err
 		}
-		if len(known.Items) > 0 {
-			reads = append(reads, func(l client.ObjectList) error {
-				return r.APIReader.List(ctx, l, client.InNamespace(sg.Namespace), client.MatchingLabelsSelector{Selector: notOurs})
-			})
+		if len(known.Items) == 0 && !labelled {
+			continue
 		}
-		for _, read := range reads {
-			list := newList()
-			if err := read(list); err != nil {
-				return nil, err
-			}
-			items, err := meta.ExtractList(list)
-			if err != nil {
-				return nil, err
-			}
-			for _, item := range items {
-				if obj, ok := item.(client.Object); ok && !metav1.IsControlledBy(obj, sg) {
-					foreign.Add(obj)
-				}
+		// Both kinds of stranger are read in full: one list of the namespace's objects of the kind.
+		list := newList()
+		if err := r.APIReader.List(ctx, list, client.InNamespace(sg.Namespace)); err != nil {
+			return nil, err
+		}
+		items, err := meta.ExtractList(list)
+		if err != nil {
+			return nil, err
+		}
+		for _, item := range items {
+			if obj, ok := item.(client.Object); ok && !metav1.IsControlledBy(obj, sg) {
+				foreign.Add(obj)
 			}
 		}
 	}
@@ -107,4 +104,18 @@ func (r *ServiceGraphReconciler) widenings(ctx context.Context, sg *v1alpha1.Ser
 		return nil, nil
 	}
 	return outcome.GraphWidenings(d, r.Options.TrustDomain, pods, foreign), nil
+}
+
+// labelledNotControlled tells whether the namespace holds an object of kind gvk wearing the
+// operator's label that sg does not control.
+func (r *ServiceGraphReconciler) labelledNotControlled(ctx context.Context, sg *v1alpha1.ServiceGraph, gvk schema.GroupVersionKind) (bool, error) {
+	summaries, err := r.Writer.Summaries.For(ctx, gvk)
+	if err != nil {
+		return false, err
+	}
+	list := summary.NewList(gvk)
+	if err := summaries.List(ctx, list, client.InNamespace(sg.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(list.Items, func(o summary.Object) bool { return !metav1.IsControlledBy(&o, sg) }), nil
 }

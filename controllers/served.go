@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"slices"
 	"sync"
 
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/controllers/summary"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 )
 
@@ -24,7 +26,7 @@ import (
 // picked up without a restart.
 type APIDetector struct {
 	discovery discovery.DiscoveryInterface
-	cache     cache.Cache
+	summaries *summary.Caches
 	client    client.Client
 	outputs   compiler.Registry
 
@@ -38,14 +40,15 @@ type APIDetector struct {
 	served     map[schema.GroupKind]bool
 }
 
-// NewAPIDetector asks discovery about the outputs' APIs; watches go through the manager's cache.
-func NewAPIDetector(dc discovery.DiscoveryInterface, c cache.Cache, cl client.Client, outputs compiler.Registry) *APIDetector {
-	return &APIDetector{discovery: dc, cache: c, client: cl, outputs: outputs, served: map[schema.GroupKind]bool{}}
+// NewAPIDetector asks discovery about the outputs' APIs; the generated objects are watched
+// through their summaries.
+func NewAPIDetector(dc discovery.DiscoveryInterface, summaries *summary.Caches, cl client.Client, outputs compiler.Registry) *APIDetector {
+	return &APIDetector{discovery: dc, summaries: summaries, client: cl, outputs: outputs, served: map[schema.GroupKind]bool{}}
 }
 
 // Missing lists the output kinds whose API is not served. Once a kind is served the answer is
 // remembered and its objects are watched.
-func (d *APIDetector) Missing() ([]schema.GroupKind, error) {
+func (d *APIDetector) Missing(ctx context.Context) ([]schema.GroupKind, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var missing []schema.GroupKind
@@ -71,7 +74,7 @@ func (d *APIDetector) Missing() ([]schema.GroupKind, error) {
 			missing = append(missing, o.GroupKind())
 			continue
 		}
-		if err := d.watch(o); err != nil {
+		if err := d.watch(ctx, o); err != nil {
 			return nil, err
 		}
 		d.served[o.GroupKind()] = true
@@ -80,14 +83,14 @@ func (d *APIDetector) Missing() ([]schema.GroupKind, error) {
 }
 
 // watch makes changes to an output's generated objects (drift, deletion) enqueue their graph.
-func (d *APIDetector) watch(o *compiler.Output) error {
-	obj, err := d.client.Scheme().New(o.GVK)
+func (d *APIDetector) watch(ctx context.Context, o *compiler.Output) error {
+	summaries, err := d.summaries.For(ctx, o.GVK)
 	if err != nil {
 		return err
 	}
 	owner := handler.TypedEnqueueRequestForOwner[client.Object](d.client.Scheme(), d.client.RESTMapper(),
 		&v1alpha1.ServiceGraph{}, handler.OnlyControllerOwner())
-	if err := d.controller.Watch(source.Kind(d.cache, obj.(client.Object), owner, skipCreates)); err != nil {
+	if err := d.controller.Watch(source.Kind(summaries, client.Object(summary.New(o.GVK)), owner, skipCreates)); err != nil {
 		return err
 	}
 	if _, judged := foreignKinds[o.GroupKind()]; !judged && !o.UsersMatter || d.foreign == nil {
@@ -101,7 +104,7 @@ func (d *APIDetector) watch(o *compiler.Output) error {
 	// An object carrying the operator's label without a graph controlling it is foreign too, and
 	// the owner handler above never enqueues a graph for it.
 	unowned := predicate.NewPredicateFuncs(func(o client.Object) bool { return metav1.GetControllerOf(o) == nil })
-	return d.controller.Watch(source.Kind(d.cache, obj.DeepCopyObject().(client.Object), d.onForeign, unowned))
+	return d.controller.Watch(source.Kind(summaries, client.Object(summary.New(o.GVK)), d.onForeign, unowned))
 }
 
 // attach gives the detector the controller whose queue the watches feed, and the handler of

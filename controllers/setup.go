@@ -29,6 +29,7 @@ import (
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/controllers/ssa"
+	"github.com/servicegraph/servicegraph-operator/controllers/summary"
 	"github.com/servicegraph/servicegraph-operator/internal/audit"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 )
@@ -45,13 +46,16 @@ func NewScheme() *runtime.Scheme {
 	return scheme
 }
 
+// generatedLabel selects the objects the operator generated.
+var generatedLabel = labels.SelectorFromSet(labels.Set{compiler.LabelManagedBy: compiler.ManagedByValue})
+
 // CacheOptions make the manager's cache hold only the operator's own objects (and the
 // ServiceGraphs), so memory stays flat in a cluster full of foreign policies. The label filter is
 // the default rather than per kind because per-kind options need the kind to be served when the
 // manager starts, and an output's API (Istio's) may be installed later.
 func CacheOptions() cache.Options {
 	return cache.Options{
-		DefaultLabelSelector: labels.SelectorFromSet(labels.Set{compiler.LabelManagedBy: compiler.ManagedByValue}),
+		DefaultLabelSelector: generatedLabel,
 		ByObject: map[client.Object]cache.ByObject{
 			&v1alpha1.ServiceGraph{}: {Label: labels.Everything()},
 			// Pods are watched as metadata only, for the mTLS preflight and workload coverage.
@@ -125,7 +129,11 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 	if err := mgr.Add(trail); err != nil {
 		return err
 	}
-	apis := NewAPIDetector(dc, mgr.GetCache(), mgr.GetClient(), cfg.Options.Outputs)
+	summaries := summary.NewCaches(mgr.GetConfig(), mgr.GetHTTPClient(), mgr.GetRESTMapper(), generatedLabel)
+	if err := mgr.Add(summaries); err != nil {
+		return err
+	}
+	apis := NewAPIDetector(dc, summaries, mgr.GetClient(), cfg.Options.Outputs)
 	apis.foreign = foreign
 	r := &ServiceGraphReconciler{
 		Client:          mgr.GetClient(),
@@ -135,7 +143,7 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 		Recorder:        mgr.GetEventRecorder(FieldOwner),
 		APIs:            apis,
 		Options:         cfg.Options,
-		Writer:          ssa.New(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetConfig(), mgr.GetHTTPClient(), FieldOwner, cfg.Workers),
+		Writer:          ssa.New(mgr.GetClient(), mgr.GetAPIReader(), summaries, mgr.GetConfig(), mgr.GetHTTPClient(), FieldOwner, cfg.Workers),
 		RecheckInterval: cfg.RecheckInterval,
 		Concurrency:     cfg.Concurrency,
 	}

@@ -27,7 +27,7 @@ const sidecarContainer = "istio-proxy"
 func (r *ServiceGraphReconciler) facts(ctx context.Context, sg *v1alpha1.ServiceGraph) (compiler.Facts, []metav1.PartialObjectMetadata, error) {
 	var facts compiler.Facts
 	var err error
-	if facts.Missing, err = r.APIs.Missing(); err != nil {
+	if facts.Missing, err = r.APIs.Missing(ctx); err != nil {
 		return facts, nil, err
 	}
 	if needsAPIServer(&sg.Spec) {
@@ -116,7 +116,9 @@ func hasSidecar(pod *corev1.Pod) bool {
 // mtlsInForce reads the mode of the graph's own PeerAuthentication, "" when it has none.
 func (r *ServiceGraphReconciler) mtlsInForce(ctx context.Context, sg *v1alpha1.ServiceGraph) (v1alpha1.MTLSMode, error) {
 	var pa securityv1.PeerAuthentication
-	err := r.Get(ctx, client.ObjectKey{Namespace: sg.Namespace, Name: sg.Name}, &pa)
+	// Read in full from the API server: the cache keeps generated objects' specs as digests, and
+	// this is read only while some pods have no sidecar.
+	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: sg.Namespace, Name: sg.Name}, &pa)
 	if err != nil || !metav1.IsControlledBy(&pa, sg) || pa.Spec.GetMtls() == nil {
 		return "", client.IgnoreNotFound(err)
 	}

@@ -1,6 +1,7 @@
 package ssa
 
 import (
+	"encoding/json"
 	"maps"
 	"testing"
 
@@ -11,11 +12,16 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/controllers/summary"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
+	"github.com/servicegraph/servicegraph-operator/internal/render"
 )
 
-// TestUpToDate checks the comparison that decides whether a live object is written: every
+// TestUpToDate checks the comparisons (typed, and by the digest of the cache's summary) that decides whether a live object is written: every
 // difference the operator owns must count, and what the API server or others add must not.
 func TestUpToDate(t *testing.T) {
 	sg := &v1alpha1.ServiceGraph{
@@ -84,13 +90,46 @@ func TestUpToDate(t *testing.T) {
 			}
 			have := want.DeepCopyObject().(client.Object)
 			tt.edit(have)
-			if got := upToDate(res.Outputs.Of(want), want, have); got != tt.want {
-				t.Errorf("upToDate = %v, want %v", got, tt.want)
+			out := res.Outputs.Of(want)
+			if got := metadataUpToDate(out, want, have) && out.SpecEqual(want, have.(compiler.Object)); got != tt.want {
+				t.Errorf("typed: up to date = %v, want %v", got, tt.want)
+			}
+			live := asServed(t, have)
+			digest, err := specDigest(want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := metadataUpToDate(out, want, live) && digest == live.Content; got != tt.want {
+				t.Errorf("summary: up to date = %v, want %v", got, tt.want)
 			}
 		})
 	}
-	np := desired["NetworkPolicy/shop-svc-api"]
-	if upToDate(res.Outputs.Of(np), np, desired["AuthorizationPolicy/shop-svc-api"]) {
+	np, ap := desired["NetworkPolicy/shop-svc-api"], desired["AuthorizationPolicy/shop-svc-api"]
+	if res.Outputs.Of(np).SpecEqual(np, ap) {
 		t.Error("objects of different kinds compare equal")
 	}
+}
+
+// asServed encodes obj as the API server sends it (a built-in kind in its Go struct's field order,
+// a custom resource with sorted keys) and reads it back as the cache keeps it.
+func asServed(t *testing.T, obj client.Object) *summary.Object {
+	t.Helper()
+	var data []byte
+	var err error
+	if clientgoscheme.Scheme.Recognizes(obj.GetObjectKind().GroupVersionKind()) {
+		data, err = json.Marshal(obj)
+	} else {
+		var u *unstructured.Unstructured
+		if u, err = render.ToUnstructured(obj); err == nil {
+			data, err = json.Marshal(u.Object)
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var live summary.Object
+	if err := json.Unmarshal(data, &live); err != nil {
+		t.Fatal(err)
+	}
+	return &live
 }

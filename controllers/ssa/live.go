@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/servicegraph/servicegraph-operator/controllers/summary"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 )
 
@@ -56,30 +57,30 @@ func (t *takenNames) list(ctx context.Context, gvk schema.GroupVersionKind) (set
 	return names, nil
 }
 
-// current reads the live object named like obj: from the cache, which holds only objects labelled
-// as the operator's, else straight from the API server when the name is taken there (by a foreign
-// object, or by one of the operator's that the cache has not seen yet). It returns nil when there
-// is none.
+// current reads the live object named like obj: its summary from the cache, which holds only
+// objects labelled as the operator's, else the object in full straight from the API server when
+// the name is taken there (by a foreign object, or by one of the operator's that the cache has not
+// seen yet). It returns nil when there is none.
 func (r *run) current(ctx context.Context, obj compiler.Object) (client.Object, error) {
 	gvk := obj.GetObjectKind().GroupVersionKind()
-	fresh, err := r.Client.Scheme().New(gvk)
+	summaries, err := r.Summaries.For(ctx, gvk)
 	if err != nil {
 		return nil, err
 	}
-	have := fresh.(client.Object)
+	have := summary.New(gvk)
 	key := client.ObjectKeyFromObject(obj)
-	err = r.Client.Get(ctx, key, have)
-	if apierrors.IsNotFound(err) {
-		exists, listErr := r.taken.has(ctx, gvk, key.Name)
-		if listErr != nil || !exists {
-			return nil, listErr
-		}
-		err = r.APIReader.Get(ctx, key, have)
+	err = summaries.Get(ctx, key, have)
+	if !apierrors.IsNotFound(err) {
+		return have, err
 	}
-	if apierrors.IsNotFound(err) {
-		return nil, nil
+	if exists, err := r.taken.has(ctx, gvk, key.Name); err != nil || !exists {
+		return nil, err
 	}
-	return have, err
+	full, err := r.read(ctx, obj)
+	if full == nil || err != nil {
+		return nil, err // a nil *Object would not be a nil client.Object
+	}
+	return full, nil
 }
 
 // list reads the objects of an output's kind.

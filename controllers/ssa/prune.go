@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/controllers/summary"
 	"github.com/servicegraph/servicegraph-operator/internal/change"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 	"github.com/servicegraph/servicegraph-operator/internal/object"
@@ -26,18 +27,25 @@ func (r *run) prune(ctx context.Context, desired *compiler.Result, only map[v1al
 		if !desired.Served(out) {
 			continue
 		}
-		live, err := r.list(ctx, r.Client, out, client.InNamespace(r.owner.GetNamespace()),
-			client.MatchingLabels{compiler.LabelGraph: r.owner.GetName()})
+		summaries, err := r.Summaries.For(ctx, out.GVK)
 		if err != nil {
 			return set, err
 		}
-		for _, obj := range live {
-			ref := object.Ref(obj)
+		live := summary.NewList(out.GVK)
+		if err := summaries.List(ctx, live, client.InNamespace(r.owner.GetNamespace()),
+			client.MatchingLabels{compiler.LabelGraph: r.owner.GetName()}); err != nil {
+			return set, err
+		}
+		for i := range live.Items {
+			obj := &live.Items[i]
+			ref := v1alpha1.ObjectReference{Group: out.GVK.Group, Kind: out.GVK.Kind, Name: obj.Name}
 			if keep[ref] || (only != nil && !only[ref]) || !metav1.IsControlledBy(obj, r.owner) {
 				continue
 			}
+			gone := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: obj.Name, Namespace: obj.Namespace}}
+			gone.SetGroupVersionKind(out.GVK)
 			uid := obj.GetUID()
-			if err := r.Client.Delete(ctx, obj, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
+			if err := r.Client.Delete(ctx, gone, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
 				return set, fmt.Errorf("pruning %s/%s: %w", ref.Kind, ref.Name, err)
 			}
 			set.Add(ref, change.Pruned)

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
+	"github.com/servicegraph/servicegraph-operator/controllers/summary"
 	"github.com/servicegraph/servicegraph-operator/internal/change"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 	"github.com/servicegraph/servicegraph-operator/internal/object"
@@ -31,8 +32,10 @@ import (
 type Manager struct {
 	// Client reads from the cache, which holds only objects labelled as the operator's, and writes.
 	Client client.Client
-	// APIReader reads around the cache: foreign objects under generated names.
+	// APIReader reads around the cache: foreign objects under generated names, and objects in full.
 	APIReader client.Reader
+	// Summaries hold the generated objects as their metadata and a digest of their spec.
+	Summaries *summary.Caches
 	// FieldOwner is the field manager of every write.
 	FieldOwner string
 	// Workers bounds the concurrent writes of one step.
@@ -42,8 +45,8 @@ type Manager struct {
 }
 
 // New returns a Manager that creates objects with raw POSTs through config and httpClient.
-func New(c client.Client, apiReader client.Reader, config *rest.Config, httpClient *http.Client, fieldOwner string, workers int) *Manager {
-	return &Manager{Client: c, APIReader: apiReader, FieldOwner: fieldOwner, Workers: workers,
+func New(c client.Client, apiReader client.Reader, summaries *summary.Caches, config *rest.Config, httpClient *http.Client, fieldOwner string, workers int) *Manager {
+	return &Manager{Client: c, APIReader: apiReader, Summaries: summaries, FieldOwner: fieldOwner, Workers: workers,
 		creator: newCreator(config, httpClient, c.RESTMapper(), c.Scheme())}
 }
 
@@ -138,11 +141,14 @@ func (r *run) applyOne(ctx context.Context, obj compiler.Object) (change.Action,
 		return change.Created, nil, r.create(ctx, obj)
 	case !metav1.IsControlledBy(have, r.owner):
 		return "", &change.Conflict{Ref: object.Ref(obj), Cause: change.NotOwned}, nil
-	case upToDate(out, obj, have):
-		return change.Unchanged, nil, nil
 	case hasUnwanted(out, have, obj):
 		// An annotation set by the create belongs to no apply, so no apply can remove it.
 		return change.Replaced, nil, r.replace(ctx, out, obj, have)
+	}
+	if metadataUpToDate(out, obj, have) {
+		if same, err := r.sameSpec(ctx, out, obj, have); err != nil || same {
+			return change.Unchanged, nil, err
+		}
 	}
 	return r.update(ctx, out, obj)
 }
@@ -170,7 +176,7 @@ func (r *run) update(ctx context.Context, out *compiler.Output, obj compiler.Obj
 
 // replace writes obj over live with an update: the spec whole, the operator's labels and
 // annotations over live's, and live's resourceVersion, so a change in between fails and is retried.
-func (r *run) replace(ctx context.Context, out *compiler.Output, obj, live compiler.Object) error {
+func (r *run) replace(ctx context.Context, out *compiler.Output, obj compiler.Object, live client.Object) error {
 	want, err := render.ToUnstructured(obj)
 	if err != nil {
 		return err
