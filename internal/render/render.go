@@ -1,12 +1,13 @@
 // Package render turns typed objects into the canonical form that the CLI prints and the
 // reconciler applies: unstructured objects built through JSON (Istio specs are protobuf messages
 // that only their own MarshalJSON encodes correctly), printed as YAML or JSON with sorted keys.
+// YAML prints those same bytes straight from the typed objects (yamlwriter.go, encode.go).
 package render
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
@@ -49,22 +50,42 @@ func ToUnstructuredList(objs []object.Object) ([]*unstructured.Unstructured, err
 }
 
 // YAML prints the objects in order as a multi-document YAML stream, each document starting with
-// "---", keys sorted. Empty input gives empty output.
+// "---", keys sorted. Empty input gives empty output. Each document is the bytes yamlViaJSON
+// prints; the direct encoder writes them without the round trip through JSON and a map where it
+// covers the object, which it does for every object the compiler makes.
 func YAML(objs []object.Object) ([]byte, error) {
-	us, err := ToUnstructuredList(objs)
+	var out []byte
+	w := newYAMLWriter()
+	for i, obj := range objs {
+		// Room for the rest at the average size so far (at least a quarter more): a few copies of
+		// the output, where append's growth by a quarter copies a large output ten times.
+		if i > 0 && cap(out)-len(out) < len(out)/i {
+			out = slices.Grow(out, max(len(out)/i*(len(objs)-i), len(out)/4))
+		}
+		out = append(out, "---\n"...)
+		doc, err := w.document(out, obj)
+		if err != nil { // an object the direct encoder does not cover, or one that fails either way
+			doc, err = yamlViaJSON(out, obj)
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = doc
+	}
+	return out, nil
+}
+
+// yamlViaJSON appends obj's document to out as ToUnstructured and sigs.k8s.io/yaml print it.
+func yamlViaJSON(out []byte, obj object.Object) ([]byte, error) {
+	u, err := ToUnstructured(obj)
 	if err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	for _, u := range us {
-		doc, err := yaml.Marshal(u.Object)
-		if err != nil {
-			return nil, fmt.Errorf("printing %s: %w", describe(u), err)
-		}
-		buf.WriteString("---\n")
-		buf.Write(doc)
+	doc, err := yaml.Marshal(u.Object)
+	if err != nil {
+		return nil, fmt.Errorf("printing %s: %w", describe(u), err)
 	}
-	return buf.Bytes(), nil
+	return append(out, doc...), nil
 }
 
 // JSON prints the objects in order as one indented v1 List, which kubectl applies as a whole.

@@ -1,0 +1,261 @@
+package render
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// encodeProto writes a message as github.com/golang/protobuf's jsonpb.Marshaler{} prints it (the
+// options of every Istio API type's MarshalJSON): the populated fields by their JSON names, enums
+// by name, 64-bit integers as strings. Well-known types, proto2, extensions, floats and bytes are
+// not copied.
+func encodeProto(w *yamlWriter, m protoreflect.Message) error {
+	fields, err := protoFields(m)
+	if err != nil {
+		return err
+	}
+	if err := w.beginMap(); err != nil {
+		return err
+	}
+	for _, fd := range fields {
+		if !m.Has(fd) { // jsonpb without EmitDefaults: a oneof's other members, zero scalars, ...
+			continue
+		}
+		if err := w.setKey(fd.JSONName()); err != nil {
+			return err
+		}
+		if err := encodeProtoValue(w, fd, m.Get(fd)); err != nil {
+			return err
+		}
+	}
+	w.end()
+	return nil
+}
+
+// protoFieldLists caches the fields of a message type in yaml.v2's order of their JSON names.
+var protoFieldLists sync.Map // protoreflect.FullName -> []protoreflect.FieldDescriptor
+
+func protoFields(m protoreflect.Message) ([]protoreflect.FieldDescriptor, error) {
+	md := m.Descriptor()
+	if f, ok := protoFieldLists.Load(md.FullName()); ok {
+		return f.([]protoreflect.FieldDescriptor), nil
+	}
+	_, custom := reflect.TypeOf(m.Interface()).MethodByName("MarshalJSONPB")
+	if custom || md.Syntax() != protoreflect.Proto3 || md.ExtensionRanges().Len() > 0 ||
+		strings.HasPrefix(string(md.FullName()), "google.protobuf.") {
+		return nil, errUnsupported
+	}
+	fds := md.Fields()
+	names := make([]string, fds.Len())
+	byName := make(map[string]protoreflect.FieldDescriptor, fds.Len())
+	for i := range fds.Len() {
+		names[i] = fds.Get(i).JSONName()
+		byName[names[i]] = fds.Get(i)
+	}
+	if len(byName) < len(names) || !sortKeys(names) {
+		return nil, errUnsupported
+	}
+	fields := make([]protoreflect.FieldDescriptor, len(names))
+	for i, name := range names {
+		fields[i] = byName[name]
+	}
+	protoFieldLists.Store(md.FullName(), fields)
+	return fields, nil
+}
+
+func encodeProtoValue(w *yamlWriter, fd protoreflect.FieldDescriptor, v protoreflect.Value) error {
+	switch {
+	case fd.IsList():
+		if err := w.beginSeq(); err != nil {
+			return err
+		}
+		for i, l := 0, v.List(); i < l.Len(); i++ {
+			if err := encodeProtoSingular(w, fd, l.Get(i)); err != nil {
+				return err
+			}
+		}
+		w.end()
+		return nil
+	case fd.IsMap():
+		entries := map[string]protoreflect.Value{}
+		var keys []string
+		v.Map().Range(func(k protoreflect.MapKey, v protoreflect.Value) bool {
+			s := protoMapKey(k)
+			keys = append(keys, s)
+			entries[s] = v
+			return true
+		})
+		if !sortKeys(keys) {
+			return errUnsupported
+		}
+		if err := w.beginMap(); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := w.setKey(k); err != nil {
+				return err
+			}
+			if err := encodeProtoSingular(w, fd.MapValue(), entries[k]); err != nil {
+				return err
+			}
+		}
+		w.end()
+		return nil
+	}
+	return encodeProtoSingular(w, fd, v)
+}
+
+// protoMapKey is a map key as jsonpb prints it (fmt.Sprint of a string, bool or integer).
+func protoMapKey(k protoreflect.MapKey) string {
+	switch x := k.Interface().(type) {
+	case string:
+		return x
+	case bool:
+		return strconv.FormatBool(x)
+	case int32, int64:
+		return strconv.FormatInt(k.Int(), 10)
+	default:
+		return strconv.FormatUint(k.Uint(), 10)
+	}
+}
+
+func encodeProtoSingular(w *yamlWriter, fd protoreflect.FieldDescriptor, v protoreflect.Value) error {
+	switch fd.Kind() {
+	case protoreflect.MessageKind:
+		return encodeProto(w, v.Message())
+	case protoreflect.EnumKind:
+		if fd.Enum().FullName() == "google.protobuf.NullValue" {
+			return errUnsupported
+		}
+		if vd := fd.Enum().Values().ByNumber(v.Enum()); vd != nil {
+			return w.str(string(vd.Name()))
+		}
+		return w.literal(strconv.Itoa(int(v.Enum())))
+	case protoreflect.StringKind:
+		return w.str(v.String())
+	case protoreflect.BoolKind:
+		return w.literal(strconv.FormatBool(v.Bool()))
+	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
+		return w.literal(strconv.FormatInt(v.Int(), 10))
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
+		return w.literal(strconv.FormatUint(v.Uint(), 10))
+	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
+		return w.str(strconv.FormatInt(v.Int(), 10)) // jsonpb quotes 64-bit integers
+	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		return w.str(strconv.FormatUint(v.Uint(), 10))
+	}
+	return errUnsupported
+}
+
+// encodeJSON writes what a MarshalJSON method returned, as ToUnstructured reads it: integers as
+// int64 (others are floats there, so not copied), objects in yaml.v2's order of their keys. The
+// common small values (an IntOrString, a Time) skip the JSON decoder.
+func encodeJSON(w *yamlWriter, data []byte) error {
+	switch s := string(data); {
+	case s == "null":
+		return w.null()
+	case s == "true", s == "false":
+		return w.literal(s)
+	case jsonInteger(s):
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return errUnsupported
+		}
+		return w.literal(strconv.FormatInt(n, 10))
+	case len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' && plainJSONString(s[1:len(s)-1]):
+		return w.str(s[1 : len(s)-1])
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errUnsupported // more than one value: encoding/json refuses it
+	}
+	return encodeAny(w, v)
+}
+
+// jsonInteger reports whether s is a JSON number without fraction or exponent.
+func jsonInteger(s string) bool {
+	digits := strings.TrimPrefix(s, "-")
+	if digits == "" || digits[0] == '0' && len(digits) > 1 {
+		return false
+	}
+	for i := range len(digits) {
+		if digits[i] < '0' || digits[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// plainJSONString reports whether s, between quotes, is a JSON string that means itself: no
+// escape, no control character, valid UTF-8.
+func plainJSONString(s string) bool {
+	for i := range len(s) {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return utf8.ValidString(s)
+}
+
+func encodeAny(w *yamlWriter, v any) error {
+	switch v := v.(type) {
+	case nil:
+		return w.null()
+	case bool:
+		return w.literal(strconv.FormatBool(v))
+	case string:
+		return w.str(v)
+	case json.Number:
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		if !jsonInteger(string(v)) || err != nil {
+			return errUnsupported // a float in unstructured
+		}
+		return w.literal(strconv.FormatInt(n, 10))
+	case []any:
+		if err := w.beginSeq(); err != nil {
+			return err
+		}
+		for _, item := range v {
+			if err := encodeAny(w, item); err != nil {
+				return err
+			}
+		}
+		w.end()
+		return nil
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		if !sortKeys(keys) {
+			return errUnsupported
+		}
+		if err := w.beginMap(); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := w.setKey(k); err != nil {
+				return err
+			}
+			if err := encodeAny(w, v[k]); err != nil {
+				return err
+			}
+		}
+		w.end()
+		return nil
+	}
+	return errUnsupported
+}

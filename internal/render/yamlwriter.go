@@ -1,0 +1,359 @@
+package render
+
+import (
+	"errors"
+	"reflect"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"sigs.k8s.io/yaml"
+)
+
+// errUnsupported says that the direct encoder does not handle a value (a float, a multi-line
+// string, a type that encoding/json treats in a way the encoder does not copy): the object is
+// printed through JSON instead, whose output the direct encoder's must equal.
+var errUnsupported = errors.New("render: not printed directly")
+
+// yamlWriter prints, from a stream of events, the bytes that sigs.k8s.io/yaml.Marshal prints for
+// the same value: go.yaml.in/yaml/v2's block style (two spaces an indentation level, a sequence in
+// a mapping not indented, {} and [] for empty collections) and its choice of style for each
+// scalar. Keys must come in yaml.v2's order (yamlLess). It never builds the value.
+type yamlWriter struct {
+	out    []byte
+	frames []frame
+	// key and rawKey are the pending mapping key, rendered (quoted if needed) and as given; the
+	// rendered key is written when its value starts.
+	key, rawKey string
+	// scalars caches the rendering of strings that are not plainly printable (see scalar).
+	scalars map[scalarKey]string
+	// drop, when set, is where to go back to once the value being written ends: ToUnstructured
+	// leaves a top-level status out of a desired state, so the writer writes it and takes it back
+	// (an object whose status cannot be encoded fails the same way on both paths).
+	drop *dropMark
+	// dropNull leaves out the pending key if its value is null, as ToUnstructured does with a
+	// null metadata.creationTimestamp.
+	dropNull bool
+}
+
+// frame is an open mapping or sequence.
+type frame struct {
+	seq    bool
+	indent int
+	// inItem: the collection is a sequence item, so its first entry goes on the item's "- " line.
+	inItem bool
+	n      int    // entries written so far
+	name   string // the key the collection is the value of
+}
+
+type dropMark struct{ out, n int }
+
+type scalarKey struct {
+	s   string
+	key bool
+}
+
+// maxDepth bounds nesting: deeper values (or a cycle) take the JSON path, which reports them.
+const maxDepth = 200
+
+// maxSimpleKey is the longest key yaml.v2 writes as "key: value"; a longer one becomes "? key".
+const maxSimpleKey = 128
+
+// bestWidth is the column past which yaml.v2 folds a scalar at a space.
+const bestWidth = 80
+
+func newYAMLWriter() *yamlWriter {
+	return &yamlWriter{scalars: map[scalarKey]string{}}
+}
+
+// document appends obj's document to out with the direct encoder.
+func (w *yamlWriter) document(out []byte, obj any) ([]byte, error) {
+	w.out, w.frames, w.drop, w.dropNull = out, w.frames[:0], nil, false
+	v := reflect.ValueOf(obj)
+	if err := encoderOf(v.Type())(w, v); err != nil {
+		return nil, err
+	}
+	return w.out, nil
+}
+
+// setKey makes k the key of the next value in the current mapping.
+func (w *yamlWriter) setKey(k string) error {
+	if len(k) > maxSimpleKey {
+		return errUnsupported
+	}
+	rendered, err := w.scalar(k, true)
+	if err != nil {
+		return err
+	}
+	w.key, w.rawKey = rendered, k
+	switch depth := len(w.frames); {
+	case depth == 1 && k == "status":
+		w.drop = &dropMark{out: len(w.out), n: w.frames[0].n}
+	case depth == 2 && k == "creationTimestamp" && w.frames[1].name == "metadata":
+		w.dropNull = true
+	}
+	return nil
+}
+
+// start writes what precedes a value in the current collection ("key:" or "-", after the
+// collection's own opening and the indentation) and returns the column the value starts at,
+// after one space. The document itself has no prefix.
+func (w *yamlWriter) start() int {
+	w.dropNull = false
+	if len(w.frames) == 0 {
+		return 0
+	}
+	f := &w.frames[len(w.frames)-1]
+	if f.n == 0 && len(w.frames) > 1 {
+		if f.inItem {
+			w.out = append(w.out, ' ')
+		} else {
+			w.out = append(w.out, '\n')
+		}
+	}
+	if f.n > 0 || !f.inItem {
+		w.out = append(w.out, spaces[:f.indent]...)
+	}
+	f.n++
+	if f.seq {
+		w.out = append(w.out, '-')
+		return f.indent + 2
+	}
+	w.out = append(w.out, w.key...)
+	w.out = append(w.out, ':')
+	return f.indent + len(w.key) + 2
+}
+
+// spaces is sliced for indentation, as deep as maxDepth allows.
+var spaces = strings.Repeat(" ", 2*maxDepth+2)
+
+func (w *yamlWriter) beginMap() error { return w.begin(false) }
+func (w *yamlWriter) beginSeq() error { return w.begin(true) }
+
+func (w *yamlWriter) begin(seq bool) error {
+	if len(w.frames) >= maxDepth {
+		return errUnsupported
+	}
+	w.start()
+	f := frame{seq: seq, name: w.rawKey}
+	if n := len(w.frames); n > 0 {
+		parent := w.frames[n-1]
+		f.inItem = parent.seq
+		f.indent = parent.indent
+		if seq == parent.seq || !seq { // a sequence in a mapping is not indented
+			f.indent += 2
+		}
+	} else if seq {
+		return errUnsupported // a document that is a list is no object
+	}
+	w.frames = append(w.frames, f)
+	return nil
+}
+
+// end closes the innermost collection.
+func (w *yamlWriter) end() {
+	f := w.frames[len(w.frames)-1]
+	w.frames = w.frames[:len(w.frames)-1]
+	if f.n == 0 {
+		empty := "{}\n"
+		if f.seq {
+			empty = "[]\n"
+		}
+		if len(w.frames) > 0 {
+			w.out = append(w.out, ' ')
+		}
+		w.out = append(w.out, empty...)
+	}
+	w.done()
+}
+
+// done ends a value: a dropped one is taken back.
+func (w *yamlWriter) done() {
+	if w.drop != nil && len(w.frames) == 1 {
+		w.out = w.out[:w.drop.out]
+		w.frames[0].n = w.drop.n
+		w.drop = nil
+	}
+}
+
+// literal writes a scalar that yaml.v2 prints as given: an integer, true, false.
+func (w *yamlWriter) literal(s string) error {
+	if len(w.frames) == 0 {
+		return errUnsupported
+	}
+	w.start()
+	w.out = append(w.out, ' ')
+	w.out = append(w.out, s...)
+	w.out = append(w.out, '\n')
+	w.done()
+	return nil
+}
+
+func (w *yamlWriter) null() error {
+	if w.dropNull {
+		w.dropNull = false
+		return nil
+	}
+	return w.literal("null")
+}
+
+// str writes a string scalar.
+func (w *yamlWriter) str(s string) error {
+	if len(w.frames) == 0 {
+		return errUnsupported
+	}
+	rendered, err := w.scalar(s, false)
+	if err != nil {
+		return err
+	}
+	col := w.start()
+	// yaml.v2 folds a scalar at a space past column 80; one that ends before it is never folded.
+	if col+len(rendered) > bestWidth && strings.IndexByte(rendered, ' ') >= 0 {
+		return errUnsupported
+	}
+	w.out = append(w.out, ' ')
+	w.out = append(w.out, rendered...)
+	w.out = append(w.out, '\n')
+	w.done()
+	return nil
+}
+
+// scalar renders a string as yaml.v2 prints it as a key or a value: plain when nothing could read
+// it as another type or as YAML syntax, otherwise as yaml.v2 itself prints it alone (a probe,
+// cached: such strings are few and repeat, as ports do). A value of a probe is printed the same
+// in any block context but for folding, which str rules out; a key is never folded.
+func (w *yamlWriter) scalar(s string, key bool) (string, error) {
+	if plain(s) {
+		return s, nil
+	}
+	if r, ok := w.scalars[scalarKey{s, key}]; ok {
+		return r, nil
+	}
+	if !utf8.ValidString(s) { // encoding/json would have replaced the invalid bytes
+		return "", errUnsupported
+	}
+	var r string
+	if key {
+		out, err := yaml.Marshal(map[string]int{s: 0})
+		var ok bool
+		if r, ok = strings.CutSuffix(string(out), ": 0\n"); err != nil || !ok {
+			return "", errUnsupported
+		}
+	} else {
+		out, err := yaml.Marshal([]string{s})
+		var ok bool
+		if r, ok = strings.CutPrefix(string(out), "- "); err != nil || !ok {
+			return "", errUnsupported
+		}
+		r = strings.TrimSuffix(r, "\n")
+	}
+	if strings.Contains(r, "\n") { // a literal block, or a key too complex for one line
+		return "", errUnsupported
+	}
+	w.scalars[scalarKey{s, key}] = r
+	return r, nil
+}
+
+// plain reports whether yaml.v2 prints s as is, in a block context, as a key or a value: it starts
+// with a letter, '/' or '_' (so resolves to no number, and is no indicator), is none of the words
+// that resolve to a bool or null, and holds only characters that are never YAML syntax there (':'
+// only if another character follows it, so it is never followed by a space).
+func plain(s string) bool {
+	if s == "" || !(isASCIILetter(s[0]) || s[0] == '/' || s[0] == '_') || resolvesToNonString(s) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		switch c := s[i]; {
+		case isASCIILetter(c), c >= '0' && c <= '9':
+		case strings.IndexByte("-._/*@=+~", c) >= 0:
+		case c == ':' && i < len(s)-1:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func isASCIILetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+
+// resolvesToNonString lists the words starting with a letter that yaml.v2 resolves to a bool or
+// null when plain (its resolve table).
+func resolvesToNonString(s string) bool {
+	switch s {
+	case "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON",
+		"n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF",
+		"null", "Null", "NULL":
+		return true
+	}
+	return false
+}
+
+// sortKeys sorts keys in yaml.v2's order and reports whether that order is strict for them (it
+// is for any keys seen in practice; yaml.v2's own output would depend on map order otherwise).
+func sortKeys(keys []string) bool {
+	slices.SortFunc(keys, yamlCompare)
+	for i := 1; i < len(keys); i++ {
+		if !yamlLess(keys[i-1], keys[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func yamlCompare(a, b string) int {
+	switch {
+	case yamlLess(a, b):
+		return -1
+	case yamlLess(b, a):
+		return 1
+	}
+	return 0
+}
+
+// yamlLess is go.yaml.in/yaml/v2's order of two string keys (keyList.Less): rune by rune, letters
+// after other characters, runs of digits compared as numbers.
+func yamlLess(a, b string) bool {
+	if a == b {
+		return false
+	}
+	ar, br := []rune(a), []rune(b)
+	for i := 0; i < len(ar) && i < len(br); i++ {
+		if ar[i] == br[i] {
+			continue
+		}
+		al := unicode.IsLetter(ar[i])
+		bl := unicode.IsLetter(br[i])
+		if al && bl {
+			return ar[i] < br[i]
+		}
+		if al || bl {
+			return bl
+		}
+		var ai, bi int
+		var an, bn int64
+		if ar[i] == '0' || br[i] == '0' {
+			for j := i - 1; j >= 0 && unicode.IsDigit(ar[j]); j-- {
+				if ar[j] != '0' {
+					an = 1
+					bn = 1
+					break
+				}
+			}
+		}
+		for ai = i; ai < len(ar) && unicode.IsDigit(ar[ai]); ai++ {
+			an = an*10 + int64(ar[ai]-'0')
+		}
+		for bi = i; bi < len(br) && unicode.IsDigit(br[bi]); bi++ {
+			bn = bn*10 + int64(br[bi]-'0')
+		}
+		if an != bn {
+			return an < bn
+		}
+		if ai != bi {
+			return ai < bi
+		}
+		return ar[i] < br[i]
+	}
+	return len(ar) < len(br)
+}
