@@ -85,7 +85,7 @@ func decodeObject(raw []byte, want kinds, in input, skipped map[string]int) (obj
 		Metadata        struct{ Name, Namespace string } `json:"metadata"`
 		Items           []yamlRaw                        `json:"items"`
 	}
-	template := unrenderedTemplate.Match(raw)
+	template := hasTemplate(raw)
 	data, err := yaml.YAMLToJSON(raw)
 	if err == nil && !bytes.Equal(data, []byte("null")) && data[0] == '{' {
 		err = json.Unmarshal(data, &meta)
@@ -191,7 +191,7 @@ func decodeKnown(data []byte, obj object.Object, in input, kind, name string) ([
 	}
 	// Strict: a misspelt field would otherwise vanish silently (the API server would reject it).
 	// status is what the cluster reports, not what is linted: exported objects carry it.
-	if err := yaml.UnmarshalStrict(withoutStatus(data), obj); err != nil {
+	if err := unmarshalStrict(withoutStatus(data), obj); err != nil {
 		return nil, []inputProblem{{kind: kind, name: name, err: locateTypeError(withoutStatus(data), obj, err)}}
 	}
 	if err := setNamespace(obj, in); err != nil {
