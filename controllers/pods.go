@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -44,25 +45,45 @@ var podUpdates = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool { re
 // status write) per delay, and the coverage and mTLS preflight lag by that much at most.
 const PodEventDelay = 2 * time.Second
 
-// delayedEnqueue enqueues, PodEventDelay after a pod event, the graphs its namespace has.
+// delayedEnqueue enqueues, PodEventDelay after a pod event, the graphs its namespace has, without
+// marking them for a full reconcile (see podsOnly).
 func delayedEnqueue(graphs func(context.Context, client.Object) []reconcile.Request) handler.EventHandler {
-	add := func(ctx context.Context, obj client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-		for _, req := range graphs(ctx, obj) {
+	return podEvents{graphs: graphs}
+}
+
+// podEvents is a handler of its own rather than handler.Funcs, which hands its functions the
+// queue wrapped (to give the initial list's events a low priority), so the marking queue would
+// not be recognised. It gives those events the same low priority.
+type podEvents struct {
+	graphs func(context.Context, client.Object) []reconcile.Request
+}
+
+func (h podEvents) add(ctx context.Context, obj client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request], priority *int) {
+	for _, req := range h.graphs(ctx, obj) {
+		if mq, ok := q.(markingQueue); ok {
+			mq.addForPods(req, PodEventDelay, priority)
+		} else {
 			q.AddAfter(req, PodEventDelay)
 		}
 	}
-	return handler.Funcs{
-		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			add(ctx, e.Object, q)
-		},
-		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			add(ctx, e.ObjectNew, q)
-		},
-		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			add(ctx, e.Object, q)
-		},
-		GenericFunc: func(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			add(ctx, e.Object, q)
-		},
+}
+
+func (h podEvents) Create(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	var priority *int
+	if e.IsInInitialList {
+		priority = ptr.To(handler.LowPriority)
 	}
+	h.add(ctx, e.Object, q, priority)
+}
+
+func (h podEvents) Update(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	h.add(ctx, e.ObjectNew, q, nil)
+}
+
+func (h podEvents) Delete(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	h.add(ctx, e.Object, q, nil)
+}
+
+func (h podEvents) Generic(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	h.add(ctx, e.Object, q, nil)
 }

@@ -51,6 +51,9 @@ type ServiceGraphReconciler struct {
 	// Traffic, when set, holds each namespace's observed traffic, which TrafficCovered judges.
 	Traffic *trafficObserver
 
+	// podPath lets reconciles that only pod events asked for skip the compile (see podsOnly).
+	podPath podPath
+
 	// replaced holds, per graph, the resourceVersions its last two status writes replaced (a
 	// reconcile makes up to two): a cached graph still at one of them is one the cache has not
 	// caught up on. (controller-runtime's read-your-writes consistency does the same by blocking
@@ -73,6 +76,7 @@ func (r *ServiceGraphReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		if apierrors.IsNotFound(err) {
 			forget(req.Namespace, req.Name)
 			r.replaced.Delete(req.NamespacedName)
+			r.podPath.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -88,34 +92,40 @@ func (r *ServiceGraphReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err := r.markReconciling(ctx, &sg); err != nil {
 		return staleOr(err)
 	}
-	found := r.converge(ctx, &sg)
+	if res, done, err := r.podsOnly(ctx, &sg); done {
+		return res, err
+	}
+	found, seen := r.converge(ctx, &sg)
 	class := outcome.Classify(found)
 	r.record(ctx, &sg, found, class)
 	if err := r.writeStatus(ctx, &sg, found, class); err != nil {
 		return staleOr(err)
 	}
+	r.remember(&sg, found, seen)
 	return r.result(class)
 }
 
 // converge compiles the graph with the facts of the cluster and runs the plan, unless the graph
 // is not the active one of its namespace or its spec does not compile: then nothing generated is
-// touched.
-func (r *ServiceGraphReconciler) converge(ctx context.Context, sg *v1alpha1.ServiceGraph) outcome.Findings {
+// touched. It also returns what it saw of the pods, for the pods-only reconciles that may follow.
+func (r *ServiceGraphReconciler) converge(ctx context.Context, sg *v1alpha1.ServiceGraph) (outcome.Findings, *podMemo) {
 	f := outcome.Findings{Outputs: r.outputs(), Drift: outcome.Settled(sg)}
 	active, err := r.activeGraph(ctx, sg)
 	if err != nil || active != sg.Name {
 		f.ActiveGraph, f.Err = active, err
-		return f
+		return f, nil
 	}
 	facts, pods, err := r.facts(ctx, sg)
 	if err != nil {
 		f.Err = err
-		return f
+		return f, nil
 	}
+	compiles.WithLabelValues(sg.Namespace, sg.Name).Inc()
 	if f.Desired, f.CompileErr = compiler.Compile(sg, r.Options, facts); f.CompileErr != nil {
-		return f
+		return f, nil
 	}
-	f.Coverage = outcome.Coverage(f.Desired.Graph, pods, f.Desired.Waypoints)
+	var seen *podMemo
+	f.Coverage, seen = r.observePods(sg, f.Desired, facts, pods)
 	f.Changes, f.Err = r.Writer.Execute(ctx, sg, f.Desired)
 	f.Rejected = ssa.IsRejected(f.Err)
 	if f.Err == nil && (len(f.Desired.Enroll) > 0 || slices.ContainsFunc(facts.Services, func(ks compiler.KubeService) bool { return ks.Labels != nil })) {
@@ -125,7 +135,7 @@ func (r *ServiceGraphReconciler) converge(ctx context.Context, sg *v1alpha1.Serv
 		f.Widenings, f.Err = r.widenings(ctx, sg, f.Desired, facts.Missing, pods)
 		f.WideningsJudged = f.Err == nil
 	}
-	return f
+	return f, seen
 }
 
 func (r *ServiceGraphReconciler) outputs() compiler.Registry {

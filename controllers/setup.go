@@ -179,8 +179,9 @@ func (r *ServiceGraphReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			})).
 		Named("servicegraph").
 		// Graphs of different namespaces reconcile side by side, so a big one does not hold up the
-		// small ones; one graph is never reconciled twice at once.
-		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Concurrency, 1)}).
+		// small ones; one graph is never reconciled twice at once. The queue tells pod events from
+		// every other reason to reconcile (markingQueue).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Concurrency, 1), NewQueue: r.podPath.newQueue(mgr.GetLogger())}).
 		Build(r)
 	if err != nil {
 		return err
