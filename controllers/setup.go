@@ -135,6 +135,8 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 	}
 	apis := NewAPIDetector(dc, summaries, mgr.GetClient(), cfg.Options.Outputs)
 	apis.foreign = foreign
+	writer := ssa.New(mgr.GetClient(), mgr.GetAPIReader(), summaries, mgr.GetConfig(), mgr.GetHTTPClient(), FieldOwner, cfg.Workers)
+	writer.Foreign = foreign
 	r := &ServiceGraphReconciler{
 		Client:          mgr.GetClient(),
 		APIReader:       mgr.GetAPIReader(),
@@ -143,7 +145,7 @@ func Setup(mgr ctrl.Manager, cfg Config) error {
 		Recorder:        mgr.GetEventRecorder(FieldOwner),
 		APIs:            apis,
 		Options:         cfg.Options,
-		Writer:          ssa.New(mgr.GetClient(), mgr.GetAPIReader(), summaries, mgr.GetConfig(), mgr.GetHTTPClient(), FieldOwner, cfg.Workers),
+		Writer:          writer,
 		RecheckInterval: cfg.RecheckInterval,
 		Concurrency:     cfg.Concurrency,
 	}

@@ -36,6 +36,9 @@ type Manager struct {
 	APIReader client.Reader
 	// Summaries hold the generated objects as their metadata and a digest of their spec.
 	Summaries *summary.Caches
+	// Foreign, when set, holds the metadata of the objects without the operator's label; nil
+	// makes every look for other objects of a kind a read from the API server.
+	Foreign client.Reader
 	// FieldOwner is the field manager of every write.
 	FieldOwner string
 	// Workers bounds the concurrent writes of one step.
@@ -58,8 +61,7 @@ func (m *Manager) Execute(ctx context.Context, owner client.Object, desired *com
 	if err != nil {
 		return change.Set{}, err
 	}
-	run := &run{Manager: m, owner: owner, ownerRef: ownerRef, outputs: desired.Outputs,
-		taken: newTakenNames(m.APIReader, owner.GetNamespace())}
+	run := &run{Manager: m, owner: owner, ownerRef: ownerRef, outputs: desired.Outputs}
 	var set change.Set
 	for _, step := range desired.Steps() {
 		var done change.Set
@@ -84,13 +86,12 @@ func (m *Manager) ownerReference(owner client.Object) (metav1.OwnerReference, er
 	return *metav1.NewControllerRef(owner, gvk), nil
 }
 
-// run is one Execute: the names already taken are listed at most once per kind.
+// run is one Execute.
 type run struct {
 	*Manager
 	owner    client.Object
 	ownerRef metav1.OwnerReference
 	outputs  compiler.Registry
-	taken    *takenNames
 }
 
 // apply writes objs concurrently.
@@ -134,11 +135,26 @@ func (r *run) applyOne(ctx context.Context, obj compiler.Object) (change.Action,
 		return "", conflict, err
 	}
 	have, err := r.current(ctx, obj)
-	switch {
-	case err != nil:
+	if err != nil {
 		return "", nil, err
-	case have == nil:
-		return change.Created, nil, r.create(ctx, obj)
+	}
+	if have == nil {
+		// Created without a look around the cache first: a name taken by someone else is refused
+		// (a create never takes an object over), and costs one read then.
+		taken := r.create(ctx, obj)
+		if !apierrors.IsAlreadyExists(taken) {
+			return change.Created, nil, taken
+		}
+		full, err := r.read(ctx, obj)
+		if err != nil {
+			return "", nil, err
+		}
+		if full == nil {
+			return "", nil, taken // deleted in between: retried
+		}
+		have = full
+	}
+	switch {
 	case !metav1.IsControlledBy(have, r.owner):
 		return "", &change.Conflict{Ref: object.Ref(obj), Cause: change.NotOwned}, nil
 	case hasUnwanted(out, have, obj):
@@ -202,8 +218,7 @@ func (r *run) create(ctx context.Context, obj compiler.Object) error {
 	fresh := obj.DeepCopyObject().(client.Object)
 	fresh.SetOwnerReferences([]metav1.OwnerReference{r.ownerRef})
 	if err := r.creator.create(ctx, fresh, r.FieldOwner); err != nil {
-		// AlreadyExists included: the next look reads the newcomer and decides whose it is.
-		return writeError("creating", obj, err)
+		return writeError("creating", obj, err) // AlreadyExists included: applyOne reads whose it is
 	}
 	return nil
 }
@@ -213,6 +228,9 @@ func (r *run) create(ctx context.Context, obj compiler.Object) error {
 func (r *run) exclusive(ctx context.Context, out *compiler.Output, obj compiler.Object) (*change.Conflict, error) {
 	if out.Exclusive == nil || !out.Exclusive(obj) {
 		return nil, nil
+	}
+	if strangers, err := r.strangers(ctx, out, obj.GetNamespace()); err != nil || !strangers {
+		return nil, err
 	}
 	others, err := r.list(ctx, r.APIReader, out, client.InNamespace(obj.GetNamespace()))
 	if err != nil {

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
@@ -13,7 +16,17 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
+
+// syncedAfter is how long after the manager started each kind's summaries were first synced: at
+// a restart, the cost of reading every generated object.
+var syncedAfter = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	Name: "servicegraph_summary_cache_synced_seconds",
+	Help: "Seconds from the manager's start until the cache of the generated objects of a kind was first synced.",
+}, []string{"group", "kind"})
+
+func init() { metrics.Registry.MustRegister(syncedAfter) }
 
 // Caches hold the summaries of the generated objects, one cache per kind, each started the first
 // time its kind is asked for (an output's API may be installed after the operator starts). It runs
@@ -26,6 +39,7 @@ type Caches struct {
 
 	started chan struct{}
 	ctx     context.Context
+	start   time.Time
 
 	mu    sync.Mutex
 	kinds map[schema.GroupVersionKind]cache.Cache
@@ -42,7 +56,7 @@ func NewCaches(config *rest.Config, httpClient *http.Client, mapper meta.RESTMap
 
 // Start records the manager's context for the caches started later, and waits for it to end.
 func (c *Caches) Start(ctx context.Context) error {
-	c.ctx = ctx
+	c.ctx, c.start = ctx, time.Now()
 	close(c.started)
 	<-ctx.Done()
 	return nil
@@ -81,6 +95,9 @@ func (c *Caches) For(ctx context.Context, gvk schema.GroupVersionKind) (cache.Ca
 	}
 	if !kind.WaitForCacheSync(ctx) {
 		return nil, fmt.Errorf("summaries of %s: cache did not sync: %w", gvk, ctx.Err())
+	}
+	if !ok {
+		syncedAfter.WithLabelValues(gvk.Group, gvk.Kind).Set(time.Since(c.start).Seconds())
 	}
 	return kind, nil
 }

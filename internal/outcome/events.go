@@ -77,10 +77,12 @@ func Events(before *v1alpha1.ServiceGraph, f Findings, c Class) []Event {
 	if d != nil && f.Err == nil && before.Status.Enforcement != "" && before.Status.Enforcement != d.Enforcement {
 		normal(EventEnforcement, "Apply", enforcementNote[d.Enforcement])
 	}
+	// A graph's first rollout is told by its status alone: an event per new graph is a write per
+	// graph that a fleet's cold start pays for nothing. Its changes afterwards are events.
 	if written := f.Changes.Written(); len(written) > 0 {
 		if f.Drift {
 			normal(EventDriftCorrected, "Apply", "Restored "+joinRefs(written))
-		} else {
+		} else if before.Status.ObservedGeneration > 0 {
 			normal(EventApplied, "Apply", "Applied "+joinRefs(written))
 		}
 	}

@@ -39,7 +39,8 @@ func TestEvents(t *testing.T) {
 		want   []Event
 	}{
 		{"quiet reconcile", readyBefore, findings(t, seed(), compiler.Facts{}), nil},
-		{"first rollout", fresh, findings(t, seed(), compiler.Facts{}, written),
+		{"first rollout: the status says it", fresh, findings(t, seed(), compiler.Facts{}, written), nil},
+		{"change of a rolled-out graph", readyBefore, findings(t, seed(), compiler.Facts{}, written),
 			[]Event{{corev1.EventTypeNormal, EventApplied, "Apply", "Applied NetworkPolicy/shop-svc-api"}}},
 		{"drift restored", fresh, findings(t, seed(), compiler.Facts{}, written, func(f *Findings) { f.Drift = true }),
 			[]Event{{corev1.EventTypeNormal, EventDriftCorrected, "Apply", "Restored NetworkPolicy/shop-svc-api"}}},

@@ -179,11 +179,17 @@ func refs(objs []compiler.Object) []v1alpha1.ObjectReference {
 }
 
 // MarkReconciling records that a new generation is being worked on before any policy is touched,
-// so no tool mistakes a fresh or changed object for a finished one. It reports whether anything
-// changed.
+// so no tool mistakes a changed object, or a large new one, for a finished one. It reports whether
+// anything changed. A new graph of up to QuickGraphServices services gets no such mark: it
+// converges in about one round of writes, its final status follows at once, and until its first
+// reconcile (however long it waits in the queue) it has no status anyway; in a fleet's cold start
+// the mark would be one write in thirty.
 func MarkReconciling(sg *v1alpha1.ServiceGraph) bool {
 	ready := meta.FindStatusCondition(sg.Status.Conditions, v1alpha1.ConditionReady)
 	if sg.Status.ObservedGeneration == sg.Generation && ready != nil {
+		return false
+	}
+	if len(sg.Status.Conditions) == 0 && len(sg.Spec.Services) <= QuickGraphServices {
 		return false
 	}
 	msg := "Reconciling generation " + strconv.FormatInt(sg.Generation, 10)
@@ -193,6 +199,10 @@ func MarkReconciling(sg *v1alpha1.ServiceGraph) bool {
 	setCondition(sg, v1alpha1.ConditionReconciling, metav1.ConditionTrue, v1alpha1.ReasonReconciling, msg)
 	return true
 }
+
+// QuickGraphServices is the largest new graph whose first status is written only when it
+// converges.
+const QuickGraphServices = 64
 
 func setCondition(sg *v1alpha1.ServiceGraph, condType string, status metav1.ConditionStatus, reason, msg string) {
 	meta.SetStatusCondition(&sg.Status.Conditions, metav1.Condition{

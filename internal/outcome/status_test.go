@@ -2,6 +2,7 @@ package outcome
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -216,9 +217,15 @@ func TestSetStatus(t *testing.T) {
 }
 
 func TestMarkReconciling(t *testing.T) {
+	if small := seed(); MarkReconciling(small) {
+		t.Errorf("a new graph of %d services marked: its one status write is the converged one", len(small.Spec.Services))
+	}
 	sg := seed()
+	for i := len(sg.Spec.Services); i <= QuickGraphServices; i++ {
+		sg.Spec.Services = append(sg.Spec.Services, v1alpha1.Service{Name: fmt.Sprintf("extra-%d", i)})
+	}
 	if !MarkReconciling(sg) {
-		t.Fatal("first visit changed nothing")
+		t.Fatal("first visit of a large graph changed nothing")
 	}
 	if c := meta.FindStatusCondition(sg.Status.Conditions, v1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionUnknown || c.Reason != v1alpha1.ReasonReconciling {
 		t.Errorf("Ready %+v", c)

@@ -26,6 +26,7 @@ const (
 	metricQueueDepth = "workqueue_depth"
 	metricActive     = "controller_runtime_active_workers"
 	metricReconciles = "controller_runtime_reconcile_total"
+	metricSynced     = "servicegraph_summary_cache_synced_seconds"
 	controllerName   = "servicegraph"
 )
 
@@ -87,6 +88,16 @@ func (s snapshot) requests() requestCounts {
 // reconciles is how many reconciles of the ServiceGraph controller have finished.
 func (s snapshot) reconciles() float64 {
 	return s.value(metricReconciles, "controller", controllerName)
+}
+
+// synced is when the last kind's generated objects were first cached, in seconds from the
+// manager's start.
+func (s snapshot) synced() float64 {
+	var last float64
+	for _, m := range s[metricSynced].GetMetric() {
+		last = max(last, m.GetGauge().GetValue())
+	}
+	return last
 }
 
 // busy tells whether the controller has work queued or in flight.
