@@ -22,6 +22,7 @@ import (
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 	"github.com/servicegraph/servicegraph-operator/internal/object"
+	"github.com/servicegraph/servicegraph-operator/test/bench/graphgen"
 )
 
 // directOrFail prints one object with the direct encoder, which must cover it, and checks that
@@ -103,6 +104,39 @@ func TestDirectPrintsTheSamples(t *testing.T) {
 		for _, obj := range res.Objects() {
 			directOrFail(t, obj)
 		}
+	}
+}
+
+// A large input is printed in parts, joined in order: the bytes of the JSON path, object by object
+// (a generated 300-service graph's 600 objects, most of them AuthorizationPolicies). The first
+// object to fail is the one whose error YAML returns, as when it printed through JSON.
+func TestYAMLInParts(t *testing.T) {
+	res, err := compiler.Compile(graphgen.Graph("big", "big", 300, 1), compiler.DefaultOptions(), compiler.Facts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := res.Objects()
+	var want []byte
+	for _, obj := range objs {
+		if want, err = yamlViaJSON(append(want, "---\n"...), obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := YAML(objs)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("YAML in parts: %v, differs from the JSON path: %v", err, !bytes.Equal(got, want))
+	}
+	kindless := func(name string) object.Object {
+		np := networkPolicy(name)
+		np.TypeMeta = metav1.TypeMeta{}
+		return np
+	}
+	objs = append(objs[:len(objs):len(objs)], kindless("last"))
+	objs[len(objs)/2+1] = kindless("middle")
+	_, err = YAML(objs)
+	_, want2 := ToUnstructured(kindless("middle"))
+	if err == nil || want2 == nil || err.Error() != want2.Error() {
+		t.Errorf("YAML of objects without kind: %v, want the first one's error %v", err, want2)
 	}
 }
 

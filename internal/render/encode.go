@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding"
 	"encoding/json"
+	"maps"
 	"math"
 	"reflect"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"sync"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // The direct encoder walks a typed object the way encoding/json encodes it (field names and
@@ -31,6 +33,8 @@ var (
 	textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
 	isZeroerType      = reflect.TypeFor[isZeroer]()
 	protoMessageType  = reflect.TypeFor[protoreflect.ProtoMessage]()
+	intOrStringType   = reflect.TypeFor[intstr.IntOrString]()
+	stringMapType     = reflect.TypeFor[map[string]string]()
 )
 
 type isZeroer interface{ IsZero() bool }
@@ -63,6 +67,12 @@ func encoderOf(t reflect.Type) encoderFunc {
 
 func newEncoder(t reflect.Type) encoderFunc {
 	switch {
+	case t == intOrStringType:
+		return intOrStringEncoder
+	case t.Kind() == reflect.Pointer && t.Elem() == intOrStringType: // not its MarshalJSON either
+		return pointerEncoder(t)
+	case t == stringMapType:
+		return stringMapEncoder
 	case t.Kind() == reflect.Interface:
 		if t.Implements(jsonMarshalerType) || t.Implements(textMarshalerType) {
 			return unsupported
@@ -102,6 +112,44 @@ func newEncoder(t reflect.Type) encoderFunc {
 		return structEncoder(t)
 	}
 	return unsupported // floats, arrays and what encoding/json refuses
+}
+
+// intOrStringEncoder writes what IntOrString.MarshalJSON returns (json.Marshal of the int32 or of
+// the string; an error, so the JSON path, for another Type), without encoding/json: every
+// NetworkPolicy port is one.
+func intOrStringEncoder(w *yamlWriter, v reflect.Value) error {
+	switch x := v.Interface().(intstr.IntOrString); x.Type {
+	case intstr.Int:
+		return w.literal(strconv.FormatInt(int64(x.IntVal), 10))
+	case intstr.String:
+		return w.str(x.StrVal)
+	}
+	return errUnsupported
+}
+
+// stringMapEncoder is mapEncoder for labels and annotations, without reflection.
+func stringMapEncoder(w *yamlWriter, v reflect.Value) error {
+	m := v.Interface().(map[string]string)
+	if m == nil {
+		return w.null()
+	}
+	keys := slices.Collect(maps.Keys(m))
+	if !sortKeys(keys) {
+		return errUnsupported
+	}
+	if err := w.beginMap(); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := w.setKey(k); err != nil {
+			return err
+		}
+		if err := w.str(m[k]); err != nil {
+			return err
+		}
+	}
+	w.end()
+	return nil
 }
 
 func interfaceEncoder(w *yamlWriter, v reflect.Value) error {

@@ -7,7 +7,9 @@ package render
 import (
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
@@ -52,8 +54,39 @@ func ToUnstructuredList(objs []object.Object) ([]*unstructured.Unstructured, err
 // YAML prints the objects in order as a multi-document YAML stream, each document starting with
 // "---", keys sorted. Empty input gives empty output. Each document is the bytes yamlViaJSON
 // prints; the direct encoder writes them without the round trip through JSON and a map where it
-// covers the object, which it does for every object the compiler makes.
+// covers the object, which it does for every object the compiler makes. Documents do not depend on
+// each other, so a large input is printed in parts on every processor and joined.
 func YAML(objs []object.Object) ([]byte, error) {
+	parts := min(runtime.GOMAXPROCS(0), len(objs)/minPart)
+	if parts <= 1 {
+		return yamlPart(objs)
+	}
+	outs, errs := make([][]byte, parts), make([]error, parts)
+	var wg sync.WaitGroup
+	for p := range parts {
+		wg.Go(func() { outs[p], errs[p] = yamlPart(objs[p*len(objs)/parts : (p+1)*len(objs)/parts]) })
+	}
+	wg.Wait()
+	if err := firstError(errs); err != nil { // the first object's to fail, as in one part
+		return nil, err
+	}
+	return slices.Concat(outs...), nil
+}
+
+// minPart is the fewest objects worth a part of their own.
+const minPart = 64
+
+func firstError(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// yamlPart prints objects in one part, through one writer.
+func yamlPart(objs []object.Object) ([]byte, error) {
 	var out []byte
 	w := newYAMLWriter()
 	for i, obj := range objs {

@@ -18,35 +18,53 @@ import (
 // by name, 64-bit integers as strings. Well-known types, proto2, extensions, floats and bytes are
 // not copied.
 func encodeProto(w *yamlWriter, m protoreflect.Message) error {
-	fields, err := protoFields(m)
+	list, err := protoFields(m)
 	if err != nil {
 		return err
 	}
-	if err := w.beginMap(); err != nil {
-		return err
+	// The populated fields (jsonpb without EmitDefaults skips the others), put in order on the
+	// writer's stack of values: Range reads each field once, where Has and Get look it up twice.
+	base := len(w.protoValues)
+	w.protoValues = append(w.protoValues, make([]protoreflect.Value, len(list.fields))...)
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if i, ok := list.place[fd.Number()]; ok {
+			w.protoValues[base+i] = v
+		} else {
+			err = errUnsupported
+		}
+		return err == nil
+	})
+	if err == nil {
+		err = w.beginMap()
 	}
-	for _, fd := range fields {
-		if !m.Has(fd) { // jsonpb without EmitDefaults: a oneof's other members, zero scalars, ...
-			continue
+	for i := 0; err == nil && i < len(list.fields); i++ {
+		if v := w.protoValues[base+i]; v.IsValid() {
+			if err = w.setKey(list.fields[i].JSONName()); err == nil {
+				err = encodeProtoValue(w, list.fields[i], v)
+			}
 		}
-		if err := w.setKey(fd.JSONName()); err != nil {
-			return err
-		}
-		if err := encodeProtoValue(w, fd, m.Get(fd)); err != nil {
-			return err
-		}
+	}
+	w.protoValues = w.protoValues[:base]
+	if err != nil {
+		return err
 	}
 	w.end()
 	return nil
 }
 
-// protoFieldLists caches the fields of a message type in yaml.v2's order of their JSON names.
-var protoFieldLists sync.Map // protoreflect.FullName -> []protoreflect.FieldDescriptor
+// protoFieldList is a message type's fields in yaml.v2's order of their JSON names.
+type protoFieldList struct {
+	fields []protoreflect.FieldDescriptor
+	place  map[protoreflect.FieldNumber]int // a field's index in fields
+}
 
-func protoFields(m protoreflect.Message) ([]protoreflect.FieldDescriptor, error) {
+// protoFieldLists caches the field list of each message type.
+var protoFieldLists sync.Map // protoreflect.FullName -> *protoFieldList
+
+func protoFields(m protoreflect.Message) (*protoFieldList, error) {
 	md := m.Descriptor()
 	if f, ok := protoFieldLists.Load(md.FullName()); ok {
-		return f.([]protoreflect.FieldDescriptor), nil
+		return f.(*protoFieldList), nil
 	}
 	_, custom := reflect.TypeOf(m.Interface()).MethodByName("MarshalJSONPB")
 	if custom || md.Syntax() != protoreflect.Proto3 || md.ExtensionRanges().Len() > 0 ||
@@ -63,12 +81,13 @@ func protoFields(m protoreflect.Message) ([]protoreflect.FieldDescriptor, error)
 	if len(byName) < len(names) || !sortKeys(names) {
 		return nil, errUnsupported
 	}
-	fields := make([]protoreflect.FieldDescriptor, len(names))
+	list := &protoFieldList{place: map[protoreflect.FieldNumber]int{}}
 	for i, name := range names {
-		fields[i] = byName[name]
+		list.fields = append(list.fields, byName[name])
+		list.place[byName[name].Number()] = i
 	}
-	protoFieldLists.Store(md.FullName(), fields)
-	return fields, nil
+	protoFieldLists.Store(md.FullName(), list)
+	return list, nil
 }
 
 func encodeProtoValue(w *yamlWriter, fd protoreflect.FieldDescriptor, v protoreflect.Value) error {

@@ -8,6 +8,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"sigs.k8s.io/yaml"
 )
 
@@ -35,6 +36,11 @@ type yamlWriter struct {
 	// dropNull leaves out the pending key if its value is null, as ToUnstructured does with a
 	// null metadata.creationTimestamp.
 	dropNull bool
+	// kind: the document has a kind, which ToUnstructured requires (an object without one fails
+	// on the JSON path, with its message).
+	kind bool
+	// protoValues is encodeProto's stack of field values, reused from message to message.
+	protoValues []protoreflect.Value
 }
 
 // frame is an open mapping or sequence.
@@ -69,10 +75,13 @@ func newYAMLWriter() *yamlWriter {
 
 // document appends obj's document to out with the direct encoder.
 func (w *yamlWriter) document(out []byte, obj any) ([]byte, error) {
-	w.out, w.frames, w.drop, w.dropNull = out, w.frames[:0], nil, false
+	w.out, w.frames, w.drop, w.dropNull, w.kind = out, w.frames[:0], nil, false, false
 	v := reflect.ValueOf(obj)
 	if err := encoderOf(v.Type())(w, v); err != nil {
 		return nil, err
+	}
+	if !w.kind {
+		return nil, errUnsupported
 	}
 	return w.out, nil
 }
@@ -206,6 +215,9 @@ func (w *yamlWriter) str(s string) error {
 	rendered, err := w.scalar(s, false)
 	if err != nil {
 		return err
+	}
+	if len(w.frames) == 1 && w.rawKey == "kind" && s != "" {
+		w.kind = true
 	}
 	col := w.start()
 	// yaml.v2 folds a scalar at a space past column 80; one that ends before it is never folded.
