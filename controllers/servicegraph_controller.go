@@ -76,6 +76,7 @@ func (r *ServiceGraphReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		if apierrors.IsNotFound(err) {
 			forget(req.Namespace, req.Name)
 			r.replaced.Delete(req.NamespacedName)
+			r.Writer.Forget(req.NamespacedName)
 			r.podPath.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)

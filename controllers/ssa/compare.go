@@ -42,7 +42,7 @@ func (r *run) sameSpec(ctx context.Context, out *compiler.Output, want compiler.
 	if !ok {
 		return out.SpecEqual(want, have.(compiler.Object)), nil
 	}
-	digest, err := specDigest(want)
+	digest, err := r.memo.digest(want)
 	if err != nil {
 		return false, err
 	}

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
@@ -45,7 +46,11 @@ type Manager struct {
 	Workers int
 
 	creator *creator
+	digests digestMemo
 }
+
+// Forget drops what the manager remembers of a deleted owner.
+func (m *Manager) Forget(owner types.NamespacedName) { m.digests.forget(owner) }
 
 // New returns a Manager that creates objects with raw POSTs through config and httpClient.
 func New(c client.Client, apiReader client.Reader, summaries *summary.Caches, config *rest.Config, httpClient *http.Client, fieldOwner string, workers int) *Manager {
@@ -61,7 +66,9 @@ func (m *Manager) Execute(ctx context.Context, owner client.Object, desired *com
 	if err != nil {
 		return change.Set{}, err
 	}
-	run := &run{Manager: m, owner: owner, ownerRef: ownerRef, outputs: desired.Outputs}
+	run := &run{Manager: m, owner: owner, ownerRef: ownerRef, outputs: desired.Outputs,
+		memo: m.digests.start(client.ObjectKeyFromObject(owner), len(desired.Objects()))}
+	defer m.digests.finish(client.ObjectKeyFromObject(owner), run.memo)
 	var set change.Set
 	for _, step := range desired.Steps() {
 		var done change.Set
@@ -92,6 +99,7 @@ type run struct {
 	owner    client.Object
 	ownerRef metav1.OwnerReference
 	outputs  compiler.Registry
+	memo     *memoRun
 }
 
 // apply writes objs concurrently.
