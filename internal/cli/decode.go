@@ -86,7 +86,7 @@ func decodeObject(raw []byte, want kinds, in input, skipped map[string]int) (obj
 		Items           []yamlRaw                        `json:"items"`
 	}
 	template := hasTemplate(raw)
-	data, err := yaml.YAMLToJSON(raw)
+	data, err := yamlToJSON(raw)
 	if err == nil && !bytes.Equal(data, []byte("null")) && data[0] == '{' {
 		err = json.Unmarshal(data, &meta)
 	}

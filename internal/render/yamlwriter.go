@@ -272,7 +272,7 @@ func (w *yamlWriter) scalar(s string, key bool) (string, error) {
 // that resolve to a bool or null, and holds only characters that are never YAML syntax there (':'
 // only if another character follows it, so it is never followed by a space).
 func plain(s string) bool {
-	if s == "" || !(isASCIILetter(s[0]) || s[0] == '/' || s[0] == '_') || resolvesToNonString(s) {
+	if s == "" || !(isASCIILetter(s[0]) || s[0] == '/' || s[0] == '_') || ResolvesToNonString(s) {
 		return false
 	}
 	for i := 1; i < len(s); i++ {
@@ -289,9 +289,10 @@ func plain(s string) bool {
 
 func isASCIILetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
-// resolvesToNonString lists the words starting with a letter that yaml.v2 resolves to a bool or
-// null when plain (its resolve table).
-func resolvesToNonString(s string) bool {
+// ResolvesToNonString reports whether s is one of the words starting with a letter that yaml.v2
+// (so sigs.k8s.io/yaml) resolves to a bool or null when plain (its resolve table): the CLI's reader
+// of manifests leaves them to yaml.v2.
+func ResolvesToNonString(s string) bool {
 	switch s {
 	case "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON",
 		"n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF",
