@@ -2,10 +2,12 @@
 // prints the results as a markdown table that it also writes to docs/performance.md:
 //
 //	make bench            # or: go run ./test/bench [-out FILE] [-graphs 100,1000] ...
+//	go run ./test/bench -only cli   # `servicegraph compile` of 1,000 services as a process, alone
 //
-// It compiles graphs in process, then starts kube-apiserver and etcd (with Istio's CRDs), runs the
-// manager binary as a process and reads everything it reports about itself (write requests by verb,
-// CPU, heap, RSS) from the manager's own metrics endpoint, so no figure depends on server logs.
+// It compiles graphs in process and times `servicegraph compile` as a whole process, then starts
+// kube-apiserver and etcd (with Istio's CRDs), runs the manager binary as a process and reads
+// everything it reports about itself (write requests by verb, CPU, heap, RSS) from the manager's
+// own metrics endpoint, so no figure depends on server logs.
 package main
 
 import (
@@ -28,6 +30,9 @@ type config struct {
 	// CompileSizes are the service counts of the compile benchmark, each run CompileRounds times.
 	CompileSizes  []int
 	CompileRounds int
+	// CLIRuns is how many times `servicegraph compile` of the compile benchmark's 1,000-service
+	// graph runs as a process (when 1,000 is one of CompileSizes); 0 skips it.
+	CLIRuns int
 	// GraphSizes are the graphs converged cold, each Runs times; the incremental, quiet and memory
 	// measurements use the last (largest) one.
 	GraphSizes []int
@@ -70,6 +75,7 @@ func defaultConfig() config {
 	return config{
 		CompileSizes:   []int{10, 100, 1000, 5000},
 		CompileRounds:  3,
+		CLIRuns:        15,
 		GraphSizes:     []int{100, 1000},
 		Runs:           3,
 		Foreign:        10000,
@@ -97,6 +103,8 @@ func main() {
 	cfg := defaultConfig()
 	flag.Var((*intList)(&cfg.CompileSizes), "compile", "service counts of the compile benchmark")
 	flag.Var((*intList)(&cfg.GraphSizes), "graphs", "service counts of the graphs converged cold; the last one is also changed, resynced and held in memory")
+	flag.IntVar(&cfg.CLIRuns, "cli-runs", cfg.CLIRuns, "runs of servicegraph compile of 1,000 services as a process (0 skips it)")
+	only := flag.String("only", "", "cli: time servicegraph compile as a process alone and print its row, writing no file")
 	flag.IntVar(&cfg.Runs, "runs", cfg.Runs, "cold convergences of each graph size (the median is reported)")
 	flag.IntVar(&cfg.Foreign, "foreign", cfg.Foreign, "foreign NetworkPolicies (and as many ConfigMaps) created for the memory measurement")
 	flag.IntVar(&cfg.PodsPerService, "pods-per-service", cfg.PodsPerService, "pods per service of the largest graph for the rolling restart (0 skips it)")
@@ -120,7 +128,16 @@ func main() {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	if err := runAndWrite(ctx, cfg); err != nil {
+	measure := runAndWrite
+	switch *only {
+	case "":
+	case "cli":
+		measure = runCLIOnly
+	default:
+		fmt.Fprintf(os.Stderr, "bench: -only %q: cli is the one measurement that runs alone\n", *only)
+		os.Exit(2)
+	}
+	if err := measure(ctx, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}

@@ -29,6 +29,7 @@ type report struct {
 	cfg         config
 	machine     machine
 	compile     []compileResult
+	cli         cliResult
 	cold        []coldSeries
 	incremental incrementalResult
 	quiet       quietResult
@@ -45,6 +46,7 @@ type row struct{ measurement, result, goal, met string }
 func (r *report) rows() []row {
 	var rows []row
 	rows = append(rows, r.compileRows()...)
+	rows = append(rows, r.cliRows()...)
 	rows = append(rows, r.trafficRows()...)
 	rows = append(rows, r.coldRows()...)
 	rows = append(rows, r.incrementalRow(), r.quietRow(), r.memoryBeforeRow(), r.memoryAfterRow())
@@ -188,10 +190,12 @@ func (m memSample) describe() string {
 func (r *report) largest() int { return r.cfg.GraphSizes[len(r.cfg.GraphSizes)-1] }
 
 // table renders the rows as a markdown table.
-func (r *report) table() string {
+func (r *report) table() string { return markdownTable(r.rows()) }
+
+func markdownTable(rows []row) string {
 	var b strings.Builder
 	b.WriteString("| measurement | result | goal | met |\n| --- | --- | --- | --- |\n")
-	for _, x := range r.rows() {
+	for _, x := range rows {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", x.measurement, x.result, x.goal, x.met)
 	}
 	return b.String()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
@@ -22,6 +23,12 @@ func run(ctx context.Context, cfg config, logTo io.Writer) (*report, error) {
 	progress("compile benchmark: %v services", cfg.CompileSizes)
 	if rep.compile, err = benchCompile(cfg.CompileSizes, cfg.CompileRounds, cfg.Seed); err != nil {
 		return nil, err
+	}
+	if cfg.CLIRuns > 0 && slices.Contains(cfg.CompileSizes, compileBudgetN) {
+		progress("servicegraph compile of %d services as a process: %d runs", compileBudgetN, cfg.CLIRuns)
+		if rep.cli, err = benchCLI(ctx, compileBudgetN, cfg.CLIRuns, cfg.Seed); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.TrafficServices > 0 {
 		progress("discover and audit: %d services, %d series in a real Prometheus", cfg.TrafficServices, cfg.TrafficSeries)
