@@ -2,9 +2,6 @@ package cli
 
 import (
 	"encoding/json"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -20,28 +17,7 @@ import (
 // message; so do documents made to need what only the yaml.v2 pass does (a number for a string)
 // or to be refused by it.
 func TestUnmarshalStrictAsYAML(t *testing.T) {
-	var docs [][]byte
-	err := filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
-		switch {
-		case err != nil:
-			return err
-		case d.IsDir() && (d.Name() == "bin" || d.Name() == ".git" || d.Name() == "dist"):
-			return filepath.SkipDir
-		case strings.HasSuffix(path, ".yaml"), strings.HasSuffix(path, ".yml"), strings.HasSuffix(path, ".json"):
-			data, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			raws, _ := splitDocuments(data)
-			for _, raw := range raws {
-				docs = append(docs, raw.data)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	docs := manifestDocuments(t)
 	long := strings.Repeat("k", 1100)
 	docs = append(docs,
 		[]byte("apiVersion: v1\nkind: Service\nmetadata: {name: 123, namespace: true}\n"),
