@@ -275,7 +275,9 @@ func splitDocuments(data []byte) ([]rawDocument, error) {
 		}
 		cur = rawDocument{}
 	}
+	begin, end := 0, 0 // the current document's bytes: its lines are contiguous in data
 	for n, line := range bytes.SplitAfter(data, []byte("\n")) {
+		end += len(line)
 		if rest, ok := bytes.CutPrefix(line, []byte("---")); ok {
 			flush()
 			if t := bytes.TrimSpace(rest); len(t) > 0 && t[0] != '#' {
@@ -284,12 +286,12 @@ func splitDocuments(data []byte) ([]rawDocument, error) {
 			continue
 		}
 		if len(cur.data) == 0 {
-			cur.start = n + 1
+			cur.start, begin = n+1, end-len(line)
 		}
 		if t := bytes.TrimSpace(line); cur.line == 0 && len(t) > 0 && t[0] != '#' {
 			cur.line = n + 1
 		}
-		cur.data = append(cur.data, line...)
+		cur.data = data[begin:end:end]
 	}
 	flush()
 	for i := range docs {

@@ -361,17 +361,28 @@ func (v *yamlValue) appendJSON(out []byte) []byte {
 	return append(out, v.text...)
 }
 
-// appendJSONString writes s as encoding/json does: as is between quotes when nothing in it needs
-// escaping there (printable ASCII but for '"', '\\' and the HTML characters it escapes), else
-// through json.Marshal itself.
+// appendJSONString writes s as encoding/json does: printable ASCII as is between quotes, but for
+// the HTML characters it escapes (edges are written with "->"); anything else through json.Marshal
+// itself.
 func appendJSONString(out []byte, s string) []byte {
 	for i := range len(s) {
-		if c := s[i]; c < 0x20 || c > 0x7e || strings.IndexByte(`"\<>&`, c) >= 0 {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
 			quoted, _ := json.Marshal(s)
 			return append(out, quoted...)
 		}
 	}
 	out = append(out, '"')
-	out = append(out, s...)
+	for i := range len(s) {
+		switch c := s[i]; c {
+		case '<':
+			out = append(out, `\u003c`...)
+		case '>':
+			out = append(out, `\u003e`...)
+		case '&':
+			out = append(out, `\u0026`...)
+		default:
+			out = append(out, c)
+		}
+	}
 	return append(out, '"')
 }

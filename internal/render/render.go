@@ -57,20 +57,17 @@ func ToUnstructuredList(objs []object.Object) ([]*unstructured.Unstructured, err
 // covers the object, which it does for every object the compiler makes. Documents do not depend on
 // each other, so a large input is printed in parts on every processor and joined.
 func YAML(objs []object.Object) ([]byte, error) {
-	parts := min(runtime.GOMAXPROCS(0), len(objs)/minPart)
-	if parts <= 1 {
-		return yamlPart(objs)
-	}
-	outs, errs := make([][]byte, parts), make([]error, parts)
+	parts := max(min(runtime.GOMAXPROCS(0), len(objs)/minPart), 1)
+	chunks, errs := make([][][]byte, parts), make([]error, parts)
 	var wg sync.WaitGroup
 	for p := range parts {
-		wg.Go(func() { outs[p], errs[p] = yamlPart(objs[p*len(objs)/parts : (p+1)*len(objs)/parts]) })
+		wg.Go(func() { chunks[p], errs[p] = yamlPart(objs[p*len(objs)/parts : (p+1)*len(objs)/parts]) })
 	}
 	wg.Wait()
 	if err := firstError(errs); err != nil { // the first object's to fail, as in one part
 		return nil, err
 	}
-	return slices.Concat(outs...), nil
+	return slices.Concat(slices.Concat(chunks...)...), nil
 }
 
 // minPart is the fewest objects worth a part of their own.
@@ -85,15 +82,18 @@ func firstError(errs []error) error {
 	return nil
 }
 
-// yamlPart prints objects in one part, through one writer.
-func yamlPart(objs []object.Object) ([]byte, error) {
-	var out []byte
+// chunkSize is the size of the buffers a part writes its documents into, whole documents each:
+// joined once at the end, where one growing buffer would be copied at every growth.
+const chunkSize = 512 << 10
+
+// yamlPart prints objects in one part, through one writer, into chunks.
+func yamlPart(objs []object.Object) ([][]byte, error) {
+	var chunks [][]byte
+	var out []byte // the first chunk grows as a small output needs
 	w := newYAMLWriter()
-	for i, obj := range objs {
-		// Room for the rest at the average size so far (at least a quarter more): a few copies of
-		// the output, where append's growth by a quarter copies a large output ten times.
-		if i > 0 && cap(out)-len(out) < len(out)/i {
-			out = slices.Grow(out, max(len(out)/i*(len(objs)-i), len(out)/4))
+	for _, obj := range objs {
+		if len(out) > chunkSize*7/8 {
+			chunks, out = append(chunks, out), make([]byte, 0, chunkSize)
 		}
 		out = append(out, "---\n"...)
 		doc, err := w.document(out, obj)
@@ -105,7 +105,7 @@ func yamlPart(objs []object.Object) ([]byte, error) {
 		}
 		out = doc
 	}
-	return out, nil
+	return append(chunks, out), nil
 }
 
 // yamlViaJSON appends obj's document to out as ToUnstructured and sigs.k8s.io/yaml print it.

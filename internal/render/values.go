@@ -26,14 +26,9 @@ func encodeProto(w *yamlWriter, m protoreflect.Message) error {
 	// writer's stack of values: Range reads each field once, where Has and Get look it up twice.
 	base := len(w.protoValues)
 	w.protoValues = append(w.protoValues, make([]protoreflect.Value, len(list.fields))...)
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if i, ok := list.place[fd.Number()]; ok {
-			w.protoValues[base+i] = v
-		} else {
-			err = errUnsupported
-		}
-		return err == nil
-	})
+	w.protoBase, w.protoList, w.protoErr = base, list, nil
+	m.Range(w.protoField)
+	err = w.protoErr
 	if err == nil {
 		err = w.beginMap()
 	}
@@ -52,6 +47,18 @@ func encodeProto(w *yamlWriter, m protoreflect.Message) error {
 	return nil
 }
 
+// rangeProtoField is what encodeProto ranges over a message with, as w.protoField: a method
+// value made once, where a closure would be allocated for every message.
+func (w *yamlWriter) rangeProtoField(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+	i, ok := w.protoList.place[fd.Number()]
+	if !ok {
+		w.protoErr = errUnsupported
+		return false
+	}
+	w.protoValues[w.protoBase+i] = v
+	return true
+}
+
 // protoFieldList is a message type's fields in yaml.v2's order of their JSON names.
 type protoFieldList struct {
 	fields []protoreflect.FieldDescriptor
@@ -59,11 +66,11 @@ type protoFieldList struct {
 }
 
 // protoFieldLists caches the field list of each message type.
-var protoFieldLists sync.Map // protoreflect.FullName -> *protoFieldList
+var protoFieldLists sync.Map // protoreflect.MessageDescriptor -> *protoFieldList
 
 func protoFields(m protoreflect.Message) (*protoFieldList, error) {
 	md := m.Descriptor()
-	if f, ok := protoFieldLists.Load(md.FullName()); ok {
+	if f, ok := protoFieldLists.Load(md); ok {
 		return f.(*protoFieldList), nil
 	}
 	_, custom := reflect.TypeOf(m.Interface()).MethodByName("MarshalJSONPB")
@@ -86,7 +93,7 @@ func protoFields(m protoreflect.Message) (*protoFieldList, error) {
 		list.fields = append(list.fields, byName[name])
 		list.place[byName[name].Number()] = i
 	}
-	protoFieldLists.Store(md.FullName(), list)
+	protoFieldLists.Store(md, list)
 	return list, nil
 }
 

@@ -39,8 +39,13 @@ type yamlWriter struct {
 	// kind: the document has a kind, which ToUnstructured requires (an object without one fails
 	// on the JSON path, with its message).
 	kind bool
-	// protoValues is encodeProto's stack of field values, reused from message to message.
+	// protoValues is encodeProto's stack of field values, reused from message to message; the
+	// message being ranged over fills it from protoBase, by protoList, through protoField.
 	protoValues []protoreflect.Value
+	protoBase   int
+	protoList   *protoFieldList
+	protoErr    error
+	protoField  func(protoreflect.FieldDescriptor, protoreflect.Value) bool
 }
 
 // frame is an open mapping or sequence.
@@ -70,7 +75,9 @@ const maxSimpleKey = 128
 const bestWidth = 80
 
 func newYAMLWriter() *yamlWriter {
-	return &yamlWriter{scalars: map[scalarKey]string{}}
+	w := &yamlWriter{scalars: map[scalarKey]string{}}
+	w.protoField = w.rangeProtoField
+	return w
 }
 
 // document appends obj's document to out with the direct encoder.
