@@ -55,9 +55,9 @@ func ToUnstructuredList(objs []object.Object) ([]*unstructured.Unstructured, err
 // "---", keys sorted. Empty input gives empty output. Each document is the bytes yamlViaJSON
 // prints; the direct encoder writes them without the round trip through JSON and a map where it
 // covers the object, which it does for every object the compiler makes. Documents do not depend on
-// each other, so a large input is printed in parts on every processor and joined.
+// each other, so a large input is printed in parts on all processors and joined.
 func YAML(objs []object.Object) ([]byte, error) {
-	parts := max(min(runtime.GOMAXPROCS(0), len(objs)/minPart), 1)
+	parts := max(min(partsPerProc*runtime.GOMAXPROCS(0), len(objs)/minPart), 1)
 	chunks, errs := make([][][]byte, parts), make([]error, parts)
 	var wg sync.WaitGroup
 	for p := range parts {
@@ -70,8 +70,13 @@ func YAML(objs []object.Object) ([]byte, error) {
 	return slices.Concat(slices.Concat(chunks...)...), nil
 }
 
-// minPart is the fewest objects worth a part of their own.
-const minPart = 64
+// minPart is the fewest objects worth a part of their own; a few parts a processor keep them all
+// busy when some objects cost more than others (a graph's AuthorizationPolicies follow its
+// NetworkPolicies).
+const (
+	minPart      = 64
+	partsPerProc = 4
+)
 
 func firstError(errs []error) error {
 	for _, err := range errs {
