@@ -180,7 +180,7 @@ func marshalerEncoder(t reflect.Type, viaAddr bool) encoderFunc {
 			return w.null()
 		}
 		if isProto {
-			return encodeProto(w, v.Interface().(protoreflect.ProtoMessage).ProtoReflect())
+			return encodeMessage(w, v)
 		}
 		data, err := v.Interface().(json.Marshaler).MarshalJSON()
 		if err != nil {

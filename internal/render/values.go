@@ -156,7 +156,7 @@ func protoMapKey(k protoreflect.MapKey) string {
 func encodeProtoSingular(w *yamlWriter, fd protoreflect.FieldDescriptor, v protoreflect.Value) error {
 	switch fd.Kind() {
 	case protoreflect.MessageKind:
-		return encodeProto(w, v.Message())
+		return encodeMessage(w, reflect.ValueOf(v.Message().Interface()))
 	case protoreflect.EnumKind:
 		if fd.Enum().FullName() == "google.protobuf.NullValue" {
 			return errUnsupported
