@@ -32,7 +32,7 @@ func runCompile(e *env, args []string) int {
 	if code, ok := parseFlags(e, fs, args, in); !ok {
 		return code
 	}
-	printer := map[string]func([]object.Object) ([]byte, error){"yaml": render.YAML, "json": render.JSON}[output]
+	printer := map[string]func(io.Writer, []object.Object) error{"yaml": render.WriteYAML, "json": writeJSON}[output]
 	if printer == nil {
 		return usageError(e, fs, "-o must be yaml or json, not %q", output)
 	}
@@ -46,12 +46,19 @@ func runCompile(e *env, args []string) int {
 		printErrors(e, errs)
 		return ExitInvalid
 	}
-	out, err := printer(objs)
-	if err != nil {
+	if err := printer(e.stdout, objs); err != nil { // nothing printed, or stdout failed
 		printErrors(e, []error{err})
 		return ExitInvalid
 	}
-	return write(e, out, ExitOK)
+	return ExitOK
+}
+
+func writeJSON(w io.Writer, objs []object.Object) error {
+	out, err := render.JSON(objs)
+	if err == nil {
+		_, err = w.Write(out)
+	}
+	return err
 }
 
 // compileFiles compiles every graph of the inputs and returns their objects, graphs sorted by

@@ -108,8 +108,9 @@ func TestDirectPrintsTheSamples(t *testing.T) {
 }
 
 // A large input is printed in parts, joined in order: the bytes of the JSON path, object by object
-// (a generated 300-service graph's 600 objects, most of them AuthorizationPolicies). The first
-// object to fail is the one whose error YAML returns, as when it printed through JSON.
+// (a generated 300-service graph's 600 objects, most of them AuthorizationPolicies); WriteYAML
+// writes the same. The first object to fail is the one whose error YAML returns, as when it printed
+// through JSON, and WriteYAML then writes nothing.
 func TestYAMLInParts(t *testing.T) {
 	res, err := compiler.Compile(graphgen.Graph("big", "big", 300, 1), compiler.DefaultOptions(), compiler.Facts{})
 	if err != nil {
@@ -126,6 +127,10 @@ func TestYAMLInParts(t *testing.T) {
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("YAML in parts: %v, differs from the JSON path: %v", err, !bytes.Equal(got, want))
 	}
+	var written bytes.Buffer
+	if err := WriteYAML(&written, objs); err != nil || !bytes.Equal(written.Bytes(), want) {
+		t.Fatalf("WriteYAML: %v, differs from the JSON path: %v", err, !bytes.Equal(written.Bytes(), want))
+	}
 	kindless := func(name string) object.Object {
 		np := networkPolicy(name)
 		np.TypeMeta = metav1.TypeMeta{}
@@ -137,6 +142,10 @@ func TestYAMLInParts(t *testing.T) {
 	_, want2 := ToUnstructured(kindless("middle"))
 	if err == nil || want2 == nil || err.Error() != want2.Error() {
 		t.Errorf("YAML of objects without kind: %v, want the first one's error %v", err, want2)
+	}
+	written.Reset()
+	if err := WriteYAML(&written, objs); err == nil || written.Len() > 0 {
+		t.Errorf("WriteYAML of objects without kind: %v, and wrote %d bytes, want an error and nothing", err, written.Len())
 	}
 }
 
