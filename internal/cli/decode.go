@@ -235,6 +235,9 @@ func decodeItems(items []yamlRaw, want kinds, in input, skipped map[string]int) 
 
 // withoutStatus drops the top-level status of an object in JSON form.
 func withoutStatus(data []byte) []byte {
+	if !bytes.Contains(data, []byte("status")) && !bytes.Contains(data, []byte(`\u`)) {
+		return data // no key can be status: decoding the whole object would only say so
+	}
 	var fields map[string]json.RawMessage
 	if json.Unmarshal(data, &fields) != nil || fields["status"] == nil {
 		return data

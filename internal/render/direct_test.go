@@ -227,6 +227,20 @@ func TestPlainAgreesWithYAML(t *testing.T) {
 	}
 }
 
+// yamlLess, with its shortcut for ASCII, orders keys as yaml.v2's own comparison does.
+func TestYAMLLessAsYAML(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 200000 {
+		a, b := randomString(rng), randomString(rng)
+		if rng.IntN(2) == 0 { // a common prefix, as keys have
+			b = a + b
+		}
+		if yamlLess(a, b) != runeLess(a, b) || yamlLess(b, a) != runeLess(b, a) {
+			t.Fatalf("yamlLess(%q, %q) = %v, yaml.v2's is %v", a, b, yamlLess(a, b), runeLess(a, b))
+		}
+	}
+}
+
 var pieces = []string{"a", "Z", "x", "0", "9", "12", "-", ".", "_", "/", ":", " ", "#", "*", "&", "!",
 	"'", `"`, `\`, "\t", "\n", "é", "日本", "y", "yes", "On", "null", "~", "<<", "0x1F", "1e3", "1:20",
 	"---", "...", "?", ",", "[", "{", "}", "@", "`", "%", "|", ">", "=", "+", "0b1", "2001-12-14", ".inf"}

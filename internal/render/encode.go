@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"encoding"
 	"encoding/json"
-	"maps"
 	"math"
 	"reflect"
 	"slices"
@@ -133,7 +132,11 @@ func stringMapEncoder(w *yamlWriter, v reflect.Value) error {
 	if m == nil {
 		return w.null()
 	}
-	keys := slices.Collect(maps.Keys(m))
+	var small [8]string // labels and selectors have a few keys: no allocation for them
+	keys := small[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
 	if !sortKeys(keys) {
 		return errUnsupported
 	}

@@ -332,8 +332,43 @@ func yamlCompare(a, b string) int {
 }
 
 // yamlLess is go.yaml.in/yaml/v2's order of two string keys (keyList.Less): rune by rune, letters
-// after other characters, runs of digits compared as numbers.
+// after other characters, runs of digits compared as numbers. Most keys differ first at an ASCII
+// letter or punctuation after an ASCII prefix, where the order needs no runes (asciiLess).
 func yamlLess(a, b string) bool {
+	if less, ok := asciiLess(a, b); ok {
+		return less
+	}
+	return runeLess(a, b)
+}
+
+// asciiLess is runeLess where the strings agree on an ASCII prefix and then differ at two ASCII
+// characters that are no digits (the only case where runeLess looks around the difference), or
+// one ends; ok is false otherwise.
+func asciiLess(a, b string) (less, ok bool) {
+	i := 0
+	for ; i < len(a) && i < len(b) && a[i] == b[i]; i++ {
+		if a[i] >= utf8.RuneSelf {
+			return false, false
+		}
+	}
+	if i == len(a) || i == len(b) { // what remains of the longer one is one rune or more
+		return len(a) < len(b), true
+	}
+	x, y := a[i], b[i]
+	if x >= utf8.RuneSelf || y >= utf8.RuneSelf || x >= '0' && x <= '9' || y >= '0' && y <= '9' {
+		return false, false
+	}
+	switch xl, yl := isASCIILetter(x), isASCIILetter(y); {
+	case xl && yl:
+		return x < y, true
+	case xl || yl:
+		return yl, true
+	}
+	return x < y, true
+}
+
+// runeLess is yaml.v2's keyList.Less for two strings, as it is written there.
+func runeLess(a, b string) bool {
 	if a == b {
 		return false
 	}
