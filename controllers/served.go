@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 
@@ -52,6 +53,7 @@ func (d *APIDetector) Missing(ctx context.Context) ([]schema.GroupKind, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var missing []schema.GroupKind
+	var newlyServed []*compiler.Output
 	kinds := map[schema.GroupVersion][]string{} // discovery answers, one request per group version
 	for _, o := range d.outputs {
 		if d.served[o.GroupKind()] {
@@ -74,10 +76,23 @@ func (d *APIDetector) Missing(ctx context.Context) ([]schema.GroupKind, error) {
 			missing = append(missing, o.GroupKind())
 			continue
 		}
-		if err := d.watch(ctx, o); err != nil {
-			return nil, err
+		newlyServed = append(newlyServed, o)
+	}
+	// Each kind's cache lists every generated object of the kind: at a restart the lists run side
+	// by side rather than one after another.
+	errs := make([]error, len(newlyServed))
+	var wg sync.WaitGroup
+	for i, o := range newlyServed {
+		wg.Go(func() { errs[i] = d.watch(ctx, o) })
+	}
+	wg.Wait()
+	for i, o := range newlyServed {
+		if errs[i] == nil {
+			d.served[o.GroupKind()] = true // watched: never twice
 		}
-		d.served[o.GroupKind()] = true
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return missing, nil
 }
