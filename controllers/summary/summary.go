@@ -16,10 +16,12 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"unique"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Digest is the SHA-256 of an object's content: its top-level fields but apiVersion, kind,
@@ -64,15 +66,31 @@ type Object struct {
 	Content Digest
 }
 
+// metadata is what a summary keeps of an object's metadata: decoding only these fields skips the
+// managed fields, the largest part of most objects' metadata, without allocating them.
+type metadata struct {
+	Name              string                  `json:"name"`
+	Namespace         string                  `json:"namespace"`
+	UID               types.UID               `json:"uid"`
+	ResourceVersion   string                  `json:"resourceVersion"`
+	Generation        int64                   `json:"generation"`
+	DeletionTimestamp *metav1.Time            `json:"deletionTimestamp"`
+	Labels            map[string]string       `json:"labels"`
+	Annotations       map[string]string       `json:"annotations"`
+	OwnerReferences   []metav1.OwnerReference `json:"ownerReferences"`
+}
+
 // UnmarshalJSON keeps the metadata the operator reads (identity, labels, annotations, owner) and
 // the digest of the content, and drops the rest (managed fields, the content itself, status).
+// The strings many objects share (their namespace, labels, owner) are interned: a graph's ~25
+// objects then hold one copy of each.
 func (o *Object) UnmarshalJSON(data []byte) error {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(data, &fields); err != nil {
 		return err
 	}
 	var typeMeta metav1.TypeMeta
-	var m metav1.ObjectMeta
+	var m metadata
 	for name, into := range map[string]any{"apiVersion": &typeMeta.APIVersion, "kind": &typeMeta.Kind, "metadata": &m} {
 		if raw, ok := fields[name]; ok {
 			if err := json.Unmarshal(raw, into); err != nil {
@@ -81,22 +99,36 @@ func (o *Object) UnmarshalJSON(data []byte) error {
 		}
 	}
 	*o = Object{
-		TypeMeta: typeMeta,
+		TypeMeta: metav1.TypeMeta{APIVersion: intern(typeMeta.APIVersion), Kind: intern(typeMeta.Kind)},
 		ObjectMeta: metav1.ObjectMeta{
-			Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
+			Name: m.Name, Namespace: intern(m.Namespace), UID: m.UID, ResourceVersion: m.ResourceVersion,
 			Generation: m.Generation, DeletionTimestamp: m.DeletionTimestamp,
-			Labels: m.Labels, Annotations: m.Annotations, OwnerReferences: controllerOnly(m.OwnerReferences),
+			Labels: internMap(m.Labels), Annotations: internMap(m.Annotations), OwnerReferences: controllerOnly(m.OwnerReferences),
 		},
 		Content: digestFields(fields),
 	}
 	return nil
 }
 
+func intern(s string) string { return unique.Make(s).Value() }
+
+func internMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[intern(k)] = intern(v)
+	}
+	return out
+}
+
 // controllerOnly keeps the controller reference, the only one the operator reads.
 func controllerOnly(refs []metav1.OwnerReference) []metav1.OwnerReference {
 	for _, ref := range refs {
 		if ref.Controller != nil && *ref.Controller {
-			return []metav1.OwnerReference{ref}
+			return []metav1.OwnerReference{{APIVersion: intern(ref.APIVersion), Kind: intern(ref.Kind), Name: intern(ref.Name),
+				UID: types.UID(intern(string(ref.UID))), Controller: ref.Controller, BlockOwnerDeletion: ref.BlockOwnerDeletion}}
 		}
 	}
 	return nil
