@@ -69,7 +69,7 @@ func TestDirectPrintsRandomIstioSpecs(t *testing.T) {
 }
 
 // jsonpb writes 64-bit integers as strings; the one such field an Istio spec has is deep in a
-// DestinationRule.
+// DestinationRule (deprecated there, and still printed).
 func TestDirectPrintsIstio64BitIntegers(t *testing.T) {
 	dr := &istionetworkingv1.DestinationRule{TypeMeta: metav1.TypeMeta{APIVersion: "networking.istio.io/v1", Kind: "DestinationRule"}}
 	dr.Name, dr.Spec.Host = "x", "h"
