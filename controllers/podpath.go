@@ -19,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
@@ -47,8 +48,8 @@ func init() {
 // podPath holds, per graph, the marks for a full reconcile and what its last clean full
 // reconcile saw of the pods.
 type podPath struct {
-	// wired is set once the controller's queue marks graphs: until then every reconcile is full.
-	wired atomic.Bool
+	// queue is the controller's marking queue once it is made: until then every reconcile is full.
+	queue atomic.Pointer[markingQueue]
 	mu    sync.Mutex
 	// marks are when a full reconcile comes due: now for an event or a retry, later for a recheck.
 	marks map[client.ObjectKey]time.Time
@@ -94,6 +95,17 @@ func (p *podPath) take(key client.ObjectKey) (time.Time, bool) {
 	return due, ok
 }
 
+// requeueQuietly adds the graph to the marking queue without a mark, and reports whether there is
+// one.
+func (p *podPath) requeueQuietly(key client.ObjectKey, after time.Duration) bool {
+	q := p.queue.Load()
+	if q == nil {
+		return false
+	}
+	q.addQuietly(reconcile.Request{NamespacedName: key}, after, nil)
+	return true
+}
+
 // forget drops what is kept of a deleted graph.
 func (p *podPath) forget(key client.ObjectKey) {
 	p.take(key)
@@ -123,7 +135,7 @@ func (r *ServiceGraphReconciler) podsOnly(ctx context.Context, sg *v1alpha1.Serv
 	if v, ok := r.podPath.memos.Load(key); ok {
 		m = v.(*podMemo)
 	}
-	if !podsOnlyAllowed(r.podPath.wired.Load(), due, marked, time.Now(), m, sg) {
+	if !podsOnlyAllowed(r.podPath.queue.Load() != nil, due, marked, time.Now(), m, sg) {
 		r.podPath.memos.Delete(key) // the full reconcile leaves a new one if it ends clean
 		return ctrl.Result{}, false, nil
 	}
@@ -135,7 +147,8 @@ func (r *ServiceGraphReconciler) podsOnly(ctx context.Context, sg *v1alpha1.Serv
 	next := coverageStatus(sg, cov, m.dataplanes)
 	if !equality.Semantic.DeepEqual(next.Status, sg.Status) {
 		if err := r.patchStatus(ctx, next, statusPatch(sg)); err != nil {
-			res, err := staleOr(err)
+			r.podPath.memos.Delete(key) // the next reconcile is full, whatever mark this one took
+			res, err := r.staleOr(key, err)
 			return res, true, err
 		}
 	}

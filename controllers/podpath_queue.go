@@ -12,9 +12,10 @@ import (
 // markingQueue is the controller's work queue (controller-runtime's priority queue). Whatever
 // adds a graph to it marks the graph for a full reconcile: every watch's events (the graph's,
 // its generated objects', Services', foreign policies', the traffic observer's), retries after
-// errors, and requeues, marked for when they come due. Only pod events, added with addForPods,
-// leave no mark. A watch added later, or a new kind of requeue, is full by default, so drift
-// detection never depends on remembering to mark.
+// errors, and requeues, marked for when they come due. Only pod events and the looks again at a
+// graph whose cached copy is behind, added with addQuietly, leave no mark. A watch added later,
+// or a new kind of requeue, is full by default, so drift detection never depends on remembering
+// to mark.
 type markingQueue struct {
 	priorityqueue.PriorityQueue[reconcile.Request]
 	marks *podPath
@@ -23,11 +24,12 @@ type markingQueue struct {
 // newQueue makes the controller's queue a marking one; it is controller.Options.NewQueue.
 func (p *podPath) newQueue(log logr.Logger) func(string, workqueue.TypedRateLimiter[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
 	return func(name string, rateLimiter workqueue.TypedRateLimiter[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
-		p.wired.Store(true)
-		return markingQueue{marks: p, PriorityQueue: priorityqueue.New(name, func(o *priorityqueue.Opts[reconcile.Request]) {
+		q := markingQueue{marks: p, PriorityQueue: priorityqueue.New(name, func(o *priorityqueue.Opts[reconcile.Request]) {
 			o.Log = log.WithValues("controller", name)
 			o.RateLimiter = rateLimiter
 		})}
+		p.queue.Store(&q)
+		return q
 	}
 }
 
@@ -57,7 +59,7 @@ func (q markingQueue) AddWithOpts(o priorityqueue.AddOpts, reqs ...reconcile.Req
 	q.PriorityQueue.AddWithOpts(o, reqs...)
 }
 
-// addForPods adds a graph for a pod event, without a mark.
-func (q markingQueue) addForPods(req reconcile.Request, after time.Duration, priority *int) {
+// addQuietly adds a graph without a mark.
+func (q markingQueue) addQuietly(req reconcile.Request, after time.Duration, priority *int) {
 	q.PriorityQueue.AddWithOpts(priorityqueue.AddOpts{After: after, Priority: priority}, req)
 }

@@ -197,13 +197,13 @@ func TestMarkingQueue(t *testing.T) {
 	var p podPath
 	q := p.newQueue(logr.Discard())("test", workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]()).(markingQueue)
 	defer q.ShutDown()
-	if !p.wired.Load() {
-		t.Fatal("the queue is not wired")
+	if p.queue.Load() == nil {
+		t.Fatal("the queue is not kept")
 	}
 	req := func(name string) reconcile.Request {
 		return reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "shop", Name: name}}
 	}
-	q.addForPods(req("pods"), time.Millisecond, nil)
+	q.addQuietly(req("pods"), time.Millisecond, nil)
 	q.Add(req("event"))
 	q.AddRateLimited(req("retry"))
 	q.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(-100)}, req("resync"))
@@ -217,8 +217,13 @@ func TestMarkingQueue(t *testing.T) {
 			t.Errorf("%s: marked %v due in %v, want due in %v", name, marked, got.Sub(now), due)
 		}
 	}
-	if _, marked := p.take(client.ObjectKey(req("pods").NamespacedName)); marked {
-		t.Error("a pod event marked its graph")
+	if !p.requeueQuietly(client.ObjectKey(req("stale").NamespacedName), time.Millisecond) {
+		t.Error("no queue to look again through")
+	}
+	for _, name := range []string{"pods", "stale"} {
+		if _, marked := p.take(client.ObjectKey(req(name).NamespacedName)); marked {
+			t.Errorf("%s: marked", name)
+		}
 	}
 }
 

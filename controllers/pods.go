@@ -61,7 +61,7 @@ type podEvents struct {
 func (h podEvents) add(ctx context.Context, obj client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request], priority *int) {
 	for _, req := range h.graphs(ctx, obj) {
 		if mq, ok := q.(markingQueue); ok {
-			mq.addForPods(req, PodEventDelay, priority)
+			mq.addQuietly(req, PodEventDelay, priority)
 		} else {
 			q.AddAfter(req, PodEventDelay)
 		}

@@ -85,13 +85,13 @@ func (r *ServiceGraphReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		// Events on the objects just written arrive before the status write: working from the
 		// graph as it was would redo the reconcile only to have its status write refused.
 		logf.FromContext(ctx).V(1).Info("cached graph predates the last status write; looking again shortly", "resourceVersion", sg.ResourceVersion)
-		return ctrl.Result{RequeueAfter: staleRetry}, nil
+		return r.lookAgain(req.NamespacedName), nil
 	}
 	if !sg.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil // owner references let the garbage collector remove the policies
 	}
 	if err := r.markReconciling(ctx, &sg); err != nil {
-		return staleOr(err)
+		return r.staleOr(req.NamespacedName, err)
 	}
 	if res, done, err := r.podsOnly(ctx, &sg); done {
 		return res, err
@@ -100,7 +100,7 @@ func (r *ServiceGraphReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	class := outcome.Classify(found)
 	r.record(ctx, &sg, found, class)
 	if err := r.writeStatus(ctx, &sg, found, class); err != nil {
-		return staleOr(err)
+		return r.staleOr(req.NamespacedName, err)
 	}
 	r.remember(&sg, found, seen)
 	return r.result(class)
@@ -166,11 +166,23 @@ func (r *ServiceGraphReconciler) cacheBehind(sg *v1alpha1.ServiceGraph) bool {
 
 // staleOr looks again shortly when a status write found the cached graph stale (the cache has not
 // caught up with a write yet): that is no failure, so it neither backs off nor counts as an error.
-func staleOr(err error) (ctrl.Result, error) {
+func (r *ServiceGraphReconciler) staleOr(key client.ObjectKey, err error) (ctrl.Result, error) {
 	if apierrors.IsConflict(err) {
-		return ctrl.Result{RequeueAfter: staleRetry}, nil
+		return r.lookAgain(key), nil
 	}
 	return ctrl.Result{}, err
+}
+
+// lookAgain has a graph whose cached copy is behind looked at again after staleRetry, without
+// marking it for a full reconcile: a mark that brought this reconcile is still there (it is taken
+// later), and a full reconcile that failed left no memo, so the next one is full anyway. Marked,
+// every pod event arriving while the cache lags (it does after each status write of a big graph)
+// would bring a full reconcile.
+func (r *ServiceGraphReconciler) lookAgain(key client.ObjectKey) ctrl.Result {
+	if r.podPath.requeueQuietly(key, staleRetry) {
+		return ctrl.Result{}
+	}
+	return ctrl.Result{RequeueAfter: staleRetry}
 }
 
 // staleRetry is long enough for the cache to see the operator's own write.
