@@ -56,8 +56,8 @@ type podPath struct {
 	memos sync.Map // client.ObjectKey → *podMemo
 }
 
-// podMemo is what a pods-only reconcile needs of the last clean full reconcile: a few hundred
-// bytes per service, never the compiled objects.
+// podMemo is what a pods-only reconcile needs of the last clean full reconcile, never the
+// compiled objects: about 1.5 KiB for a 10-service graph.
 type podMemo struct {
 	uid        types.UID
 	generation int64
@@ -65,12 +65,42 @@ type podMemo struct {
 	sum [sha256.Size]byte
 	// services are the local services (name and selector), waypoints those the graph's services
 	// go through: what the coverage needs.
-	services  []graph.Service
+	services  []flatService
 	waypoints []string
 	// dataplanes are the compiled data planes the status shows; istio tells whether the mesh's
 	// layer was on, so that the pods' data planes and sidecars were read.
 	dataplanes map[string]semantics.Dataplane
 	istio      bool
+}
+
+// flatService is a local service's name and selector (key, value, key, value…): a map per
+// service would make up most of a small graph's memo.
+type flatService struct {
+	name     string
+	selector []string
+}
+
+func flatten(services []graph.Service) []flatService {
+	out := make([]flatService, len(services))
+	for i, s := range services {
+		out[i] = flatService{name: s.Name, selector: make([]string, 0, 2*len(s.Labels))}
+		for _, k := range slices.Sorted(maps.Keys(s.Labels)) {
+			out[i].selector = append(out[i].selector, k, s.Labels[k])
+		}
+	}
+	return out
+}
+
+func unflatten(namespace string, flat []flatService) []graph.Service {
+	out := make([]graph.Service, len(flat))
+	for i, f := range flat {
+		labels := make(map[string]string, len(f.selector)/2)
+		for j := 0; j < len(f.selector); j += 2 {
+			labels[f.selector[j]] = f.selector[j+1]
+		}
+		out[i] = graph.Service{Name: f.name, Namespace: namespace, Labels: labels}
+	}
+	return out
 }
 
 // mark makes the graph's first reconcile from after on a full one.
@@ -170,7 +200,7 @@ func (r *ServiceGraphReconciler) observePods(sg *v1alpha1.ServiceGraph, d *compi
 		return cov, nil
 	}
 	return cov, &podMemo{uid: sg.UID, generation: sg.Generation, sum: podSum(facts.Dataplanes, facts.Unmeshed, match.strays),
-		services: services, waypoints: d.Waypoints, dataplanes: d.Dataplanes,
+		services: flatten(services), waypoints: d.Waypoints, dataplanes: d.Dataplanes,
 		istio: layerOn(facts.Missing, r.outputs().KindsOf(compiler.LayerIstio))}
 }
 
@@ -189,7 +219,8 @@ func (r *ServiceGraphReconciler) seePods(ctx context.Context, sg *v1alpha1.Servi
 	if err != nil {
 		return [sha256.Size]byte{}, nil, err
 	}
-	match := matchPods(m.services, pods)
+	services := unflatten(sg.Namespace, m.services)
+	match := matchPods(services, pods)
 	var dataplanes map[string]semantics.Dataplane
 	var unmeshed []string
 	if m.istio {
@@ -198,9 +229,9 @@ func (r *ServiceGraphReconciler) seePods(ctx context.Context, sg *v1alpha1.Servi
 			return [sha256.Size]byte{}, nil, err
 		}
 		dataplanes = map[string]semantics.Dataplane{}
-		for i := range m.services {
-			if d, ok := serviceDataplane(&m.services[i], match.byService[i], ns.Labels); ok {
-				dataplanes[m.services[i].Name] = d
+		for i := range services {
+			if d, ok := serviceDataplane(&services[i], match.byService[i], ns.Labels); ok {
+				dataplanes[services[i].Name] = d
 			}
 		}
 		if compiler.WantsStrict(&sg.Spec) {
@@ -209,7 +240,7 @@ func (r *ServiceGraphReconciler) seePods(ctx context.Context, sg *v1alpha1.Servi
 			}
 		}
 	}
-	return podSum(dataplanes, unmeshed, match.strays), coverageOf(sg.Namespace, m.services, match, m.waypoints, len(pods)), nil
+	return podSum(dataplanes, unmeshed, match.strays), coverageOf(sg.Namespace, services, match, m.waypoints, len(pods)), nil
 }
 
 // coverageStatus is sg with the coverage, its data planes and its condition replaced, the way a
