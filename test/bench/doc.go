@@ -67,8 +67,8 @@ func whyRatio(c coldResult, cores, workers int) string {
 		"creates each missing object with a plain POST, %d at a time (a create skips decoding and merging an apply "+
 		"patch: %.1f ms of kube-apiserver CPU per object against %.1f ms for kubectl's applies), so its run is bound "+
 		"by CPU: it cannot be shorter than its CPU time over the cores, %.1f s / %d = %.1f s, a ratio of %.2f. "+
-		"Besides the creates it made %s reads (one list of the names taken per kind, to find objects its "+
-		"label-filtered cache cannot see) and %d other writes (the graph's status and events).\n",
+		"Besides the creates it made %s reads (a create is sent without a look first; a name taken by an object "+
+		"its label-filtered cache cannot see is refused, then read) and %d other writes (the graph's status).\n",
 		kc.total()/c.Kubectl.Seconds(), workers, perObject(op), perObject(kc), op.total(), cores,
 		op.total()/float64(cores), floor, count(c.Requests[http.MethodGet]), c.Requests.writes().total()-c.Objects)
 	if c.Ratio() <= ratioGoal {
@@ -178,9 +178,13 @@ kinds) belongs to its start, not to a graph.
 - **Fleet**: ` + "`-fleet`" + ` graphs of ` + "`-fleet-services`" + ` services, one per namespace, created 16 at a time in
   two halves; the time is from the first create of a half to every graph of it Ready (summed),
   and the live heap is sampled before, between and after (as for Memory) to give the memory per
-  graph of each half. Then the manager process is replaced and timed from its start until it has
-  reconciled every graph of the cluster with nothing queued; its writes are counted from its own
-  metrics. Last, the same objects (without the operator's label, so the manager does not cache
+  graph of each half (the foreign objects of Memory are still there). The manager caches its
+  generated objects as their metadata and a SHA-256 of their content (` + "`controllers/summary`" + `), which it
+  compares with the desired objects' digests. Then the manager process is replaced and timed from
+  its start until it has reconciled every graph of the cluster with nothing queued; the part spent
+  reading every generated object into its cache is its own metric
+  (` + "`servicegraph_summary_cache_synced_seconds`" + `, the last kind's), and its writes are counted from its
+  own metrics. Last, the same objects (without the operator's label, so the manager does not cache
   them) go through one ` + "`kubectl apply --server-side`" + ` into namespaces of their own.
 - **Time to enforcement on real packets**: the dataplane suite (` + "`test/dataplane`" + `, run as root)
   applies the seed graph on its own control plane, with the operator and kube-network-policies,
