@@ -107,6 +107,24 @@ func TestDirectPrintsTheSamples(t *testing.T) {
 	}
 }
 
+// What ToUnstructured leaves out of a desired state, the direct encoder leaves out too: a status of
+// any shape and a null metadata.creationTimestamp (not one elsewhere, nor a set one).
+func TestDirectLeavesOutWhatToUnstructuredDrops(t *testing.T) {
+	for _, obj := range []map[string]any{
+		{"metadata": map[string]any{"creationTimestamp": nil, "name": "a"}, "status": map[string]any{"x": int64(1)}},
+		{"metadata": map[string]any{"creationTimestamp": nil}, "spec": map[string]any{"creationTimestamp": nil}, "status": nil},
+		{"metadata": map[string]any{"creationTimestamp": "2024-01-01T00:00:00Z", "name": "b"}, "status": "s", "zzz": []any{}},
+		{"metadata": map[string]any{"labels": map[string]any{"creationTimestamp": nil}}, "status": []any{int64(1)}},
+	} {
+		u := &unstructured.Unstructured{Object: obj}
+		u.SetAPIVersion("v1")
+		u.SetKind("ConfigMap")
+		if got := directOrFail(t, u); strings.Contains(got, "\nstatus:") {
+			t.Errorf("kept the status:\n%s", got)
+		}
+	}
+}
+
 // A large input is printed in parts, joined in order: the bytes of the JSON path, object by object
 // (a generated 300-service graph's 600 objects, most of them AuthorizationPolicies); WriteYAML
 // writes the same. The first object to fail is the one whose error YAML returns, as when it printed

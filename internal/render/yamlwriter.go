@@ -24,18 +24,20 @@ var errUnsupported = errors.New("render: not printed directly")
 type yamlWriter struct {
 	out    []byte
 	frames []frame
-	// key and rawKey are the pending mapping key, rendered (quoted if needed) and as given; the
-	// rendered key is written when its value starts.
-	key, rawKey string
+	// col is the column after the last key written (its value starts one space after it).
+	col int
+	// rootKey says which of the keys that matter the last key of the document's mapping was.
+	rootKey rootKey
 	// scalars caches the rendering of strings that are not plainly printable (see scalar).
 	scalars map[scalarKey]string
-	// drop, when set, is where to go back to once the value being written ends: ToUnstructured
+	// drop, when active, is where to go back to once the value being written ends: ToUnstructured
 	// leaves a top-level status out of a desired state, so the writer writes it and takes it back
 	// (an object whose status cannot be encoded fails the same way on both paths).
-	drop *dropMark
-	// dropNull leaves out the pending key if its value is null, as ToUnstructured does with a
-	// null metadata.creationTimestamp.
-	dropNull bool
+	drop dropMark
+	// pending: the key nullKey (metadata.creationTimestamp) waits for its value, which writes it
+	// unless it is null; ToUnstructured drops a null creationTimestamp.
+	pending bool
+	nullKey string
 	// kind: the document has a kind, which ToUnstructured requires (an object without one fails
 	// on the JSON path, with its message).
 	kind bool
@@ -48,17 +50,29 @@ type yamlWriter struct {
 	protoField  func(protoreflect.FieldDescriptor, protoreflect.Value) bool
 }
 
-// frame is an open mapping or sequence.
+// frame is an open mapping or sequence. It holds no pointer: frames are written for every
+// collection, and a pointer would cost a write barrier while the collector runs.
 type frame struct {
-	seq    bool
-	indent int
+	seq bool
 	// inItem: the collection is a sequence item, so its first entry goes on the item's "- " line.
-	inItem bool
-	n      int    // entries written so far
-	name   string // the key the collection is the value of
+	inItem   bool
+	metadata bool // the document's metadata
+	indent   int
+	n        int // entries written so far
 }
 
-type dropMark struct{ out, n int }
+type dropMark struct {
+	active bool
+	out, n int
+}
+
+type rootKey uint8
+
+const (
+	noRootKey rootKey = iota
+	kindKey
+	metadataKey
+)
 
 type scalarKey struct {
 	s   string
@@ -82,7 +96,7 @@ func newYAMLWriter() *yamlWriter {
 
 // document appends obj's document to out with the direct encoder.
 func (w *yamlWriter) document(out []byte, obj any) ([]byte, error) {
-	w.out, w.frames, w.drop, w.dropNull, w.kind = out, w.frames[:0], nil, false, false
+	w.out, w.frames, w.drop, w.pending, w.kind = out, w.frames[:0], dropMark{}, false, false
 	v := reflect.ValueOf(obj)
 	if err := encoderOf(v.Type())(w, v); err != nil {
 		return nil, err
@@ -93,7 +107,8 @@ func (w *yamlWriter) document(out []byte, obj any) ([]byte, error) {
 	return w.out, nil
 }
 
-// setKey makes k the key of the next value in the current mapping.
+// setKey writes k as the key of the next value in the current mapping ("key:", after the
+// mapping's own opening and the indentation).
 func (w *yamlWriter) setKey(k string) error {
 	if len(k) > maxSimpleKey {
 		return errUnsupported
@@ -102,24 +117,32 @@ func (w *yamlWriter) setKey(k string) error {
 	if err != nil {
 		return err
 	}
-	w.key, w.rawKey = rendered, k
+	w.rootKey = noRootKey
 	switch depth := len(w.frames); {
 	case depth == 1 && k == "status":
-		w.drop = &dropMark{out: len(w.out), n: w.frames[0].n}
-	case depth == 2 && k == "creationTimestamp" && w.frames[1].name == "metadata":
-		w.dropNull = true
+		w.drop = dropMark{active: true, out: len(w.out), n: w.frames[0].n}
+	case depth == 1 && k == "kind":
+		w.rootKey = kindKey
+	case depth == 1 && k == "metadata":
+		w.rootKey = metadataKey
+	case depth == 2 && k == "creationTimestamp" && w.frames[1].metadata:
+		w.nullKey, w.pending = rendered, true // written by the value, unless it is null
+		return nil
 	}
+	w.writeKey(rendered)
 	return nil
 }
 
-// start writes what precedes a value in the current collection ("key:" or "-", after the
-// collection's own opening and the indentation) and returns the column the value starts at,
-// after one space. The document itself has no prefix.
-func (w *yamlWriter) start() int {
-	w.dropNull = false
-	if len(w.frames) == 0 {
-		return 0
-	}
+func (w *yamlWriter) writeKey(rendered string) {
+	f := w.entry()
+	w.out = append(w.out, rendered...)
+	w.out = append(w.out, ':')
+	w.col = f.indent + len(rendered) + 2
+}
+
+// entry opens the next entry of the current collection: the collection's own opening before its
+// first entry, then the indentation (but on a sequence item's line).
+func (w *yamlWriter) entry() *frame {
 	f := &w.frames[len(w.frames)-1]
 	if f.n == 0 && len(w.frames) > 1 {
 		if f.inItem {
@@ -132,13 +155,25 @@ func (w *yamlWriter) start() int {
 		w.out = append(w.out, spaces[:f.indent]...)
 	}
 	f.n++
-	if f.seq {
+	return f
+}
+
+// start writes what precedes a value ("-" in a sequence; a mapping's key is written) and returns
+// the column the value starts at, after one space. The document itself has no prefix.
+func (w *yamlWriter) start() int {
+	switch {
+	case len(w.frames) == 0:
+		return 0
+	case w.pending:
+		w.pending = false
+		w.writeKey(w.nullKey)
+	}
+	if f := &w.frames[len(w.frames)-1]; f.seq {
+		w.entry()
 		w.out = append(w.out, '-')
 		return f.indent + 2
 	}
-	w.out = append(w.out, w.key...)
-	w.out = append(w.out, ':')
-	return f.indent + len(w.key) + 2
+	return w.col
 }
 
 // spaces is sliced for indentation, as deep as maxDepth allows.
@@ -152,7 +187,7 @@ func (w *yamlWriter) begin(seq bool) error {
 		return errUnsupported
 	}
 	w.start()
-	f := frame{seq: seq, name: w.rawKey}
+	f := frame{seq: seq, metadata: len(w.frames) == 1 && w.rootKey == metadataKey}
 	if n := len(w.frames); n > 0 {
 		parent := w.frames[n-1]
 		f.inItem = parent.seq
@@ -186,10 +221,10 @@ func (w *yamlWriter) end() {
 
 // done ends a value: a dropped one is taken back.
 func (w *yamlWriter) done() {
-	if w.drop != nil && len(w.frames) == 1 {
+	if w.drop.active && len(w.frames) == 1 {
 		w.out = w.out[:w.drop.out]
 		w.frames[0].n = w.drop.n
-		w.drop = nil
+		w.drop = dropMark{}
 	}
 }
 
@@ -207,8 +242,8 @@ func (w *yamlWriter) literal(s string) error {
 }
 
 func (w *yamlWriter) null() error {
-	if w.dropNull {
-		w.dropNull = false
+	if w.pending { // a null creationTimestamp: its key is left out with it
+		w.pending = false
 		return nil
 	}
 	return w.literal("null")
@@ -223,7 +258,7 @@ func (w *yamlWriter) str(s string) error {
 	if err != nil {
 		return err
 	}
-	if len(w.frames) == 1 && w.rawKey == "kind" && s != "" {
+	if len(w.frames) == 1 && w.rootKey == kindKey && s != "" {
 		w.kind = true
 	}
 	col := w.start()
