@@ -274,6 +274,7 @@ func sortEntries(entries []mapEntry) bool {
 // field is a struct field as encoding/json encodes it.
 type field struct {
 	name      string
+	key       string // name rendered, if plainly
 	index     []int
 	omitEmpty bool
 	omitZero  func(reflect.Value) bool // nil without omitzero
@@ -306,7 +307,9 @@ func structEncoder(t reflect.Type) encoderFunc {
 			if f.omitEmpty && isEmptyValue(fv) || f.omitZero != nil && f.omitZero(fv) {
 				continue
 			}
-			if err := w.setKey(f.name); err != nil {
+			if f.key != "" {
+				w.setRenderedKey(f.name, f.key)
+			} else if err := w.setKey(f.name); err != nil {
 				return err
 			}
 			if err := f.enc(w, fv); err != nil {
@@ -345,6 +348,7 @@ func structFields(t reflect.Type, index []int, out *[]field) bool {
 			continue
 		}
 		f := field{name: cmp.Or(name, sf.Name), index: idx, enc: encoderOf(sf.Type)}
+		f.key = plainKey(f.name)
 		if !validName(f.name) {
 			return false
 		}

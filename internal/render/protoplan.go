@@ -29,7 +29,9 @@ func encodeMessage(w *yamlWriter, v reflect.Value) error {
 		if !f.populated(fv) {
 			continue
 		}
-		if err := w.setKey(f.name); err != nil {
+		if f.key != "" {
+			w.setRenderedKey(f.name, f.key)
+		} else if err := w.setKey(f.name); err != nil {
 			return err
 		}
 		if err := f.enc(w, fv); err != nil {
@@ -46,7 +48,7 @@ func encodeMessage(w *yamlWriter, v reflect.Value) error {
 type protoPlan struct{ fields []planField }
 
 type planField struct {
-	name      string
+	name, key string // the JSON name, and as written if plainly
 	index     int // in the struct
 	populated func(reflect.Value) bool
 	enc       encoderFunc
@@ -84,7 +86,7 @@ func newPlan(t reflect.Type, m protoreflect.Message) *protoPlan {
 		if !ok {
 			return nil
 		}
-		f := planField{name: fd.JSONName(), index: i, populated: populated}
+		f := planField{name: fd.JSONName(), key: plainKey(fd.JSONName()), index: i, populated: populated}
 		ft := t.Field(i).Type
 		switch {
 		case fd.IsList() && ft.Kind() == reflect.Slice:

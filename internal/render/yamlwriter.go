@@ -117,6 +117,21 @@ func (w *yamlWriter) setKey(k string) error {
 	if err != nil {
 		return err
 	}
+	w.setRenderedKey(k, rendered)
+	return nil
+}
+
+// plainKey is the key a name is written as when it needs no quotes, "" otherwise: struct fields
+// and message fields render their names once per type (see setRenderedKey).
+func plainKey(name string) string {
+	if plain(name) && len(name) <= maxSimpleKey {
+		return name
+	}
+	return ""
+}
+
+// setRenderedKey is setKey for a key already rendered.
+func (w *yamlWriter) setRenderedKey(k, rendered string) {
 	w.rootKey = noRootKey
 	switch depth := len(w.frames); {
 	case depth == 1 && k == "status":
@@ -127,10 +142,9 @@ func (w *yamlWriter) setKey(k string) error {
 		w.rootKey = metadataKey
 	case depth == 2 && k == "creationTimestamp" && w.frames[1].metadata:
 		w.nullKey, w.pending = rendered, true // written by the value, unless it is null
-		return nil
+		return
 	}
 	w.writeKey(rendered)
-	return nil
 }
 
 func (w *yamlWriter) writeKey(rendered string) {
