@@ -49,7 +49,7 @@ type protoPlan struct{ fields []planField }
 
 type planField struct {
 	name, key string // the JSON name, and as written if plainly
-	index     int // in the struct
+	index     int    // in the struct
 	populated func(reflect.Value) bool
 	enc       encoderFunc
 }
