@@ -19,7 +19,8 @@ import (
 // omitempty/omitzero from the json tags, embedded structs' fields promoted, MarshalJSON where a
 // type has one) and feeds a yamlWriter, so that YAML prints an object without its JSON text, a
 // map of it and yaml.v2's parse and print of that map: the figures are in test/bench's CLI row.
-// Istio's specs are read through protobuf reflection as their MarshalJSON (jsonpb) prints them.
+// Istio's specs are printed as their MarshalJSON (jsonpb) prints them: from their generated structs
+// (protoplan.go), or through protobuf reflection (values.go).
 // Whatever it does not cover exactly is errUnsupported, and the object takes the JSON path.
 
 type encoderFunc func(w *yamlWriter, v reflect.Value) error
