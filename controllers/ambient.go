@@ -43,12 +43,13 @@ func (r *ServiceGraphReconciler) ambientFacts(ctx context.Context, sg *v1alpha1.
 	}
 	facts.Dataplanes = map[string]semantics.Dataplane{}
 	var ambient []*graph.Service
+	selected := matchPods(g.Services, pods) // indexed: every pod against every service is quadratic
 	for i := range g.Services {
 		svc := &g.Services[i]
 		if !g.Local(svc) {
 			continue
 		}
-		if d, ok := serviceDataplane(svc, pods, ns.Labels); ok {
+		if d, ok := serviceDataplane(selected.byService[i], ns.Labels); ok {
 			facts.Dataplanes[svc.Name] = d
 		}
 		if d, ok := facts.Dataplanes[svc.Name]; d == semantics.DataplaneAmbient || !ok && semantics.NamespaceDataplane(ns.Labels) == semantics.DataplaneAmbient {
@@ -68,15 +69,13 @@ func (r *ServiceGraphReconciler) ambientFacts(ctx context.Context, sg *v1alpha1.
 	return err
 }
 
-// serviceDataplane is a service's data plane from its pods: ambient when one of them is (the
-// ambient shape of its policies also serves sidecar pods), else a sidecar when one has one, else
-// none; false when it has no pods.
-func serviceDataplane(svc *graph.Service, pods []metav1.PartialObjectMetadata, namespaceLabels map[string]string) (semantics.Dataplane, bool) {
+// serviceDataplane is a service's data plane from the pods it selects: ambient when one of them
+// is (the ambient shape of its policies also serves sidecar pods), else a sidecar when one has
+// one, else none; false when it has no pods.
+func serviceDataplane(pods []metav1.PartialObjectMetadata, namespaceLabels map[string]string) (semantics.Dataplane, bool) {
 	var seen []semantics.Dataplane
 	for _, p := range pods {
-		if compiler.Selects(svc.Labels, p.Labels) {
-			seen = append(seen, semantics.PodDataplane(namespaceLabels, p.Labels, p.Annotations, false))
-		}
+		seen = append(seen, semantics.PodDataplane(namespaceLabels, p.Labels, p.Annotations, false))
 	}
 	for _, d := range []semantics.Dataplane{semantics.DataplaneAmbient, semantics.DataplaneSidecar, semantics.DataplaneNone} {
 		if slices.Contains(seen, d) {

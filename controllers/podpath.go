@@ -230,7 +230,7 @@ func (r *ServiceGraphReconciler) seePods(ctx context.Context, sg *v1alpha1.Servi
 		}
 		dataplanes = map[string]semantics.Dataplane{}
 		for i := range services {
-			if d, ok := serviceDataplane(&services[i], match.byService[i], ns.Labels); ok {
+			if d, ok := serviceDataplane(match.byService[i], ns.Labels); ok {
 				dataplanes[services[i].Name] = d
 			}
 		}

@@ -10,7 +10,8 @@ import (
 	"github.com/servicegraph/servicegraph-operator/internal/outcome"
 )
 
-// markReconciling records that a new generation is being worked on before any policy is touched.
+// markReconciling records that a large new graph is being worked on before any policy is touched
+// (see outcome.MarkReconciling).
 func (r *ServiceGraphReconciler) markReconciling(ctx context.Context, sg *v1alpha1.ServiceGraph) error {
 	before := sg.DeepCopy()
 	if !outcome.MarkReconciling(sg) {

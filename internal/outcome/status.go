@@ -178,24 +178,19 @@ func refs(objs []compiler.Object) []v1alpha1.ObjectReference {
 	return out
 }
 
-// MarkReconciling records that a new generation is being worked on before any policy is touched,
-// so no tool mistakes a changed object, or a large new one, for a finished one. It reports whether
-// anything changed. A new graph of up to QuickGraphServices services gets no such mark: it
-// converges in about one round of writes, its final status follows at once, and until its first
-// reconcile (however long it waits in the queue) it has no status anyway; in a fleet's cold start
-// the mark would be one write in thirty.
+// MarkReconciling records that a large new graph is being worked on before any policy is touched,
+// so no tool mistakes it for a finished one: a graph without status reads as current to kstatus.
+// It reports whether anything changed. Other graphs get no such mark, for a write that says
+// nothing new: a change's generation, ahead of status.observedGeneration, already tells kstatus,
+// Argo CD and kubectl that the work is in progress (and a 1,000-service graph's status write takes
+// seconds of a busy API server); a new graph of up to QuickGraphServices services converges in
+// about one round of writes and its final status follows at once.
 func MarkReconciling(sg *v1alpha1.ServiceGraph) bool {
-	ready := meta.FindStatusCondition(sg.Status.Conditions, v1alpha1.ConditionReady)
-	if sg.Status.ObservedGeneration == sg.Generation && ready != nil {
-		return false
-	}
-	if len(sg.Status.Conditions) == 0 && len(sg.Spec.Services) <= QuickGraphServices {
+	if meta.FindStatusCondition(sg.Status.Conditions, v1alpha1.ConditionReady) != nil || len(sg.Spec.Services) <= QuickGraphServices {
 		return false
 	}
 	msg := "Reconciling generation " + strconv.FormatInt(sg.Generation, 10)
-	if ready == nil {
-		setCondition(sg, v1alpha1.ConditionReady, metav1.ConditionUnknown, v1alpha1.ReasonReconciling, msg)
-	}
+	setCondition(sg, v1alpha1.ConditionReady, metav1.ConditionUnknown, v1alpha1.ReasonReconciling, msg)
 	setCondition(sg, v1alpha1.ConditionReconciling, metav1.ConditionTrue, v1alpha1.ReasonReconciling, msg)
 	return true
 }

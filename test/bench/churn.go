@@ -9,7 +9,6 @@ import (
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
@@ -152,25 +151,22 @@ func (e *env) rollingRestart(ctx context.Context, pods []*corev1.Pod) error {
 // the new generation.
 func (e *env) addEdge(ctx context.Context, sg *v1alpha1.ServiceGraph) (time.Duration, error) {
 	live := &v1alpha1.ServiceGraph{}
-	var start time.Time
-	// The operator writes the graph's status meanwhile (the rollout changes its coverage): read
-	// and write again on a conflict.
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := e.k8s.Get(ctx, client.ObjectKeyFromObject(sg), live); err != nil {
-			return err
-		}
-		if edge, err := graphgen.NewEdge(live); err == nil {
-			live.Spec.Edges = append(live.Spec.Edges, edge)
-		} else {
-			live.Spec.Edges = live.Spec.Edges[:len(live.Spec.Edges)-1] // a graph where everyone calls everyone: drop an edge instead
-		}
-		start = time.Now()
-		return e.k8s.Update(ctx, live)
-	})
-	if err != nil {
+	if err := e.k8s.Get(ctx, client.ObjectKeyFromObject(sg), live); err != nil {
 		return 0, err
 	}
-	err = e.waitReady(ctx, client.ObjectKeyFromObject(live), live.Generation)
+	before := live.DeepCopy()
+	if edge, err := graphgen.NewEdge(live); err == nil {
+		live.Spec.Edges = append(live.Spec.Edges, edge)
+	} else {
+		live.Spec.Edges = live.Spec.Edges[:len(live.Spec.Edges)-1] // a graph where everyone calls everyone: drop an edge instead
+	}
+	// A merge patch without the resourceVersion: the operator writes the graph's status meanwhile
+	// (the rollout changes its coverage), and only this program writes its spec.
+	start := time.Now()
+	if err := e.k8s.Patch(ctx, live, client.MergeFrom(before)); err != nil {
+		return 0, err
+	}
+	err := e.waitReady(ctx, client.ObjectKeyFromObject(live), live.Generation)
 	return time.Since(start), err
 }
 

@@ -49,8 +49,8 @@ func (r *report) churnRows() []row {
 	edits := len(c.Edits) + len(c.Small)
 	bound := fromPods + 2*edits + 2
 	// A pod-driven reconcile writes the status at most once; an edit writes its objects (3 for one
-	// edge), two statuses and an event.
-	writeBound := fromPods + 6*edits + 2
+	// edge), its status and an event.
+	writeBound := fromPods + 5*edits + 2
 	p95 := func(d []time.Duration) bool {
 		return len(d) > 0 && percentile(durationsMs(d), 95) <= float64(maxEditDelay/time.Millisecond)
 	}
@@ -60,7 +60,7 @@ func (r *report) churnRows() []row {
 				count(c.Pods), count(c.Pods/max(r.cfg.PodsPerService, 1)), r.cfg.ChurnRate, count(c.PodEvents)),
 			result: fmt.Sprintf("%s; %d reconciles, %.2f s manager CPU, manager writes %s; %s",
 				duration(c.Duration), c.Reconciles, c.ManagerCPU, c.Writes, c.CPU.describe(c.Duration, 2)),
-			goal: fmt.Sprintf("≤ %d reconciles and %d writes (one of each per %s of rollout; two reconciles and six writes per edit)",
+			goal: fmt.Sprintf("≤ %d reconciles and %d writes (one of each per %s of rollout; two reconciles and five writes per edit)",
 				bound, writeBound, duration(controllers.PodEventDelay)),
 			met: yes(c.Reconciles <= bound && c.Writes.total() <= writeBound),
 		},
