@@ -110,6 +110,9 @@ func ProtocolMismatches(g *graph.Graph, services []KubeService) []ProtocolMismat
 
 // httpOnly tells whether an edge's rule matches attributes only HTTP carries (semantics.HTTPOnly).
 func httpOnly(e *graph.Edge) bool {
+	if len(e.Paths) == 0 && len(e.Methods) == 0 {
+		return false // an empty operation matches on nothing (most edges: read up to five times each)
+	}
 	op := &securityv1beta1.Operation{Paths: e.Paths, Methods: e.Methods}
 	return len(semantics.HTTPOnly(&securityv1beta1.Rule{To: []*securityv1beta1.Rule_To{{Operation: op}}})) > 0
 }
