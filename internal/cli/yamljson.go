@@ -68,11 +68,18 @@ func readBlockYAML(raw []byte) (*yamlValue, bool) {
 }
 
 // plainYAMLText rules out what the line reader does not handle: tabs, carriage returns, characters
-// YAML refuses or reads as line breaks, a byte-order mark, directives and document markers.
+// YAML refuses or reads as line breaks, a byte-order mark, directives and document markers, and
+// lines longer than yaml.v2's simple keys may be (1,024 characters; a nesting as deep as its limit
+// of 10,000 levels needs a longer line too).
 func plainYAMLText(raw []byte) bool {
 	if !utf8.Valid(raw) || bytes.HasPrefix(raw, []byte("\ufeff")) || bytes.HasPrefix(raw, []byte("%")) ||
 		bytes.Contains(raw, []byte("\n%")) || bytes.Contains(raw, []byte("\n...")) || bytes.HasPrefix(raw, []byte("...")) {
 		return false
+	}
+	for line := range bytes.SplitSeq(raw, []byte("\n")) {
+		if len(line) > maxSimpleKey {
+			return false
+		}
 	}
 	for _, r := range string(raw) {
 		switch {
@@ -84,6 +91,9 @@ func plainYAMLText(raw []byte) bool {
 	}
 	return true
 }
+
+// maxSimpleKey is the longest line the line reader reads (in bytes, which bounds the characters).
+const maxSimpleKey = 1024
 
 func isItem(text string) bool { return text == "-" || strings.HasPrefix(text, "- ") }
 

@@ -30,6 +30,7 @@ var encoders sync.Map // reflect.Type -> encoderFunc
 
 var (
 	jsonMarshalerType = reflect.TypeFor[json.Marshaler]()
+	jsonNumberType    = reflect.TypeFor[json.Number]()
 	textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
 	isZeroerType      = reflect.TypeFor[isZeroer]()
 	protoMessageType  = reflect.TypeFor[protoreflect.ProtoMessage]()
@@ -73,6 +74,8 @@ func newEncoder(t reflect.Type) encoderFunc {
 		return pointerEncoder(t)
 	case t == stringMapType:
 		return stringMapEncoder
+	case t == jsonNumberType: // a string type that encoding/json writes as a number, or refuses
+		return unsupported
 	case t.Kind() == reflect.Interface:
 		if t.Implements(jsonMarshalerType) || t.Implements(textMarshalerType) {
 			return unsupported

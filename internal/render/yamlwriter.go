@@ -316,7 +316,9 @@ func (w *yamlWriter) scalar(s string, key bool) (string, error) {
 		}
 		r = strings.TrimSuffix(r, "\n")
 	}
-	if strings.Contains(r, "\n") { // a literal block, or a key too complex for one line
+	// A literal block, a key too complex for one line, or a line break yaml.v2 writes as is (NEL,
+	// the Unicode line and paragraph separators) followed by the indentation of its context.
+	if strings.ContainsAny(r, "\n\u0085\u2028\u2029") {
 		return "", errUnsupported
 	}
 	w.scalars[scalarKey{s, key}] = r
