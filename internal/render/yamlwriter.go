@@ -360,8 +360,9 @@ func ResolvesToNonString(s string) bool {
 	return false
 }
 
-// sortKeys sorts keys in yaml.v2's order and reports whether that order is strict for them (it
-// is for any keys seen in practice; yaml.v2's own output would depend on map order otherwise).
+// sortKeys sorts keys in yaml.v2's order and reports whether neighbours are strictly ordered (equal
+// neighbours fall back). yaml.v2's order is not transitive for some keys (2 < 10 < 1a < 2): its own
+// output then depends on map order and has no one form to match, and this check does not see it.
 func sortKeys(keys []string) bool {
 	slices.SortFunc(keys, yamlCompare)
 	for i := 1; i < len(keys); i++ {
