@@ -236,27 +236,32 @@ func mapEncoder(t reflect.Type) encoderFunc {
 		if v.IsNil() {
 			return w.null()
 		}
-		entries := make([]mapEntry, 0, v.Len())
-		for it := v.MapRange(); it.Next(); {
-			entries = append(entries, mapEntry{it.Key().String(), it.Value()})
-		}
-		if !sortEntries(entries) {
-			return errUnsupported
-		}
-		if err := w.beginMap(); err != nil {
+		return writeMap(w, v, elem)
+	}
+}
+
+// writeMap writes a map with string keys in yaml.v2's key order, each value with elem.
+func writeMap(w *yamlWriter, v reflect.Value, elem encoderFunc) error {
+	entries := make([]mapEntry, 0, v.Len())
+	for it := v.MapRange(); it.Next(); {
+		entries = append(entries, mapEntry{it.Key().String(), it.Value()})
+	}
+	if !sortEntries(entries) {
+		return errUnsupported
+	}
+	if err := w.beginMap(); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := w.setKey(e.key); err != nil {
 			return err
 		}
-		for _, e := range entries {
-			if err := w.setKey(e.key); err != nil {
-				return err
-			}
-			if err := elem(w, e.value); err != nil {
-				return err
-			}
+		if err := elem(w, e.value); err != nil {
+			return err
 		}
-		w.end()
-		return nil
 	}
+	w.end()
+	return nil
 }
 
 type mapEntry struct {

@@ -166,26 +166,5 @@ func planMap(elem encoderFunc) encoderFunc {
 	if elem == nil {
 		return nil
 	}
-	return func(w *yamlWriter, v reflect.Value) error {
-		entries := make([]mapEntry, 0, v.Len())
-		for it := v.MapRange(); it.Next(); {
-			entries = append(entries, mapEntry{it.Key().String(), it.Value()})
-		}
-		if !sortEntries(entries) {
-			return errUnsupported
-		}
-		if err := w.beginMap(); err != nil {
-			return err
-		}
-		for _, e := range entries {
-			if err := w.setKey(e.key); err != nil {
-				return err
-			}
-			if err := elem(w, e.value); err != nil {
-				return err
-			}
-		}
-		w.end()
-		return nil
-	}
+	return func(w *yamlWriter, v reflect.Value) error { return writeMap(w, v, elem) }
 }
