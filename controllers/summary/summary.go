@@ -7,6 +7,9 @@
 // The digest is taken from the bytes the API server sent, never from anything stored in the object
 // (an annotation, a field manager), so a change to the content by any writer changes it: drift
 // stays as visible as with the typed cache.
+//
+// The types here are read from the API server, never served: no CRD is generated for them.
+// +kubebuilder:skip
 package summary
 
 import (
