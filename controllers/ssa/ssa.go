@@ -179,8 +179,8 @@ func (r *run) applyOne(ctx context.Context, obj compiler.Object) (change.Action,
 
 // update server-side applies obj, replacing it when the apply leaves fields it cannot remove.
 func (r *run) update(ctx context.Context, out *compiler.Output, obj compiler.Object) (change.Action, *change.Conflict, error) {
-	// Rendered only now: encoding every desired object on every reconcile would make a quiet
-	// resync of a large graph cost more CPU than the rollout's writes.
+	// Rendered again here, as a whole object: the digest compare encodes only the content, and a
+	// large graph's digests come from the memo without encoding at all.
 	want, err := render.ToUnstructured(obj)
 	if err != nil {
 		return "", nil, err

@@ -240,6 +240,16 @@ func mapEncoder(t reflect.Type) encoderFunc {
 	}
 }
 
+// field writes a struct field's key (rendered already when key is set) and its value.
+func (w *yamlWriter) field(name, key string, enc encoderFunc, v reflect.Value) error {
+	if key != "" {
+		w.setRenderedKey(name, key)
+	} else if err := w.setKey(name); err != nil {
+		return err
+	}
+	return enc(w, v)
+}
+
 // writeMap writes a map with string keys in yaml.v2's key order, each value with elem.
 func writeMap(w *yamlWriter, v reflect.Value, elem encoderFunc) error {
 	entries := make([]mapEntry, 0, v.Len())
@@ -316,12 +326,7 @@ func structEncoder(t reflect.Type) encoderFunc {
 			if f.omitEmpty && isEmptyValue(fv) || f.omitZero != nil && f.omitZero(fv) {
 				continue
 			}
-			if f.key != "" {
-				w.setRenderedKey(f.name, f.key)
-			} else if err := w.setKey(f.name); err != nil {
-				return err
-			}
-			if err := f.enc(w, fv); err != nil {
+			if err := w.field(f.name, f.key, f.enc, fv); err != nil {
 				return err
 			}
 		}

@@ -29,12 +29,7 @@ func encodeMessage(w *yamlWriter, v reflect.Value) error {
 		if !f.populated(fv) {
 			continue
 		}
-		if f.key != "" {
-			w.setRenderedKey(f.name, f.key)
-		} else if err := w.setKey(f.name); err != nil {
-			return err
-		}
-		if err := f.enc(w, fv); err != nil {
+		if err := w.field(f.name, f.key, f.enc, fv); err != nil {
 			return err
 		}
 	}
