@@ -75,7 +75,7 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests from the kub
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods of the API types.
-	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/...;./internal/cilium/..."
 
 .PHONY: fmt
 fmt: ## Run gofmt on the code.
@@ -92,7 +92,7 @@ lint: ## go vet, and fail if gofmt or the generators would change anything.
 
 .PHONY: verify-generated
 verify-generated: generate manifests ## Fail if the generated code or manifests are out of date.
-	@git diff --exit-code -- api config/crd config/rbac charts/servicegraph-operator/crds charts/servicegraph-operator/files || { echo "run 'make generate manifests' and commit the result"; exit 1; }
+	@git diff --exit-code -- api internal/cilium config/crd config/rbac charts/servicegraph-operator/crds charts/servicegraph-operator/files || { echo "run 'make generate manifests' and commit the result"; exit 1; }
 
 .PHONY: test
 test: envtest knp argocd prometheus chromium lint verify-generated $(TEST_DEPS) ## Run every test: unit, golden, fuzz seeds, envtest, e2e, real packets (needs root), a real Argo CD (test/argocd), a real Prometheus (test/traffic), a real Chromium (test/browser), Istio's judgement (test/istio) and the Gatekeeper policies (test/opa).

@@ -31,11 +31,12 @@ import (
 	"github.com/servicegraph/servicegraph-operator/controllers/ssa"
 	"github.com/servicegraph/servicegraph-operator/controllers/summary"
 	"github.com/servicegraph/servicegraph-operator/internal/audit"
+	"github.com/servicegraph/servicegraph-operator/internal/cilium"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 )
 
-// NewScheme knows the ServiceGraph, the Kubernetes built-in kinds and Istio's security and
-// networking kinds.
+// NewScheme knows the ServiceGraph, the Kubernetes built-in kinds, Istio's security and networking
+// kinds, the Gateway API's Gateway and Cilium's CiliumNetworkPolicy.
 func NewScheme() *runtime.Scheme {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -43,6 +44,7 @@ func NewScheme() *runtime.Scheme {
 	utilruntime.Must(istionetworkingv1.AddToScheme(scheme))
 	utilruntime.Must(v1alpha1.AddToScheme(scheme))
 	utilruntime.Must(gatewayv1.Install(scheme))
+	utilruntime.Must(cilium.AddToScheme(scheme))
 	return scheme
 }
 

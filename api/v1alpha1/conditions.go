@@ -46,6 +46,9 @@ const (
 	ReasonConflict = "Conflict"
 	// ReasonIstioNotInstalled: the Istio security API is not served; only NetworkPolicies apply.
 	ReasonIstioNotInstalled = "IstioNotInstalled"
+	// ReasonCiliumNotServed: the graph asks for CiliumNetworkPolicies and the cluster does not
+	// serve cilium.io/v2; Kubernetes NetworkPolicies enforce it meanwhile.
+	ReasonCiliumNotServed = "CiliumNetworkPolicyNotServed"
 	// ReasonApplyFailed: writing to the API server failed; the operator retries with backoff.
 	ReasonApplyFailed = "ApplyFailed"
 	// ReasonRejected: the API server refused a generated object (invalid or too large); retrying

@@ -26,6 +26,19 @@ const (
 	MeshNone Mesh = "None"
 )
 
+// NetworkPolicyAPI is the API the graph's layer-3/4 policies are written in.
+// +kubebuilder:validation:Enum=Kubernetes;Cilium
+type NetworkPolicyAPI string
+
+const (
+	// NetworkPolicyKubernetes generates networking.k8s.io/v1 NetworkPolicies, which every
+	// NetworkPolicy-capable CNI enforces.
+	NetworkPolicyKubernetes NetworkPolicyAPI = "Kubernetes"
+	// NetworkPolicyCilium generates cilium.io/v2 CiliumNetworkPolicies, for clusters whose CNI is
+	// Cilium: external hosts by name (toFQDNs) and, without a mesh, paths and methods (HTTP rules).
+	NetworkPolicyCilium NetworkPolicyAPI = "Cilium"
+)
+
 // Enforcement says whether the generated policies are enforced or only audited.
 // +kubebuilder:validation:Enum=Enforce;Audit
 type Enforcement string
@@ -119,6 +132,17 @@ type ServiceGraphSpec struct {
 	// in a cluster without Istio. Paths, methods and mtls then have no effect.
 	// +optional
 	Mesh Mesh `json:"mesh,omitempty"`
+
+	// networkPolicy is the API of the layer-3/4 policies: Kubernetes (the default when unset:
+	// networking.k8s.io/v1 NetworkPolicies) or Cilium (cilium.io/v2 CiliumNetworkPolicies, for
+	// clusters whose CNI is Cilium). Cilium's policies also name external hosts (toFQDNs, with a
+	// rule that lets Cilium's DNS proxy see the lookups) and the API server (the kube-apiserver
+	// entity), and with mesh None they carry the edges' paths and methods as HTTP rules enforced by
+	// Cilium's proxy; with Istio, Istio enforces those. Switching applies the new policies before
+	// the old ones are deleted. While the cluster does not serve CiliumNetworkPolicy the graph keeps
+	// (or gets) Kubernetes NetworkPolicies and is not Ready.
+	// +optional
+	NetworkPolicy NetworkPolicyAPI `json:"networkPolicy,omitempty"`
 
 	// mtls is the Istio mutual-TLS mode of the namespace's PeerAuthentication: STRICT (the default
 	// when unset) or PERMISSIVE (plain text accepted too; for migrations).

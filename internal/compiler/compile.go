@@ -39,6 +39,9 @@ func Compile(sg *v1alpha1.ServiceGraph, opts Options, facts Facts) (*Result, err
 	if g.Mesh == v1alpha1.MeshNone {
 		l.disabled = []*Layer{LayerIstio}
 	}
+	if unused := networkPolicyLayerUnused(g, l); unused != nil {
+		l.disabled = append(l.disabled, unused)
+	}
 	meshOn := l.on(LayerIstio)
 	if err := opts.validate(meshOn); err != nil {
 		return nil, err

@@ -29,6 +29,10 @@ var goldenCases = []struct {
 	{name: "remote"},
 	{name: "external", opts: func(o *Options) { o.ClusterCIDRs = []string{"10.96.0.0/12", "10.244.0.0/16"} },
 		facts: Facts{APIServer: []APIServerEndpoint{{Address: "172.18.0.2", Port: 6443}}}},
+	{name: "cilium"},
+	{name: "cilium-external", opts: func(o *Options) { o.ClusterCIDRs = []string{"10.96.0.0/12", "10.244.0.0/16"} },
+		facts: Facts{APIServer: []APIServerEndpoint{{Address: "172.18.0.2", Port: 6443}}}},
+	{name: "cilium-ambient", facts: ambientFacts(map[string]string{"istio.io/use-waypoint": "waypoint"}, true)},
 	{name: "ambient", facts: ambientFacts(map[string]string{"istio.io/use-waypoint": "waypoint"}, true)},
 	{name: "ambient-create", facts: ambientFacts(nil, false)},
 	{name: "ambient-mixed", facts: func() Facts {

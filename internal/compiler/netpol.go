@@ -148,38 +148,67 @@ func (c *Compilation) egressToAll(suffix string, to PeerSelector, ports ...netwo
 	return np
 }
 
-// serviceNetworkPolicy selects a local service's pods and allows exactly its edges: ingress from
-// each caller, egress to each callee. policyTypes lists only the directions that have rules; the
-// default-deny policy closes the other. Edges that differ only above layer 4 (paths, methods,
-// HTTP or TCP) give one rule.
+// serviceNetworkPolicy selects a local service's pods and allows exactly its edges (serviceRules):
+// ingress from each caller, egress to each callee. policyTypes lists only the directions that have
+// rules; the default-deny policy closes the other.
+func (c *Compilation) serviceNetworkPolicy(sp *servicePolicy) *networkingv1.NetworkPolicy {
+	np := c.networkPolicy(serviceObjectName(c.g.Name, sp.svc.Name), sp.svc.Name)
+	np.Spec.PodSelector = *selector(sp.svc.Labels)
+	in, out := c.serviceRules(sp)
+	if len(in) > 0 {
+		np.Spec.Ingress = make([]networkingv1.NetworkPolicyIngressRule, 0, len(in))
+	}
+	if len(out) > 0 {
+		np.Spec.Egress = make([]networkingv1.NetworkPolicyEgressRule, 0, len(out))
+	}
+	for _, r := range in {
+		np.Spec.Ingress = append(np.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{From: r.peers, Ports: r.ports})
+	}
+	for _, r := range out {
+		np.Spec.Egress = append(np.Spec.Egress, networkingv1.NetworkPolicyEgressRule{To: r.peers, Ports: r.ports})
+	}
+	np.Spec.PolicyTypes = policyTypes(len(np.Spec.Ingress) > 0, len(np.Spec.Egress) > 0)
+	return np
+}
+
+// l4Rule is one layer-3/4 rule of a service's policy, whatever API writes it: its peers and ports,
+// and the edges it stands for (none for a waypoint's or the probes' rule).
+type l4Rule struct {
+	peers []networkingv1.NetworkPolicyPeer
+	ports []networkingv1.NetworkPolicyPort
+	edges []*edge
+}
+
+// serviceRules are a local service's layer-3/4 rules: ingress from each caller, egress to each
+// callee. Edges to or from one peer that differ only above layer 4 (paths, methods, HTTP or TCP)
+// give one rule.
 //
 // In ambient mode (see ambient.go) an edge also opens port 15008 (HBONE); an edge with paths or
 // methods into an ambient service opens only the way through its waypoint; and the kubelet's
 // probes, which istio-cni sends from a link-local address, are admitted on the probed ports.
-func (c *Compilation) serviceNetworkPolicy(sp *servicePolicy) *networkingv1.NetworkPolicy {
-	np := c.networkPolicy(serviceObjectName(c.g.Name, sp.svc.Name), sp.svc.Name)
-	np.Spec.PodSelector = *selector(sp.svc.Labels)
-	np.Spec.Ingress = make([]networkingv1.NetworkPolicyIngressRule, 0, len(sp.ingress))
-	np.Spec.Egress = make([]networkingv1.NetworkPolicyEgressRule, 0, len(sp.egress))
+func (c *Compilation) serviceRules(sp *servicePolicy) (ingress, egress []l4Rule) {
 	// A rule without peers or ports would admit everything: an edge whose peer or ports are not
 	// known (the API server's addresses before the operator has read them) gets no rule.
 	a := c.ambient(sp.svc.Name)
-	var in run[*edge]
+	ingress = make([]l4Rule, 0, len(sp.ingress))
+	var in rules
 	for _, e := range sp.ingress {
 		if a != nil && httpOnly(e.Edge) {
 			continue
 		}
-		if peers := c.callerPeer(e.From); len(peers) > 0 && len(e.ports) > 0 && in.first(e.From, e, sameL4) {
-			np.Spec.Ingress = append(np.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{From: peers, Ports: c.hbonePorts(e)})
+		if peers := c.callerPeer(e.From); len(peers) > 0 && len(e.ports) > 0 {
+			ingress = in.add(ingress, e.From, e, func() l4Rule { return l4Rule{peers: peers, ports: c.hbonePorts(e)} })
 		}
 	}
 	if a != nil && a.through {
-		np.Spec.Ingress = append(np.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{From: c.waypointPeer(a.waypoint), Ports: c.hboneOnly()})
+		ingress = append(ingress, l4Rule{peers: c.waypointPeer(a.waypoint), ports: c.hboneOnly()})
 	}
 	if probes := c.probeRulePorts(sp.svc.Name); a != nil && len(probes) > 0 {
-		np.Spec.Ingress = append(np.Spec.Ingress, c.probeRule(probes))
+		r := c.probeRule(probes)
+		ingress = append(ingress, l4Rule{peers: r.From, ports: r.Ports})
 	}
-	var out run[*edge]
+	egress = make([]l4Rule, 0, len(sp.egress))
+	var out rules
 	var waypoints []string
 	for _, e := range sp.egress {
 		to := c.ambient(e.To)
@@ -189,22 +218,46 @@ func (c *Compilation) serviceNetworkPolicy(sp *servicePolicy) *networkingv1.Netw
 		if to != nil && httpOnly(e.Edge) {
 			continue
 		}
-		if peers := c.peer(e.To); len(peers) > 0 && len(e.ports) > 0 && out.first(e.To, e, sameL4) {
-			np.Spec.Egress = append(np.Spec.Egress, networkingv1.NetworkPolicyEgressRule{To: peers, Ports: c.hbonePorts(e)})
+		if peers := c.peer(e.To); len(peers) > 0 && len(e.ports) > 0 {
+			egress = out.add(egress, e.To, e, func() l4Rule { return l4Rule{peers: peers, ports: c.hbonePorts(e)} })
 		}
 	}
 	slices.Sort(waypoints)
 	for _, w := range waypoints {
-		np.Spec.Egress = append(np.Spec.Egress, networkingv1.NetworkPolicyEgressRule{To: c.waypointPeer(w), Ports: c.hboneOnly()})
+		egress = append(egress, l4Rule{peers: c.waypointPeer(w), ports: c.hboneOnly()})
 	}
-	np.Spec.PolicyTypes = policyTypes(len(np.Spec.Ingress) > 0, len(np.Spec.Egress) > 0)
-	if len(np.Spec.Ingress) == 0 {
-		np.Spec.Ingress = nil // an empty list would print as "ingress: []"
+	if len(ingress) == 0 {
+		ingress = nil // an empty list would print as "ingress: []"
 	}
-	if len(np.Spec.Egress) == 0 {
-		np.Spec.Egress = nil
+	if len(egress) == 0 {
+		egress = nil
 	}
-	return np
+	return ingress, egress
+}
+
+// rules merges the edges of one peer (consecutive: edges are sorted) with the same layer-4 ports
+// into one rule.
+type rules struct {
+	peer string
+	// kept are the indexes of the peer's rules so far.
+	kept []int
+}
+
+// add files the edge under the peer's rule with the same ports, or appends the rule made new.
+func (r *rules) add(to []l4Rule, peer string, e *edge, newRule func() l4Rule) []l4Rule {
+	if peer != r.peer {
+		r.peer, r.kept = peer, r.kept[:0]
+	}
+	for _, i := range r.kept {
+		if sameL4(to[i].edges[0], e) {
+			to[i].edges = append(to[i].edges, e)
+			return to
+		}
+	}
+	rule := newRule()
+	rule.edges = []*edge{e}
+	r.kept = append(r.kept, len(to))
+	return append(to, rule)
 }
 
 // sameL4 reports whether two edges have the same NetworkPolicy ports.

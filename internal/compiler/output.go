@@ -104,7 +104,7 @@ type Registry []*Output
 
 // Builtin is the operator's own outputs.
 func Builtin() Registry {
-	return NewRegistry(AuthorizationPolicies, NetworkPolicies, PeerAuthentications, ServiceEntries, Sidecars, Waypoints)
+	return NewRegistry(AuthorizationPolicies, CiliumNetworkPolicies, NetworkPolicies, PeerAuthentications, ServiceEntries, Sidecars, Waypoints)
 }
 
 // NewRegistry sorts the outputs into a registry.

@@ -20,6 +20,8 @@ type Graph struct {
 	Namespace string
 	// Mesh is spec.mesh, Istio when unset.
 	Mesh v1alpha1.Mesh
+	// NetworkPolicy is spec.networkPolicy, Kubernetes when unset.
+	NetworkPolicy v1alpha1.NetworkPolicyAPI
 	// MTLS is the effective mode: STRICT unless the spec says PERMISSIVE.
 	MTLS v1alpha1.MTLSMode
 	// AllowDNS is spec.allowDNS, true when unset.
@@ -105,12 +107,13 @@ func (g *Graph) Local(s *Service) bool {
 func Build(sg *v1alpha1.ServiceGraph) (*Graph, error) {
 	b := builder{
 		g: &Graph{
-			Name:      sg.Name,
-			Namespace: sg.Namespace,
-			Mesh:      cmp.Or(sg.Spec.Mesh, v1alpha1.MeshIstio),
-			MTLS:      cmp.Or(sg.Spec.MTLS, v1alpha1.MTLSStrict),
-			AllowDNS:  sg.Spec.AllowDNS == nil || *sg.Spec.AllowDNS,
-			index:     make(map[string]int, len(sg.Spec.Services)),
+			Name:          sg.Name,
+			Namespace:     sg.Namespace,
+			Mesh:          cmp.Or(sg.Spec.Mesh, v1alpha1.MeshIstio),
+			NetworkPolicy: cmp.Or(sg.Spec.NetworkPolicy, v1alpha1.NetworkPolicyKubernetes),
+			MTLS:          cmp.Or(sg.Spec.MTLS, v1alpha1.MTLSStrict),
+			AllowDNS:      sg.Spec.AllowDNS == nil || *sg.Spec.AllowDNS,
+			index:         make(map[string]int, len(sg.Spec.Services)),
 		},
 		seen:     make(map[string]source, len(sg.Spec.Edges)+len(sg.Spec.Connections)),
 		rejected: map[string]bool{},
@@ -174,6 +177,11 @@ func (b *builder) meta(sg *v1alpha1.ServiceGraph) {
 	case "", v1alpha1.MeshIstio, v1alpha1.MeshNone:
 	default:
 		b.errs.add("spec.mesh", "", "%q must be Istio or None", sg.Spec.Mesh)
+	}
+	switch sg.Spec.NetworkPolicy {
+	case "", v1alpha1.NetworkPolicyKubernetes, v1alpha1.NetworkPolicyCilium:
+	default:
+		b.errs.add("spec.networkPolicy", "", "%q must be Kubernetes or Cilium", sg.Spec.NetworkPolicy)
 	}
 	if len(sg.Spec.Edges)+len(sg.Spec.Connections) == 0 {
 		b.errs.add("spec", "", "a ServiceGraph needs at least one edge in spec.edges or spec.connections")

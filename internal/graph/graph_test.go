@@ -51,7 +51,7 @@ func TestBuildAppliesDefaults(t *testing.T) {
 		v1alpha1.Service{Name: "gateway", Namespace: "payments"})
 	g := mustBuild(t, serviceGraph(services, []string{"web->api:8080/v1/*", "api->payments/gateway:443,https"}))
 	want := &Graph{
-		Name: "shop", Namespace: "shop", Mesh: v1alpha1.MeshIstio, MTLS: v1alpha1.MTLSStrict, AllowDNS: true,
+		Name: "shop", Namespace: "shop", Mesh: v1alpha1.MeshIstio, NetworkPolicy: v1alpha1.NetworkPolicyKubernetes, MTLS: v1alpha1.MTLSStrict, AllowDNS: true,
 		Services: []Service{
 			{Name: "api", Namespace: "shop", Labels: map[string]string{"app.kubernetes.io/name": "api"}, ServiceAccount: "api-sa"},
 			{Name: "gateway", Namespace: "payments", Labels: map[string]string{"app": "gateway"}, ServiceAccount: "gateway"},

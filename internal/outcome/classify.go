@@ -143,13 +143,19 @@ func readyMessage(d *compiler.Result) string {
 		}
 	}
 	if d.Graph.Mesh == v1alpha1.MeshNone {
-		msg += "; " + meshNoneNote
+		msg += "; " + meshNoneNote(d)
 	}
 	return msg
 }
 
-// meshNoneNote says what a graph without a mesh leaves unenforced.
-const meshNoneNote = "spec.mesh is None: NetworkPolicies only, no mutual TLS, identities or HTTP-level rules"
+// meshNoneNote says what a graph without a mesh leaves unenforced: with CiliumNetworkPolicies,
+// Cilium still enforces the callers' identities (their ServiceAccounts) and HTTP rules.
+func meshNoneNote(d *compiler.Result) string {
+	if d.Generated(compiler.CiliumNetworkPolicies) {
+		return "spec.mesh is None: CiliumNetworkPolicies only (paths and methods as Cilium's HTTP rules), no mutual TLS"
+	}
+	return "spec.mesh is None: NetworkPolicies only, no mutual TLS, identities or HTTP-level rules"
+}
 
 // UnmeshedMessage names the pods STRICT mutual TLS cuts off, and what the preflight did about it.
 func UnmeshedMessage(d *compiler.Result) string {

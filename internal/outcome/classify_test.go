@@ -37,13 +37,16 @@ func compile(t *testing.T, sg *v1alpha1.ServiceGraph, facts compiler.Facts) *com
 }
 
 var (
-	noIstio     = compiler.Facts{Missing: compiler.Builtin().KindsOf(compiler.LayerIstio)}
-	unmeshed    = compiler.Facts{Unmeshed: []string{"legacy-0 (ReplicaSet/legacy)"}}
-	permissive  = func(sg *v1alpha1.ServiceGraph) { sg.Spec.MTLS = v1alpha1.MTLSPermissive }
-	audit       = func(sg *v1alpha1.ServiceGraph) { sg.Spec.Enforcement = v1alpha1.EnforcementAudit }
-	warn        = func(sg *v1alpha1.ServiceGraph) { sg.Spec.MTLSPreflight = v1alpha1.MTLSPreflightWarn }
-	meshNone    = func(sg *v1alpha1.ServiceGraph) { sg.Spec.Mesh = v1alpha1.MeshNone }
-	tcpDatabase = compiler.Facts{Services: []compiler.KubeService{{Name: "database", Namespace: "shop",
+	noIstio    = compiler.Facts{Missing: compiler.Builtin().KindsOf(compiler.LayerIstio)}
+	unmeshed   = compiler.Facts{Unmeshed: []string{"legacy-0 (ReplicaSet/legacy)"}}
+	permissive = func(sg *v1alpha1.ServiceGraph) { sg.Spec.MTLS = v1alpha1.MTLSPermissive }
+	audit      = func(sg *v1alpha1.ServiceGraph) { sg.Spec.Enforcement = v1alpha1.EnforcementAudit }
+	warn       = func(sg *v1alpha1.ServiceGraph) { sg.Spec.MTLSPreflight = v1alpha1.MTLSPreflightWarn }
+	meshNone   = func(sg *v1alpha1.ServiceGraph) { sg.Spec.Mesh = v1alpha1.MeshNone }
+	// ciliumPolicies asks for CiliumNetworkPolicies; noCilium is a cluster that does not serve them.
+	ciliumPolicies = func(sg *v1alpha1.ServiceGraph) { sg.Spec.NetworkPolicy = v1alpha1.NetworkPolicyCilium }
+	noCilium       = compiler.Facts{Missing: compiler.Builtin().KindsOf(compiler.LayerCilium)}
+	tcpDatabase    = compiler.Facts{Services: []compiler.KubeService{{Name: "database", Namespace: "shop",
 		Selector: map[string]string{"app": "database"}, Ports: []compiler.KubeServicePort{{Name: "tcp-postgres", Port: 5432}}}}}
 	errTransient   = errors.New("etcdserver: leader changed")
 	networkPolicyX = v1alpha1.ObjectReference{Group: "networking.k8s.io", Kind: "NetworkPolicy", Name: "shop-svc-api"}

@@ -101,6 +101,7 @@ func converged(sg *v1alpha1.ServiceGraph, f Findings, c Class) {
 // of their objects, their layer missing, or what was applied.
 func outputCondition(d *compiler.Result, conflicts []change.Conflict, condType string) (metav1.ConditionStatus, string, string) {
 	var applied, inTheWay []string
+	disabled := false
 	for _, o := range d.Outputs {
 		if o.Condition != condType {
 			continue
@@ -111,7 +112,10 @@ func outputCondition(d *compiler.Result, conflicts []change.Conflict, condType s
 			}
 		}
 		if slices.Contains(d.Disabled, o.Layer) {
-			return metav1.ConditionTrue, v1alpha1.ReasonMeshNone, meshNoneNote + ": not generated"
+			// Another output of the condition may stand for it (CiliumNetworkPolicies for
+			// NetworkPolicies); only a mesh turned off leaves the condition with nothing generated.
+			disabled = true
+			continue
 		}
 		if !d.Served(o) {
 			return metav1.ConditionFalse, o.Layer.Reason, o.Layer.Missing
@@ -120,6 +124,9 @@ func outputCondition(d *compiler.Result, conflicts []change.Conflict, condType s
 	}
 	if len(inTheWay) > 0 {
 		return metav1.ConditionFalse, v1alpha1.ReasonConflict, strings.Join(inTheWay, "; ")
+	}
+	if disabled && len(applied) == 0 {
+		return metav1.ConditionTrue, v1alpha1.ReasonMeshNone, meshNoneNote(d) + ": not generated"
 	}
 	reason := v1alpha1.ReasonApplied
 	if d.Enforcement == v1alpha1.EnforcementAudit {

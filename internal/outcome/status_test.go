@@ -1,6 +1,7 @@
 package outcome
 
 import (
+	"slices"
 	"errors"
 	"fmt"
 	"strings"
@@ -145,6 +146,35 @@ func TestSetStatus(t *testing.T) {
 				if s.Mesh != v1alpha1.MeshNone || s.MTLS != "" || !equal(s.Counts, []v1alpha1.KindCount{{Group: "networking.k8s.io", Kind: "NetworkPolicy", Count: 5}}) {
 					t.Errorf("status %+v", s)
 				}
+			}},
+		{name: "Cilium without a mesh", before: func(*testing.T) *v1alpha1.ServiceGraph { return seed() }, f: findings(t, seed(meshNone, ciliumPolicies), noIstio),
+			want: map[string]*cond{
+				v1alpha1.ConditionReady:                {metav1.ConditionTrue, v1alpha1.ReasonReconciled, "CiliumNetworkPolicies only (paths and methods as Cilium's HTTP rules)"},
+				v1alpha1.ConditionNetworkPoliciesReady: {metav1.ConditionTrue, v1alpha1.ReasonApplied, "5 CiliumNetworkPolicies applied, default-deny included"},
+				v1alpha1.ConditionMTLSReady:            {metav1.ConditionTrue, v1alpha1.ReasonMeshNone, "not generated"},
+				v1alpha1.ConditionReconciling:          nil,
+			},
+			check: func(t *testing.T, s v1alpha1.ServiceGraphStatus) {
+				if !equal(s.Counts, []v1alpha1.KindCount{{Group: "cilium.io", Kind: "CiliumNetworkPolicy", Count: 5}}) {
+					t.Errorf("counts %v", s.Counts)
+				}
+			}},
+		{name: "Cilium asked for, not served: NetworkPolicies meanwhile", before: func(*testing.T) *v1alpha1.ServiceGraph { return seed() },
+			f: findings(t, seed(ciliumPolicies), noCilium),
+			want: map[string]*cond{
+				v1alpha1.ConditionReady:                {metav1.ConditionFalse, v1alpha1.ReasonCiliumNotServed, "Kubernetes NetworkPolicies enforce the graph at layer 3/4 meanwhile"},
+				v1alpha1.ConditionNetworkPoliciesReady: {metav1.ConditionFalse, v1alpha1.ReasonCiliumNotServed, "not served in this cluster"},
+				v1alpha1.ConditionReconciling:          {metav1.ConditionTrue, v1alpha1.ReasonCiliumNotServed, ""},
+			},
+			check: func(t *testing.T, s v1alpha1.ServiceGraphStatus) {
+				if !slices.ContainsFunc(s.Counts, func(k v1alpha1.KindCount) bool { return k.Kind == "NetworkPolicy" && k.Count == 6 }) {
+					t.Errorf("counts %v", s.Counts)
+				}
+			}},
+		{name: "Kubernetes NetworkPolicies where Cilium is not served", before: func(*testing.T) *v1alpha1.ServiceGraph { return seed() }, f: findings(t, seed(), noCilium),
+			want: map[string]*cond{
+				v1alpha1.ConditionReady:                {metav1.ConditionTrue, v1alpha1.ReasonReconciled, "10 objects applied"},
+				v1alpha1.ConditionNetworkPoliciesReady: {metav1.ConditionTrue, v1alpha1.ReasonApplied, "6 NetworkPolicies applied"},
 			}},
 		{name: "STRICT held back", before: func(*testing.T) *v1alpha1.ServiceGraph { return seed() }, f: findings(t, seed(), unmeshed),
 			want: map[string]*cond{

@@ -1,0 +1,308 @@
+package compiler
+
+import (
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/cilium"
+	"github.com/servicegraph/servicegraph-operator/internal/graph"
+)
+
+// +kubebuilder:rbac:groups=cilium.io,resources=ciliumnetworkpolicies,verbs=get;list;watch;create;update;patch;delete
+
+// LayerCilium is Cilium, the CNI, enforcing CiliumNetworkPolicies: a graph with spec.networkPolicy
+// Cilium gets them instead of Kubernetes NetworkPolicies once the cluster serves cilium.io/v2.
+var LayerCilium = &Layer{
+	Name:    "Cilium",
+	Reason:  v1alpha1.ReasonCiliumNotServed,
+	Missing: "the cilium.io/v2 CiliumNetworkPolicy API is not served in this cluster: Kubernetes NetworkPolicies enforce the graph meanwhile",
+	Needed:  func(r *Result) bool { return r.Graph.NetworkPolicy == v1alpha1.NetworkPolicyCilium },
+	Waiting: "spec.networkPolicy is Cilium, but the cluster does not serve cilium.io/v2 CiliumNetworkPolicy: " +
+		"Kubernetes NetworkPolicies enforce the graph at layer 3/4 meanwhile (no host names, no HTTP rules)",
+}
+
+// CiliumNetworkPolicies are the NetworkPolicies' rules written for Cilium (the same peers and
+// ports, so the same layer-3/4 semantics, ambient mode included), tightened where Cilium can say
+// more: an external host is its name (toFQDNs, with a DNS rule that lets Cilium's proxy learn the
+// addresses), the API server is the kube-apiserver entity, a caller of the graph is also its
+// ServiceAccount, and without a mesh an edge's paths and methods are HTTP rules on the callee's
+// ingress (on the egress for an external callee). With Istio, Istio enforces layer 7.
+var CiliumNetworkPolicies = &Output{
+	GVK:       cilium.GroupVersion.WithKind("CiliumNetworkPolicy"),
+	Layer:     LayerCilium,
+	Condition: v1alpha1.ConditionNetworkPoliciesReady,
+	Emit: func(c *Compilation) []Emitted {
+		var out []Emitted
+		allow := func(p *cilium.CiliumNetworkPolicy) { out = append(out, Emitted{Object: p, Phase: PhaseAllow}) }
+		if c.g.AllowDNS {
+			allow(c.ciliumDNS())
+		}
+		if c.LayerOn(LayerIstio) {
+			allow(c.ciliumOf(c.allowIstiod()))
+		}
+		for _, sp := range c.sortedPolicies() {
+			in, eg := c.serviceRules(sp)
+			allow(c.ciliumPolicy(c.serviceNetworkPolicy(sp).ObjectMeta, sp.svc.Labels, in, eg))
+		}
+		for _, w := range c.waypoints() {
+			allow(c.ciliumOf(c.waypointNetworkPolicy(w)))
+		}
+		deny := c.ciliumPolicy(c.defaultDeny().ObjectMeta, nil, nil, nil)
+		deny.Spec.Ingress, deny.Spec.Egress = []cilium.IngressRule{{}}, []cilium.EgressRule{{}} // rules that admit nothing
+		return append(out, Emitted{Object: deny, Phase: PhaseDeny})
+	},
+	// Cilium's audit mode is the agent's, for every policy at once: none can merely observe.
+	Audit:     func(Object) Object { return nil },
+	SpecEqual: sameSpec(func(w, h *cilium.CiliumNetworkPolicy) bool { return equality.Semantic.DeepEqual(w.Spec, h.Spec) }),
+	Describe: func(s Summary) string {
+		if s.Audit {
+			return fmt.Sprintf("Audit mode: no CiliumNetworkPolicy applied (Enforce would apply %d)", s.Planned)
+		}
+		return fmt.Sprintf("%d CiliumNetworkPolicies applied, default-deny included", s.Count)
+	},
+}
+
+// networkPolicyLayerUnused is the layer-3/4 layer a graph does not write: Kubernetes' when it asks
+// for Cilium and the cluster serves it, Cilium's when it does not ask for it, none while it asks
+// for Cilium and the cluster does not serve it (Kubernetes NetworkPolicies keep the namespace
+// isolated until it does).
+func networkPolicyLayerUnused(g *graph.Graph, l layers) *Layer {
+	switch {
+	case g.NetworkPolicy != v1alpha1.NetworkPolicyCilium:
+		return LayerCilium
+	case l.on(LayerCilium):
+		return LayerNetworkPolicy
+	}
+	return nil
+}
+
+var ciliumNetworkPolicyType = metav1.TypeMeta{APIVersion: cilium.GroupVersion.String(), Kind: "CiliumNetworkPolicy"}
+
+// ciliumOf writes a namespace-wide NetworkPolicy, rule for rule, for Cilium.
+func (c *Compilation) ciliumOf(np *networkingv1.NetworkPolicy) *cilium.CiliumNetworkPolicy {
+	var in, eg []l4Rule
+	for _, r := range np.Spec.Ingress {
+		in = append(in, l4Rule{peers: r.From, ports: r.Ports})
+	}
+	for _, r := range np.Spec.Egress {
+		eg = append(eg, l4Rule{peers: r.To, ports: r.Ports})
+	}
+	return c.ciliumPolicy(np.ObjectMeta, np.Spec.PodSelector.MatchLabels, in, eg)
+}
+
+// ciliumDNS lets every pod look names up; with external hosts among the callees, through Cilium's
+// DNS proxy, which is how toFQDNs rules learn the hosts' addresses.
+func (c *Compilation) ciliumDNS() *cilium.CiliumNetworkPolicy {
+	p := c.ciliumOf(c.allowDNS())
+	if slices.ContainsFunc(c.externalCallees(), func(s *graph.Service) bool { return len(s.External.Hosts) > 0 }) {
+		for i := range p.Spec.Egress {
+			for j := range p.Spec.Egress[i].ToPorts {
+				p.Spec.Egress[i].ToPorts[j].Rules = &cilium.L7Rules{DNS: []cilium.PortRuleDNS{{MatchPattern: "*"}}}
+			}
+		}
+	}
+	return p
+}
+
+// ciliumPolicy is a CiliumNetworkPolicy selecting the pods with these labels (every pod of the
+// namespace for none) with the rules; its metadata is the NetworkPolicy's it stands for.
+func (c *Compilation) ciliumPolicy(meta metav1.ObjectMeta, pods map[string]string, in, eg []l4Rule) *cilium.CiliumNetworkPolicy {
+	p := &cilium.CiliumNetworkPolicy{TypeMeta: ciliumNetworkPolicyType, ObjectMeta: meta,
+		Spec: &cilium.Rule{EndpointSelector: metav1.LabelSelector{MatchLabels: maps.Clone(pods)}}}
+	for _, r := range in {
+		p.Spec.Ingress = append(p.Spec.Ingress, c.ciliumIngress(r)...)
+	}
+	for _, r := range eg {
+		p.Spec.Egress = append(p.Spec.Egress, c.ciliumEgress(r)...)
+	}
+	return p
+}
+
+// ciliumIngress is an ingress rule for Cilium: one rule per kind of peer (Cilium takes one kind a
+// rule); a caller of the graph is also its ServiceAccount; the callee's HTTP rules without a mesh.
+func (c *Compilation) ciliumIngress(r l4Rule) []cilium.IngressRule {
+	var sa string
+	if len(r.edges) > 0 {
+		if from := c.service(r.edges[0].From); from.External == nil && from.Remote == nil {
+			sa = from.ServiceAccount
+		}
+	}
+	endpoints, cidrs := ciliumPeers(r.peers, sa)
+	ports := c.ciliumPorts(r, true)
+	var out []cilium.IngressRule
+	if len(endpoints) > 0 {
+		out = append(out, cilium.IngressRule{FromEndpoints: endpoints, ToPorts: ports})
+	}
+	if len(cidrs) > 0 {
+		out = append(out, cilium.IngressRule{FromCIDRSet: cidrs, ToPorts: slices.Clone(ports)})
+	}
+	return out
+}
+
+// ciliumEgress is an egress rule for Cilium: an external host by name, the API server as the
+// kube-apiserver entity, other peers as the NetworkPolicy has them; HTTP rules without a mesh for
+// an external callee only (the callee's own policy carries them for a service).
+func (c *Compilation) ciliumEgress(r l4Rule) []cilium.EgressRule {
+	var x *graph.External
+	if len(r.edges) > 0 {
+		x = c.service(r.edges[0].To).External
+	}
+	ports := c.ciliumPorts(r, x != nil)
+	switch {
+	case x != nil && len(x.Hosts) > 0:
+		fqdns := make([]cilium.FQDNSelector, len(x.Hosts))
+		for i, h := range x.Hosts {
+			fqdns[i] = ciliumFQDN(h)
+		}
+		return []cilium.EgressRule{{ToFQDNs: fqdns, ToPorts: ports}}
+	case x != nil && x.KubernetesAPI:
+		return []cilium.EgressRule{{ToEntities: []string{cilium.EntityKubeAPIServer}, ToPorts: ports}}
+	}
+	endpoints, cidrs := ciliumPeers(r.peers, "")
+	var out []cilium.EgressRule
+	if len(endpoints) > 0 {
+		out = append(out, cilium.EgressRule{ToEndpoints: endpoints, ToPorts: ports})
+	}
+	if len(cidrs) > 0 {
+		out = append(out, cilium.EgressRule{ToCIDRSet: cidrs, ToPorts: slices.Clone(ports)})
+	}
+	return out
+}
+
+// ciliumFQDN matches a host: a name exactly, "*.example.com" any name below example.com at any
+// depth, as Istio reads the wildcard (Cilium's "*." would match one label only).
+func ciliumFQDN(host string) cilium.FQDNSelector {
+	if rest, ok := strings.CutPrefix(host, "*."); ok {
+		return cilium.FQDNSelector{MatchPattern: "**." + rest}
+	}
+	return cilium.FQDNSelector{MatchName: host}
+}
+
+// ciliumPeers turns NetworkPolicy peers into Cilium's endpoint selectors and address ranges. A
+// selector that names no namespace selects pods of the policy's own, as in a NetworkPolicy; a
+// namespace selector becomes Cilium's namespace labels, spanning every namespace that has them.
+// sa, when set, narrows the pods to that ServiceAccount.
+func ciliumPeers(peers []networkingv1.NetworkPolicyPeer, sa string) (endpoints []metav1.LabelSelector, cidrs []cilium.CIDRRule) {
+	for _, p := range peers {
+		if p.IPBlock != nil {
+			cidrs = append(cidrs, cilium.CIDRRule{Cidr: p.IPBlock.CIDR, ExceptCIDRs: slices.Clone(p.IPBlock.Except)})
+			continue
+		}
+		var s metav1.LabelSelector
+		if p.PodSelector != nil {
+			s = *p.PodSelector.DeepCopy()
+		}
+		if ns := p.NamespaceSelector; ns != nil {
+			for k, v := range ns.MatchLabels {
+				s.MatchLabels = put(s.MatchLabels, ciliumNamespaceKey(k), v)
+			}
+			for _, e := range ns.MatchExpressions {
+				e = *e.DeepCopy()
+				e.Key = ciliumNamespaceKey(e.Key)
+				s.MatchExpressions = append(s.MatchExpressions, e)
+			}
+			_, named := s.MatchLabels[cilium.LabelNamespace]
+			if !named && !slices.ContainsFunc(s.MatchExpressions, func(e metav1.LabelSelectorRequirement) bool { return e.Key == cilium.LabelNamespace }) {
+				// Without it the selector would stay in the policy's own namespace.
+				s.MatchExpressions = append(s.MatchExpressions, metav1.LabelSelectorRequirement{Key: cilium.LabelNamespace, Operator: metav1.LabelSelectorOpExists})
+			}
+		}
+		if sa != "" {
+			s.MatchLabels = put(s.MatchLabels, cilium.LabelServiceAccount, sa)
+		}
+		endpoints = append(endpoints, s)
+	}
+	return endpoints, cidrs
+}
+
+// ciliumNamespaceKey is the label Cilium gives a pod for its namespace's label key; a namespace's
+// name is its own label.
+func ciliumNamespaceKey(key string) string {
+	if key == namespaceLabel {
+		return cilium.LabelNamespace
+	}
+	return cilium.NamespaceLabelPrefix + key
+}
+
+func put(m map[string]string, k, v string) map[string]string {
+	if m == nil {
+		m = map[string]string{}
+	}
+	m[k] = v
+	return m
+}
+
+// ciliumPorts are a rule's ports for Cilium, with the edges' paths and methods as HTTP rules when
+// layer 7 is Cilium's to enforce (no mesh) on that side.
+func (c *Compilation) ciliumPorts(r l4Rule, l7Side bool) []cilium.PortRule {
+	ports := make([]cilium.PortProtocol, len(r.ports))
+	for i, p := range r.ports {
+		ports[i] = cilium.PortProtocol{Protocol: string(*p.Protocol)}
+		if p.Port != nil {
+			ports[i].Port = p.Port.String()
+		}
+		if p.EndPort != nil {
+			ports[i].EndPort = *p.EndPort
+		}
+	}
+	rule := cilium.PortRule{Ports: ports}
+	if l7Side && !c.LayerOn(LayerIstio) {
+		if http := ciliumHTTP(r.edges); len(http) > 0 {
+			rule.Rules = &cilium.L7Rules{HTTP: http}
+		}
+	}
+	return []cilium.PortRule{rule}
+}
+
+// ciliumHTTP is what the edges of one rule let through at layer 7: every path with every method
+// of each edge; none (anything) when an edge restricts neither, or for a rule of no edge. An edge
+// with paths or methods has only HTTP and gRPC ports (the graph checks it).
+func ciliumHTTP(edges []*edge) []cilium.PortRuleHTTP {
+	var out []cilium.PortRuleHTTP
+	for _, e := range edges {
+		if len(e.Paths) == 0 && len(e.Methods) == 0 {
+			return nil
+		}
+		paths, methods := e.Paths, e.Methods
+		if len(paths) == 0 {
+			paths = []string{"*"}
+		}
+		if len(methods) == 0 {
+			methods = []string{""}
+		}
+		for _, p := range paths {
+			for _, m := range methods {
+				out = append(out, cilium.PortRuleHTTP{Path: CiliumPath(p), Method: m})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b cilium.PortRuleHTTP) int {
+		return strings.Compare(a.Path+" "+a.Method, b.Path+" "+b.Method)
+	})
+	return slices.Compact(out)
+}
+
+// CiliumPath is the regular expression Cilium's proxy matches against a request's whole path for
+// a path of the graph, as Istio reads it: exact, "/prefix/*" or "*suffix" ("*" alone: any). Istio
+// compares the path without its query string, Cilium the whole :path header, so the expression
+// admits any query string after the path.
+func CiliumPath(p string) string {
+	const query = `(\?.*)?`
+	switch {
+	case p == "*":
+		return ""
+	case strings.HasPrefix(p, "*"):
+		return ".*" + regexp.QuoteMeta(p[1:]) + query
+	case strings.HasSuffix(p, "*"):
+		return regexp.QuoteMeta(p[:len(p)-1]) + ".*"
+	}
+	return regexp.QuoteMeta(p) + query
+}
