@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/cilium"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 	"github.com/servicegraph/servicegraph-operator/internal/object"
 	"github.com/servicegraph/servicegraph-operator/test/bench/graphgen"
@@ -45,7 +46,7 @@ func directOrFail(t *testing.T, obj object.Object) string {
 }
 
 // The compiled goldens, read back into the typed objects the compiler makes (NetworkPolicies,
-// Istio's security and networking kinds, a Gateway), print directly to the same bytes.
+// Istio's security and networking kinds, a Gateway, CiliumNetworkPolicies), print directly to the same bytes.
 func TestDirectPrintsTheGoldens(t *testing.T) {
 	files, _ := filepath.Glob("../compiler/testdata/golden/*.yaml")
 	files = append(files, "../cli/testdata/graphs.golden.yaml")
@@ -56,6 +57,7 @@ func TestDirectPrintsTheGoldens(t *testing.T) {
 		"ServiceEntry":        func() object.Object { return &istionetworkingv1.ServiceEntry{} },
 		"Sidecar":             func() object.Object { return &istionetworkingv1.Sidecar{} },
 		"Gateway":             func() object.Object { return &gatewayv1.Gateway{} },
+		"CiliumNetworkPolicy": func() object.Object { return &cilium.CiliumNetworkPolicy{} },
 	}
 	seen := map[string]int{}
 	for _, f := range files {
