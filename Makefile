@@ -98,6 +98,7 @@ verify-generated: generate manifests ## Fail if the generated code or manifests 
 test: envtest knp argocd prometheus chromium lint verify-generated $(TEST_DEPS) ## Run every test: unit, golden, fuzz seeds, envtest, e2e, real packets (needs root), a real Argo CD (test/argocd), a real Prometheus (test/traffic), a real Chromium (test/browser), Istio's judgement (test/istio) and the Gatekeeper policies (test/opa).
 	go test ./... -count=1 -timeout 25m
 	cd test/istio && go vet ./... && go test ./... -count=1 -timeout 10m
+	cd test/cilium && go vet ./... && go test ./... -count=1 -timeout 10m
 	cd test/opa && go vet ./... && go test ./... -count=1
 	go test ./internal/graph -run '^$$' -fuzz FuzzParseEdge -fuzztime 5s
 	$(if $(TEST_SUITES),$(MAKE) $(TEST_SUITES))
