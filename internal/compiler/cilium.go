@@ -126,8 +126,7 @@ func (c *Compilation) ciliumPolicy(meta metav1.ObjectMeta, pods map[string]strin
 	return p
 }
 
-// ciliumIngress is an ingress rule for Cilium: one rule per kind of peer (Cilium takes one kind a
-// rule); a caller of the graph is also its ServiceAccount; the callee's HTTP rules without a mesh.
+// ciliumIngress is an ingress rule for Cilium (one per kind of peer); a caller of the graph is also its ServiceAccount; the callee's HTTP rules without a mesh.
 func (c *Compilation) ciliumIngress(r l4Rule) []cilium.IngressRule {
 	var sa string
 	if len(r.edges) > 0 {
@@ -136,15 +135,9 @@ func (c *Compilation) ciliumIngress(r l4Rule) []cilium.IngressRule {
 		}
 	}
 	endpoints, cidrs := ciliumPeers(r.peers, sa)
-	ports := c.ciliumPorts(r, true)
-	var out []cilium.IngressRule
-	if len(endpoints) > 0 {
-		out = append(out, cilium.IngressRule{FromEndpoints: endpoints, ToPorts: ports})
-	}
-	if len(cidrs) > 0 {
-		out = append(out, cilium.IngressRule{FromCIDRSet: cidrs, ToPorts: slices.Clone(ports)})
-	}
-	return out
+	return byPeerKind(endpoints, cidrs, c.ciliumPorts(r, true), func(e []metav1.LabelSelector, cidrs []cilium.CIDRRule, ports []cilium.PortRule) cilium.IngressRule {
+		return cilium.IngressRule{FromEndpoints: e, FromCIDRSet: cidrs, ToPorts: ports}
+	})
 }
 
 // ciliumEgress is an egress rule for Cilium: an external host by name, the API server as the
@@ -167,12 +160,21 @@ func (c *Compilation) ciliumEgress(r l4Rule) []cilium.EgressRule {
 		return []cilium.EgressRule{{ToEntities: []string{cilium.EntityKubeAPIServer}, ToPorts: ports}}
 	}
 	endpoints, cidrs := ciliumPeers(r.peers, "")
-	var out []cilium.EgressRule
+	return byPeerKind(endpoints, cidrs, ports, func(e []metav1.LabelSelector, cidrs []cilium.CIDRRule, ports []cilium.PortRule) cilium.EgressRule {
+		return cilium.EgressRule{ToEndpoints: e, ToCIDRSet: cidrs, ToPorts: ports}
+	})
+}
+
+// byPeerKind makes one rule of pods and one of address ranges, for those there are: Cilium takes
+// one kind of peer a rule.
+func byPeerKind[R any](endpoints []metav1.LabelSelector, cidrs []cilium.CIDRRule, ports []cilium.PortRule,
+	rule func([]metav1.LabelSelector, []cilium.CIDRRule, []cilium.PortRule) R) []R {
+	var out []R
 	if len(endpoints) > 0 {
-		out = append(out, cilium.EgressRule{ToEndpoints: endpoints, ToPorts: ports})
+		out = append(out, rule(endpoints, nil, ports))
 	}
 	if len(cidrs) > 0 {
-		out = append(out, cilium.EgressRule{ToCIDRSet: cidrs, ToPorts: slices.Clone(ports)})
+		out = append(out, rule(nil, cidrs, slices.Clone(ports)))
 	}
 	return out
 }
