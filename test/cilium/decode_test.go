@@ -15,8 +15,8 @@ import (
 	"github.com/servicegraph/servicegraph-operator/internal/render"
 )
 
-// asCilium reads a generated CiliumNetworkPolicy as the agent does: the JSON the operator applies,
-// decoded with Cilium's own type, unknown fields refused; encoded again by Cilium's type and by
+// asCilium reads a generated CiliumNetworkPolicy as the API server and the agent do: the JSON the
+// operator applies, checked against Cilium's CRD schema, decoded with Cilium's own type, unknown fields refused; encoded again by Cilium's type and by
 // ours, nothing may differ (a field Cilium's type drops or renames would). Then the watcher's
 // parse (the namespace and cluster added to every selector, Sanitize on the spec), and Sanitize
 // on each rule it yields, as the policy import does.
@@ -40,6 +40,7 @@ func asCilium(t *testing.T, p *cilium.CiliumNetworkPolicy) namedResource {
 	if err := json.Unmarshal(applied, ours); err != nil {
 		t.Fatal(err)
 	}
+	checkSchema(t, p.Name, u.Object)
 	want := generic(t, applied)
 	for name, obj := range map[string]any{"Cilium's": theirs, "the operator's": ours} {
 		data, err := json.Marshal(obj)

@@ -62,6 +62,9 @@ type engine struct {
 
 func newEngine(c *cluster, resources []namedResource) *engine {
 	policy.SetPolicyEnabled(option.DefaultEnforcement)
+	// On Kubernetes the agent turns allow-localhost "auto" into "always": the node (the kubelet's
+	// probes) reaches its pods whatever the policies say.
+	option.Config.UnsafeDaemonConfigOption.AllowLocalhost = option.AllowLocalhostAlways
 	repo := policy.NewPolicyRepository(logger, nil, nil,
 		envoypolicy.NewEnvoyL7RulesTranslator(logger, certificatemanager.NewMockSecretManagerInline()), nil,
 		testpolicy.NewPolicyMetricsNoop())
@@ -216,17 +219,16 @@ type l7Key struct {
 }
 
 // l7Rules are the proxy's rules per port and peer: the union of the rules of every selector that
-// selects the peer there; a selector without rules (or an empty rule) lets anything through.
+// selects the peer there.
 func (e *engine) l7Rules(t *testing.T, sp policy.SelectorPolicy, ep *endpoint) map[l7Key]string {
 	t.Helper()
 	sets := map[l7Key][]string{}
-	open := map[l7Key]bool{}
 	for f, tuple := range sp.RedirectFilters() {
 		dir := "out"
 		if f.Ingress {
 			dir = "in"
 		}
-		rules, wildcard := ruleStrings(tuple.Policy)
+		rules := ruleStrings(tuple.Policy)
 		for _, id := range tuple.Selector.GetSelections() {
 			port := f.Port
 			if f.PortName != "" {
@@ -242,40 +244,44 @@ func (e *engine) l7Rules(t *testing.T, sp policy.SelectorPolicy, ep *endpoint) m
 			}
 			k := l7Key{dir, string(f.Protocol), strconv.Itoa(int(port)), id}
 			sets[k] = append(sets[k], rules...)
-			open[k] = open[k] || wildcard
 		}
 	}
 	out := map[l7Key]string{}
 	for k, rules := range sets {
-		if open[k] {
-			out[k] = anyL7
-			continue
+		if slices.Contains(rules, httpAny) {
+			rules = []string{httpAny}
 		}
 		out[k] = l7String(rules)
 	}
 	return out
 }
 
-// ruleStrings prints the layer-7 rules of one selector; wildcard when they admit anything.
-func ruleStrings(p *policy.PerSelectorPolicy) (rules []string, wildcard bool) {
+// ruleStrings prints the layer-7 rules of one selector at a redirected port. An empty HTTP rule
+// (what Cilium adds when it merges a selector's rule without L7 into one with) lets any request
+// through, but only HTTP: the port still goes through the HTTP proxy, unlike a port without rules.
+func ruleStrings(p *policy.PerSelectorPolicy) []string {
 	if p == nil || p.L7Rules.IsEmpty() {
-		return nil, true
+		return []string{"proxy without rules"}
 	}
+	var rules []string
 	for _, h := range p.HTTP {
 		if h.Host != "" || len(h.Headers) > 0 || len(h.HeaderMatches) > 0 {
 			rules = append(rules, fmt.Sprintf("http %+v", h)) // nothing of the graph's: reported as is
 			continue
 		}
 		if h.Path == "" && h.Method == "" {
-			return nil, true
+			return []string{httpAny}
 		}
 		rules = append(rules, httpRule(h.Method, h.Path))
 	}
 	for _, d := range p.DNS {
 		rules = append(rules, "dns name="+d.MatchName+" pattern="+d.MatchPattern)
 	}
-	return rules, false
+	return rules
 }
+
+// httpAny is an HTTP port's rules that admit every request.
+const httpAny = "http any request"
 
 // httpRule prints an HTTP rule: its method and path expressions, * for any.
 func httpRule(method, path string) string {

@@ -28,7 +28,8 @@ func (j judged) enforced() bool { return j.res.Enforce == nil }
 // ingress from each caller's pods on the edge's ports (a caller of the graph with its
 // ServiceAccount), egress to each callee, DNS to kube-dns (through the DNS proxy when the graph
 // calls hosts by name), istiod with Istio, and the paths and methods as HTTP rules when Istio does
-// not enforce them. A namespace whose graph only audits is not enforced at all.
+// not enforce them; and from the node, which Cilium always admits. A namespace whose graph only
+// audits is not enforced at all.
 func expected(c *cluster, js []judged) Table {
 	out := Table{}
 	for _, ep := range c.endpoints {
@@ -46,6 +47,8 @@ func expected(c *cluster, js []judged) Table {
 			out.add(ep.key, "out", "ANY", "ANY", "*", anyL7)
 			continue
 		}
+		// Not the graph's: Cilium on Kubernetes lets the node reach its pods (allow-localhost).
+		out.add(ep.key, "in", "ANY", "ANY", "reserved:host", anyL7)
 		for _, j := range mine {
 			expectGraph(out, c, j, ep)
 		}
