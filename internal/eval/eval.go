@@ -1,6 +1,6 @@
 // Package eval decides, for one connection, what the policies of a cluster do with it, layer by
 // layer, and which object and rule decided: the source's egress and the destination's ingress
-// NetworkPolicies, the mutual TLS mode Istio's PeerAuthentications put on the destination port,
+// NetworkPolicies and CiliumNetworkPolicies (see cilium.go), the mutual TLS mode Istio's PeerAuthentications put on the destination port,
 // and Istio's AuthorizationPolicies (CUSTOM and DENY before ALLOW). It is pure: the caller gives
 // the objects and the workloads; `servicegraph check` and `diff`, the widening-policy detection
 // and the tests share it.
@@ -17,15 +17,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 
+	"github.com/servicegraph/servicegraph-operator/internal/cilium"
 	"github.com/servicegraph/servicegraph-operator/internal/semantics"
 )
 
 // Workload is a pod (or every pod of a workload: they share labels, ServiceAccount and ports). A
-// destination without a namespace is an address outside the cluster, known by its IP.
+// destination without a namespace is outside the cluster, known by its IP, its Host, or both.
 type Workload struct {
 	Namespace, Name string
 	Labels          map[string]string
-	// IP matters only to ipBlock rules; empty for a workload known by labels alone.
+	// IP matters only to ipBlock and CIDR rules; empty for a workload known by labels alone.
 	IP             string
 	ServiceAccount string
 	// Meshed tells whether an Istio sidecar (or ambient) handles its traffic: Istio's policies
@@ -39,9 +40,20 @@ type Workload struct {
 	Dataplane semantics.Dataplane
 	// Waypoint is the waypoint traffic to its Services goes through in ambient mode, nil for none.
 	Waypoint *Waypoint
+	// Host is the DNS name a destination outside the cluster is reached by: CiliumNetworkPolicies'
+	// toFQDNs rules match it.
+	Host string
+	// APIServer marks a destination outside the cluster as the Kubernetes API server: Cilium's
+	// kube-apiserver entity.
+	APIServer bool
 }
 
-func (w *Workload) String() string { return w.Namespace + "/" + w.Name }
+func (w *Workload) String() string {
+	if w.Namespace == "" {
+		return cmp.Or(w.Name, w.Host, w.IP)
+	}
+	return w.Namespace + "/" + w.Name
+}
 
 // Endpoint is a connection's source: a workload, or an address outside the cluster.
 type Endpoint struct {
@@ -59,10 +71,13 @@ func (e Endpoint) String() string {
 // Cluster is what the policies apply to.
 type Cluster struct {
 	// Namespaces are the namespaces' labels (kubernetes.io/metadata.name is added when missing).
-	Namespaces            map[string]map[string]string
-	NetworkPolicies       []*networkingv1.NetworkPolicy
-	PeerAuthentications   []*securityv1.PeerAuthentication
-	AuthorizationPolicies []*securityv1.AuthorizationPolicy
+	Namespaces      map[string]map[string]string
+	NetworkPolicies []*networkingv1.NetworkPolicy
+	// CiliumNetworkPolicies and CiliumClusterwideNetworkPolicies are Cilium's (see cilium.go).
+	CiliumNetworkPolicies            []*cilium.CiliumNetworkPolicy
+	CiliumClusterwideNetworkPolicies []*cilium.CiliumClusterwideNetworkPolicy
+	PeerAuthentications              []*securityv1.PeerAuthentication
+	AuthorizationPolicies            []*securityv1.AuthorizationPolicy
 	// TrustDomain names principals (cluster.local by default); RootNamespace is Istio's root
 	// namespace, whose policies without a selector apply to the whole mesh.
 	TrustDomain, RootNamespace string
@@ -74,6 +89,10 @@ func (c *Cluster) Add(objs ...any) {
 		switch x := o.(type) {
 		case *networkingv1.NetworkPolicy:
 			c.NetworkPolicies = append(c.NetworkPolicies, x)
+		case *cilium.CiliumNetworkPolicy:
+			c.CiliumNetworkPolicies = append(c.CiliumNetworkPolicies, x)
+		case *cilium.CiliumClusterwideNetworkPolicy:
+			c.CiliumClusterwideNetworkPolicies = append(c.CiliumClusterwideNetworkPolicies, x)
 		case *securityv1.PeerAuthentication:
 			c.PeerAuthentications = append(c.PeerAuthentications, x)
 		case *securityv1.AuthorizationPolicy:
@@ -196,14 +215,21 @@ func (c *Cluster) resolvePort(r Request) Request {
 	return r
 }
 
-// networkPolicies decides one direction: the source's egress or the destination's ingress.
+// networkPolicies decides one direction: the source's egress or the destination's ingress, by its
+// NetworkPolicies and CiliumNetworkPolicies together.
 func (c *Cluster) networkPolicies(r Request, dir Layer) Step {
 	subject, peer := r.To, r.From
-	if dir == Egress {
-		if r.From.Workload == nil {
-			return Step{Layer: dir, Allowed: true, By: "the source is outside the cluster: no egress policy"}
-		}
+	switch {
+	case dir == Egress && r.From.Workload == nil:
+		return Step{Layer: dir, Allowed: true, By: "the source is outside the cluster: no egress policy"}
+	case dir == Egress:
 		subject, peer = r.From.Workload, Endpoint{Workload: r.To, IP: r.To.IP}
+	case r.To.Namespace == "":
+		return Step{Layer: dir, Allowed: true, By: "the destination is outside the cluster: no ingress policy"}
+	}
+	cnp := c.cilium(r, dir, subject, peer)
+	if cnp.denied != nil {
+		return *cnp.denied
 	}
 	direction := semantics.Direction(dir)
 	var selecting []string
@@ -216,12 +242,25 @@ func (c *Cluster) networkPolicies(r Request, dir Layer) Step {
 			return Step{Layer: dir, Allowed: true, Applies: true, By: fmt.Sprintf("NetworkPolicy %s/%s spec.%s[%d]", np.Namespace, np.Name, dir, i)}
 		}
 	}
-	slices.Sort(selecting) // the same message whatever order the policies were read in
-	if len(selecting) == 0 {
-		return Step{Layer: dir, Allowed: true, By: fmt.Sprintf("no NetworkPolicy selects %s for %s: not isolated", subject, dir)}
+	if cnp.decided != nil {
+		return *cnp.decided
 	}
-	return Step{Layer: dir, Allowed: false, Applies: true, By: "no rule allows it",
-		Detail: fmt.Sprintf("NetworkPolicies selecting %s for %s: %s", subject, dir, strings.Join(selecting, ", "))}
+	slices.Sort(selecting) // the same message whatever order the policies were read in
+	kinds := "NetworkPolicy"
+	if len(c.CiliumNetworkPolicies)+len(c.CiliumClusterwideNetworkPolicies) > 0 {
+		kinds = "NetworkPolicy or CiliumNetworkPolicy"
+	}
+	if len(selecting) == 0 && len(cnp.selecting) == 0 {
+		return Step{Layer: dir, Allowed: true, By: fmt.Sprintf("no %s selects %s for %s: not isolated", kinds, subject, dir), Detail: strings.Join(cnp.notes, "; ")}
+	}
+	var details []string
+	if len(selecting) > 0 {
+		details = append(details, fmt.Sprintf("NetworkPolicies selecting %s for %s: %s", subject, dir, strings.Join(selecting, ", ")))
+	}
+	if len(cnp.selecting) > 0 {
+		details = append(details, fmt.Sprintf("Cilium policies selecting %s for %s: %s", subject, dir, strings.Join(cnp.selecting, ", ")))
+	}
+	return Step{Layer: dir, Allowed: false, Applies: true, By: "no rule allows it", Detail: strings.Join(append(details, cnp.notes...), "; ")}
 }
 
 // allowedBy returns the index of the policy's first rule that admits the peer on the request's

@@ -161,6 +161,8 @@ func (j *judge) namespaces(p probe) map[string]map[string]string {
 func (j *judge) withObject(obj any) *Cluster {
 	c := *j.graph
 	c.NetworkPolicies = slices.Clone(c.NetworkPolicies)
+	c.CiliumNetworkPolicies = slices.Clone(c.CiliumNetworkPolicies)
+	c.CiliumClusterwideNetworkPolicies = slices.Clone(c.CiliumClusterwideNetworkPolicies)
 	c.PeerAuthentications = slices.Clone(c.PeerAuthentications)
 	c.AuthorizationPolicies = slices.Clone(c.AuthorizationPolicies)
 	c.Add(obj)

@@ -1,7 +1,9 @@
 package semantics
 
 import (
+	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,48 +28,116 @@ type CiliumPort struct {
 type CiliumAdmission struct {
 	HTTP []cilium.PortRuleHTTP
 	DNS  []cilium.PortRuleDNS
+	// Assumed are what the rule also requires and a check cannot see, taken as met: mutual
+	// authentication, a TLS server name, an Envoy listener's own decision.
+	Assumed []string
 }
 
 // Restricted tells whether layer-7 rules narrow what the rule admits.
 func (a CiliumAdmission) Restricted() bool { return a.HTTP != nil || a.DNS != nil }
 
-// ciliumPeers are a rule's peers, of one kind (Cilium refuses a rule with two).
+// ciliumPeers are a rule's peers, of one kind (Cilium refuses a rule with two), as
+// mergeEndpointSelectors gathers them.
 type ciliumPeers struct {
 	endpoints []metav1.LabelSelector
 	cidrs     []cilium.CIDRRule
 	entities  []string
 	fqdns     []cilium.FQDNSelector
+	// others are peers that are never a pod, an address outside the cluster or the API server as
+	// modelled here (nodes, cloud groups), or that a check cannot resolve (Services).
+	others int
+	// empty is an empty list of endpoints, nodes, entities or ranges, written out: it selects
+	// nothing, whatever the ports.
+	empty bool
 }
 
-// CiliumIngressAdmits tells whether an ingress rule of a policy in a namespace admits a connection
-// from a peer on a port of the pods the policy selects, and what it lets through.
+func newCiliumPeers(endpoints, nodes []metav1.LabelSelector, cidr []string, cidrSet []cilium.CIDRRule, entities []string) ciliumPeers {
+	p := ciliumPeers{endpoints: endpoints, cidrs: slices.Clone(cidrSet), entities: entities, others: len(nodes)}
+	for _, c := range cidr {
+		p.cidrs = append(p.cidrs, cilium.CIDRRule{Cidr: c})
+	}
+	p.empty = endpoints != nil && len(endpoints) == 0 || nodes != nil && len(nodes) == 0 || entities != nil && len(entities) == 0 ||
+		cidr != nil && len(cidr) == 0 || cidrSet != nil && len(cidrSet) == 0
+	return p
+}
+
+func (p ciliumPeers) named() bool {
+	return len(p.endpoints)+len(p.cidrs)+len(p.entities)+len(p.fqdns)+p.others > 0
+}
+
+func ingressPeers(r cilium.IngressRule) ciliumPeers {
+	p := newCiliumPeers(r.FromEndpoints, r.FromNodes, r.FromCIDR, r.FromCIDRSet, r.FromEntities)
+	p.others += len(r.FromGroups)
+	return p
+}
+
+func egressPeers(r cilium.EgressRule) ciliumPeers {
+	p := newCiliumPeers(r.ToEndpoints, r.ToNodes, r.ToCIDR, r.ToCIDRSet, r.ToEntities)
+	p.fqdns = r.ToFQDNs
+	p.others += len(r.ToGroups) + len(r.ToServices)
+	return p
+}
+
+// CiliumIngressAdmits tells whether an ingress rule of a policy scoped to a namespace ("" for a
+// clusterwide one) admits a connection from a peer on a port of the pods the policy selects, and
+// what it lets through.
 func CiliumIngressAdmits(namespace string, r cilium.IngressRule, peer CiliumEndpoint, port CiliumPort) (CiliumAdmission, bool) {
-	return ciliumRuleAdmits(namespace, ciliumPeers{endpoints: r.FromEndpoints, cidrs: r.FromCIDRSet, entities: r.FromEntities}, r.ToPorts, peer, port)
+	a, ok := ciliumRuleAdmits(namespace, ingressPeers(r), r.ToPorts, len(r.ICMPs), peer, port)
+	return withAuthentication(a, r.Authentication), ok
 }
 
-// CiliumEgressAdmits tells whether an egress rule of a policy in a namespace admits a connection
-// of the pods the policy selects to a peer on a port, and what it lets through.
+// CiliumEgressAdmits tells whether an egress rule of a policy scoped to a namespace admits a
+// connection of the pods the policy selects to a peer on a port, and what it lets through.
 func CiliumEgressAdmits(namespace string, r cilium.EgressRule, peer CiliumEndpoint, port CiliumPort) (CiliumAdmission, bool) {
-	return ciliumRuleAdmits(namespace, ciliumPeers{endpoints: r.ToEndpoints, cidrs: r.ToCIDRSet, entities: r.ToEntities, fqdns: r.ToFQDNs}, r.ToPorts, peer, port)
+	a, ok := ciliumRuleAdmits(namespace, egressPeers(r), r.ToPorts, len(r.ICMPs), peer, port)
+	return withAuthentication(a, r.Authentication), ok
+}
+
+// CiliumIngressDenies tells whether an ingress deny rule refuses a connection from a peer on a
+// port: deny rules win over every allow rule, of either kind of policy.
+func CiliumIngressDenies(namespace string, r cilium.IngressDenyRule, peer CiliumEndpoint, port CiliumPort) bool {
+	p := newCiliumPeers(r.FromEndpoints, r.FromNodes, r.FromCIDR, r.FromCIDRSet, r.FromEntities)
+	p.others += len(r.FromGroups)
+	return ciliumRuleDenies(namespace, p, r.ToPorts, len(r.ICMPs), peer, port)
+}
+
+// CiliumEgressDenies tells whether an egress deny rule refuses a connection to a peer on a port.
+func CiliumEgressDenies(namespace string, r cilium.EgressDenyRule, peer CiliumEndpoint, port CiliumPort) bool {
+	p := newCiliumPeers(r.ToEndpoints, r.ToNodes, r.ToCIDR, r.ToCIDRSet, r.ToEntities)
+	p.others += len(r.ToGroups) + len(r.ToServices)
+	return ciliumRuleDenies(namespace, p, r.ToPorts, len(r.ICMPs), peer, port)
 }
 
 // ciliumRuleAdmits is a rule as pkg/policy/utils RulesToPolicyEntries and L4Filter build it: a rule
 // without peers admits every peer on its ports (and nothing without ports: the empty rule {});
-// peers without ports admit every port of TCP, UDP and SCTP; an empty list of endpoints, ranges
-// or entities (written, not left out) selects nothing.
-func ciliumRuleAdmits(namespace string, peers ciliumPeers, ports []cilium.PortRule, peer CiliumEndpoint, port CiliumPort) (CiliumAdmission, bool) {
-	if peers.endpoints != nil && len(peers.endpoints) == 0 || peers.cidrs != nil && len(peers.cidrs) == 0 ||
-		peers.entities != nil && len(peers.entities) == 0 {
-		return CiliumAdmission{}, false
-	}
-	named := len(peers.endpoints)+len(peers.cidrs)+len(peers.entities)+len(peers.fqdns) > 0
+// peers without ports admit every port of TCP, UDP and SCTP; ICMP rules are ports no connection
+// here uses.
+func ciliumRuleAdmits(namespace string, peers ciliumPeers, ports []cilium.PortRule, icmps int, peer CiliumEndpoint, port CiliumPort) (CiliumAdmission, bool) {
 	switch {
-	case named && !ciliumPeerMatches(namespace, peers, peer):
+	case peers.empty, peers.named() && !ciliumPeerMatches(namespace, peers, peer):
 		return CiliumAdmission{}, false
-	case len(ports) == 0:
-		return CiliumAdmission{}, named
+	case len(ports)+icmps == 0:
+		return CiliumAdmission{}, peers.named()
 	}
 	return ciliumPortsAdmit(ports, port)
+}
+
+// ciliumRuleDenies is ciliumRuleAdmits for a deny rule, which has no layer-7 rules.
+func ciliumRuleDenies(namespace string, peers ciliumPeers, ports []cilium.PortDenyRule, icmps int, peer CiliumEndpoint, port CiliumPort) bool {
+	switch {
+	case peers.empty, peers.named() && !ciliumPeerMatches(namespace, peers, peer):
+		return false
+	case len(ports)+icmps == 0:
+		return peers.named()
+	}
+	return slices.ContainsFunc(ports, func(pr cilium.PortDenyRule) bool { return ciliumPortRuleMatches(pr.Ports, port) })
+}
+
+func withAuthentication(a CiliumAdmission, auth *cilium.Authentication) CiliumAdmission {
+	if auth != nil && auth.Mode != "disabled" {
+		a.Assumed = append(a.Assumed, fmt.Sprintf("mutual authentication (mode %s) succeeds", auth.Mode))
+	}
+	return a
 }
 
 // ciliumPeerMatches tells whether one of a rule's peers is the endpoint.
@@ -105,6 +175,12 @@ func ciliumPortsAdmit(rules []cilium.PortRule, port CiliumPort) (CiliumAdmission
 			continue
 		}
 		admitted = true
+		if len(pr.ServerNames) > 0 {
+			out.Assumed = append(out.Assumed, "the TLS server name is one of "+strings.Join(pr.ServerNames, ", "))
+		}
+		if l := pr.Listener; l != nil {
+			out.Assumed = append(out.Assumed, fmt.Sprintf("Envoy listener %s admits it", l.Name))
+		}
 		http, dns := ciliumL7(pr.Rules, port.Protocol)
 		switch {
 		case http != nil:
@@ -116,7 +192,7 @@ func ciliumPortsAdmit(rules []cilium.PortRule, port CiliumPort) (CiliumAdmission
 		}
 	}
 	if open {
-		return CiliumAdmission{}, admitted
+		out.HTTP, out.DNS = nil, nil
 	}
 	return out, admitted
 }
@@ -170,13 +246,6 @@ var ianaServiceName = func() func(string) bool {
 	re := regexp.MustCompile(`^([a-zA-Z0-9]-?)*[a-zA-Z](-?[a-zA-Z0-9])*$`)
 	return func(s string) bool { return len(s) > 0 && len(s) <= 15 && re.MatchString(s) }
 }()
-
-// CiliumHTTPMatches tells whether an HTTP rule matches a request: its path and method regular
-// expressions (RE2, as Envoy's safe_regex) each match the whole value (the path with its query
-// string, as the :path header carries it); an empty one matches any.
-func CiliumHTTPMatches(rule cilium.PortRuleHTTP, path, method string) bool {
-	return ciliumRegexMatches(rule.Path, path) && ciliumRegexMatches(rule.Method, method)
-}
 
 func ciliumRegexMatches(expr, s string) bool {
 	if expr == "" {

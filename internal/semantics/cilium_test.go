@@ -90,32 +90,53 @@ func TestCiliumSelectorMatches(t *testing.T) {
 	}
 }
 
-func TestCiliumSelectsAndIsolates(t *testing.T) {
+func TestCiliumSelectsAndDefaultDeny(t *testing.T) {
 	for _, tc := range []struct {
 		name, spec      string
+		clusterwide     bool
 		pod             CiliumEndpoint
 		selects         bool
 		ingress, egress bool
 	}{
-		{"default deny selects every pod of the namespace", "{endpointSelector: {}, ingress: [{}], egress: [{}]}", shopAPI, true, true, true},
-		{"not another namespace's", "{endpointSelector: {}, ingress: [{}]}", payGW, false, true, false},
-		{"a namespace it names is overridden", "{endpointSelector: {matchLabels: {'k8s:io.kubernetes.pod.namespace': payments}}, ingress: [{}]}", payGW, false, true, false},
-		{"by label", "{endpointSelector: {matchLabels: {app: api}}, egress: [{}]}", shopAPI, true, false, true},
-		{"other label", "{endpointSelector: {matchLabels: {app: api}}, egress: [{}]}", shopWeb, false, false, true},
-		{"never a world identity", "{endpointSelector: {}, ingress: [{}]}", outside, false, true, false},
+		{"default deny selects every pod of the namespace", "{endpointSelector: {}, ingress: [{}], egress: [{}]}", false, shopAPI, true, true, true},
+		{"not another namespace's", "{endpointSelector: {}, ingress: [{}]}", false, payGW, false, true, false},
+		{"a namespace it names is overridden", "{endpointSelector: {matchLabels: {'k8s:io.kubernetes.pod.namespace': payments}}, ingress: [{}]}", false, payGW, false, true, false},
+		{"by label", "{endpointSelector: {matchLabels: {app: api}}, egress: [{}]}", false, shopAPI, true, false, true},
+		{"other label", "{endpointSelector: {matchLabels: {app: api}}, egress: [{}]}", false, shopWeb, false, false, true},
+		{"never a world identity", "{endpointSelector: {}, ingress: [{}]}", false, outside, false, true, false},
+		{"a deny rule isolates too", "{endpointSelector: {}, ingressDeny: [{fromEntities: [world]}]}", false, shopAPI, true, true, false},
+		{"enableDefaultDeny off", "{endpointSelector: {}, ingress: [{}], egress: [{}], enableDefaultDeny: {ingress: false}}", false, shopAPI, true, false, true},
+		{"clusterwide: every namespace", "{endpointSelector: {}, ingress: [{}]}", true, payGW, true, true, false},
+		{"clusterwide: a namespace it names", "{endpointSelector: {matchLabels: {'k8s:io.kubernetes.pod.namespace': payments}}, ingress: [{}]}", true, shopAPI, false, true, false},
+		{"a nodeSelector selects no pod", "{nodeSelector: {}, ingress: [{}]}", true, shopAPI, false, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := cnp(t, "shop", tc.spec)
-			if got := CiliumSelects(p, tc.pod); got != tc.selects {
+			p := CiliumPolicyOf(cnp(t, "shop", tc.spec))
+			if tc.clusterwide {
+				p.Namespace = ""
+			}
+			r := p.Rules[0]
+			if got := p.Selects(r, tc.pod); got != tc.selects {
 				t.Errorf("selects: got %v, want %v", got, tc.selects)
 			}
-			if got := CiliumIsolates(p, Ingress); got != tc.ingress {
-				t.Errorf("isolates ingress: got %v, want %v", got, tc.ingress)
+			if got := CiliumDefaultDeny(r.Rule, Ingress); got != tc.ingress {
+				t.Errorf("default deny for ingress: got %v, want %v", got, tc.ingress)
 			}
-			if got := CiliumIsolates(p, Egress); got != tc.egress {
-				t.Errorf("isolates egress: got %v, want %v", got, tc.egress)
+			if got := CiliumDefaultDeny(r.Rule, Egress); got != tc.egress {
+				t.Errorf("default deny for egress: got %v, want %v", got, tc.egress)
 			}
 		})
+	}
+}
+
+func TestCiliumRulesOf(t *testing.T) {
+	p := CiliumPolicyOf(cnp(t, "shop", "{endpointSelector: {}, ingress: [{}]}\nspecs: [{endpointSelector: {}, egress: [{}]}, {endpointSelector: {}, egress: [{}]}]"))
+	var where []string
+	for _, r := range p.Rules {
+		where = append(where, r.Where)
+	}
+	if !slices.Equal(where, []string{"spec", "specs[0]", "specs[1]"}) || p.String() != "CiliumNetworkPolicy shop/p" {
+		t.Errorf("got %s: %v", p, where)
 	}
 }
 
@@ -176,6 +197,53 @@ func TestCiliumIngressAdmits(t *testing.T) {
 	}
 }
 
+func TestCiliumClusterwidePeers(t *testing.T) {
+	for _, tc := range []struct {
+		rule   string
+		peer   CiliumEndpoint
+		admits bool
+	}{
+		{"{fromEndpoints: [{}]}", payGW, true},
+		{"{fromEndpoints: [{}]}", outside, false},
+		{"{fromEndpoints: [{matchLabels: {app: gateway}}]}", payGW, true},
+		{"{fromEndpoints: [{matchLabels: {'k8s:io.kubernetes.pod.namespace': shop}}]}", payGW, false},
+	} {
+		var r cilium.IngressRule
+		if err := yaml.UnmarshalStrict([]byte(tc.rule), &r); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := CiliumIngressAdmits("", r, tc.peer, tcpPort(1, "")); ok != tc.admits {
+			t.Errorf("%s from %v: got %v, want %v", tc.rule, tc.peer.Labels, ok, tc.admits)
+		}
+	}
+}
+
+func TestCiliumDenies(t *testing.T) {
+	for _, tc := range []struct {
+		name, rule string
+		peer       CiliumEndpoint
+		port       CiliumPort
+		denies     bool
+	}{
+		{"peers, every port", "{fromEntities: [world]}", outside, tcpPort(22, ""), true},
+		{"not the peer", "{fromEntities: [world]}", shopWeb, tcpPort(22, ""), false},
+		{"ports, every peer", "{toPorts: [{ports: [{port: '22', protocol: TCP}]}]}", shopWeb, tcpPort(22, ""), true},
+		{"another port", "{fromCIDR: [203.0.113.0/24], toPorts: [{ports: [{port: '22', protocol: TCP}]}]}", outside, tcpPort(80, ""), false},
+		{"fromCIDR", "{fromCIDR: [203.0.113.0/24], toPorts: [{ports: [{port: '22', protocol: TCP}]}]}", outside, tcpPort(22, ""), true},
+		{"an empty deny rule denies nothing", "{}", shopWeb, tcpPort(22, ""), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var r cilium.IngressDenyRule
+			if err := yaml.UnmarshalStrict([]byte(tc.rule), &r); err != nil {
+				t.Fatal(err)
+			}
+			if got := CiliumIngressDenies("shop", r, tc.peer, tc.port); got != tc.denies {
+				t.Errorf("got %v, want %v", got, tc.denies)
+			}
+		})
+	}
+}
+
 func TestCiliumEgressAdmits(t *testing.T) {
 	for _, tc := range []struct {
 		name, rule string
@@ -194,6 +262,9 @@ func TestCiliumEgressAdmits(t *testing.T) {
 		{"toEndpoints in the namespace", "{toEndpoints: [{matchLabels: {app: api}}]}", shopAPI, true},
 		{"toCIDRSet", "{toCIDRSet: [{cidr: 198.51.100.0/24}]}", stripe, true},
 		{"toCIDRSet, a bare address", "{toCIDRSet: [{cidr: 198.51.100.1}]}", stripe, true},
+		{"toCIDR", "{toCIDR: [198.51.100.0/24]}", stripe, true},
+		{"toServices are not resolved", "{toServices: [{k8sService: {serviceName: api}}]}", shopAPI, false},
+		{"ICMP alone admits no TCP", "{toEntities: [all], icmps: [{fields: [{type: 8}]}]}", stripe, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var r cilium.EgressRule
@@ -230,24 +301,41 @@ func TestCiliumFQDNMatches(t *testing.T) {
 }
 
 func TestCiliumHTTPMatches(t *testing.T) {
+	headers := func(h ...string) *[]string { return &h }
+	matches := func(m ...cilium.HeaderMatch) *[]cilium.HeaderMatch { return &m }
+	get := &HTTP{Path: "/data", Method: "GET", Host: "api.shop", Headers: map[string]string{"X-Team": "a"}}
 	for _, tc := range []struct {
-		rule         cilium.PortRuleHTTP
-		path, method string
-		want         bool
+		rule    cilium.PortRuleHTTP
+		req     *HTTP
+		want    bool
+		unknown string
 	}{
-		{cilium.PortRuleHTTP{}, "/anything", "DELETE", true},
-		{cilium.PortRuleHTTP{Path: "/data"}, "/data", "GET", true},
-		{cilium.PortRuleHTTP{Path: "/data"}, "/data/x", "GET", false},   // the whole path
-		{cilium.PortRuleHTTP{Path: "/data"}, "/data?x=1", "GET", false}, // the query is part of it
-		{cilium.PortRuleHTTP{Path: `/data(\?.*)?`}, "/data?x=1", "GET", true},
-		{cilium.PortRuleHTTP{Path: "/reports/.*"}, "/reports/2026", "GET", true},
-		{cilium.PortRuleHTTP{Path: "/reports/.*", Method: "GET|HEAD"}, "/reports/2026", "POST", false},
-		{cilium.PortRuleHTTP{Method: "GET|HEAD"}, "/", "HEAD", true},
-		{cilium.PortRuleHTTP{Method: "GET"}, "/", "GETX", false},
-		{cilium.PortRuleHTTP{Path: "(("}, "/", "GET", false},
+		{cilium.PortRuleHTTP{}, &HTTP{Path: "/anything", Method: "DELETE"}, true, ""},
+		{cilium.PortRuleHTTP{Path: "/data"}, get, true, ""},
+		{cilium.PortRuleHTTP{Path: "/data"}, &HTTP{Path: "/data/x", Method: "GET"}, false, ""},   // the whole path
+		{cilium.PortRuleHTTP{Path: "/data"}, &HTTP{Path: "/data?x=1", Method: "GET"}, false, ""}, // the query is part of it
+		{cilium.PortRuleHTTP{Path: `/data(\?.*)?`}, &HTTP{Path: "/data?x=1", Method: "GET"}, true, ""},
+		{cilium.PortRuleHTTP{Path: "/reports/.*", Method: "GET|HEAD"}, &HTTP{Path: "/reports/2026", Method: "POST"}, false, ""},
+		{cilium.PortRuleHTTP{Method: "GET|HEAD"}, &HTTP{Path: "/", Method: "HEAD"}, true, ""},
+		{cilium.PortRuleHTTP{Method: "GET"}, &HTTP{Path: "/", Method: "GETX"}, false, ""},
+		{cilium.PortRuleHTTP{Path: "(("}, get, false, ""},
+		{cilium.PortRuleHTTP{Path: "/data"}, &HTTP{Method: "GET"}, false, "the request's path is not known"},
+		{cilium.PortRuleHTTP{Path: "/other"}, &HTTP{Method: "GET"}, false, "the request's path is not known"},
+		{cilium.PortRuleHTTP{Path: "/other", Method: "POST"}, &HTTP{Method: "GET"}, false, ""}, // the method alone refuses it
+		{cilium.PortRuleHTTP{Host: `api\.shop`}, get, true, ""},
+		{cilium.PortRuleHTTP{Host: `api\.shop`}, &HTTP{Path: "/", Method: "GET"}, false, "the request's host is not known"},
+		{cilium.PortRuleHTTP{Headers: headers("X-Team: a")}, get, true, ""},
+		{cilium.PortRuleHTTP{Headers: headers("x-team b")}, get, false, ""},
+		{cilium.PortRuleHTTP{Headers: headers("X-Team")}, get, true, ""},
+		{cilium.PortRuleHTTP{Headers: headers("X-Other")}, get, false, ""},
+		{cilium.PortRuleHTTP{HeaderMatches: matches(cilium.HeaderMatch{Name: "x-team", Value: "b"})}, get, false, ""},
+		{cilium.PortRuleHTTP{HeaderMatches: matches(cilium.HeaderMatch{Name: "x-team", Value: "b", Mismatch: "LOG"})}, get, true, ""},
+		{cilium.PortRuleHTTP{HeaderMatches: matches(cilium.HeaderMatch{Name: "x-token", Secret: &cilium.Secret{Name: "t"}})}, get, false,
+			"header x-token is matched against a secret's value"},
 	} {
-		if got := CiliumHTTPMatches(tc.rule, tc.path, tc.method); got != tc.want {
-			t.Errorf("%+v against %s %s: got %v, want %v", tc.rule, tc.method, tc.path, got, tc.want)
+		got, unknown := CiliumHTTPMatches(tc.rule, tc.req)
+		if got != tc.want || unknown != tc.unknown {
+			t.Errorf("%+v against %+v: got %v (%q), want %v (%q)", tc.rule, tc.req, got, unknown, tc.want, tc.unknown)
 		}
 	}
 }
@@ -258,7 +346,11 @@ func TestCiliumRefusals(t *testing.T) {
 		want       []string
 	}{
 		{"the compiler's default deny", "{endpointSelector: {}, ingress: [{}], egress: [{}]}", nil},
-		{"no rules", "{endpointSelector: {}}", []string{"spec has no ingress and no egress rule"}},
+		{"no rules", "{endpointSelector: {}}", []string{"spec has no ingress, ingressDeny, egress or egressDeny rule"}},
+		{"a nodeSelector", "{nodeSelector: {}, ingress: [{}]}", []string{"spec.nodeSelector: a namespaced policy selects pods only"}},
+		{"fromRequires", "{endpointSelector: {}, ingress: [{fromRequires: [a]}]}", []string{"spec.ingress[0].fromRequires is deprecated: the schema allows no item"}},
+		{"ICMP with ports", "{endpointSelector: {}, egressDeny: [{icmps: [{fields: [{type: 8}]}], toPorts: [{ports: [{port: '1'}]}]}]}",
+			[]string{"spec.egressDeny[0]: icmps cannot go with toPorts"}},
 		{"two kinds of peer", "{endpointSelector: {}, egress: [{toEndpoints: [{}], toFQDNs: [{matchName: a.b}]}]}",
 			[]string{"spec.egress[0] combines toEndpoints and toFQDNs: Cilium takes one kind of peer a rule"}},
 		{"entity", "{endpointSelector: {}, ingress: [{fromEntities: [everyone]}]}", []string{`spec.ingress[0].fromEntities[0]: unsupported entity "everyone"`}},
@@ -276,7 +368,7 @@ func TestCiliumRefusals(t *testing.T) {
 			[]string{`spec.egress[0].toFQDNs[0].matchPattern "a/b": only 0-9, a-z, A-Z and ., -, _ and * are allowed`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := CiliumRefusals(cnp(t, "shop", tc.spec))
+			got := CiliumRefusals(CiliumPolicyOf(cnp(t, "shop", tc.spec)))
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("got\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(tc.want, "\n  "))
 			}
