@@ -117,25 +117,40 @@ func (c *Compilation) ciliumDNS() *cilium.CiliumNetworkPolicy {
 func (c *Compilation) ciliumPolicy(meta metav1.ObjectMeta, pods map[string]string, in, eg []l4Rule) *cilium.CiliumNetworkPolicy {
 	p := &cilium.CiliumNetworkPolicy{TypeMeta: ciliumNetworkPolicyType, ObjectMeta: meta,
 		Spec: &cilium.Rule{EndpointSelector: metav1.LabelSelector{MatchLabels: maps.Clone(pods)}}}
+	callers, callees := edgesByPeer(in, func(e *edge) string { return e.From }), edgesByPeer(eg, func(e *edge) string { return e.To })
 	for _, r := range in {
-		p.Spec.Ingress = append(p.Spec.Ingress, c.ciliumIngress(r)...)
+		p.Spec.Ingress = append(p.Spec.Ingress, c.ciliumIngress(r, callers)...)
 	}
 	for _, r := range eg {
-		p.Spec.Egress = append(p.Spec.Egress, c.ciliumEgress(r)...)
+		p.Spec.Egress = append(p.Spec.Egress, c.ciliumEgress(r, callees)...)
 	}
 	return p
 }
 
+// edgesByPeer gathers the rules' edges by the peer at their other end: Cilium adds up the HTTP
+// rules of one peer and port across rules, so they are decided over all of the peer's edges.
+func edgesByPeer(rules []l4Rule, peer func(*edge) string) map[string][]*edge {
+	out := map[string][]*edge{}
+	for _, r := range rules {
+		for _, e := range r.edges {
+			out[peer(e)] = append(out[peer(e)], e)
+		}
+	}
+	return out
+}
+
 // ciliumIngress is an ingress rule for Cilium (one per kind of peer); a caller of the graph is also its ServiceAccount; the callee's HTTP rules without a mesh.
-func (c *Compilation) ciliumIngress(r l4Rule) []cilium.IngressRule {
+func (c *Compilation) ciliumIngress(r l4Rule, callers map[string][]*edge) []cilium.IngressRule {
 	var sa string
+	var peerEdges []*edge
 	if len(r.edges) > 0 {
+		peerEdges = callers[r.edges[0].From]
 		if from := c.service(r.edges[0].From); from.External == nil && from.Remote == nil {
 			sa = from.ServiceAccount
 		}
 	}
 	endpoints, cidrs := ciliumPeers(r.peers, sa)
-	return byPeerKind(endpoints, cidrs, c.ciliumPorts(r, true), func(e []metav1.LabelSelector, cidrs []cilium.CIDRRule, ports []cilium.PortRule) cilium.IngressRule {
+	return byPeerKind(endpoints, cidrs, c.ciliumPorts(r, peerEdges), func(e []metav1.LabelSelector, cidrs []cilium.CIDRRule, ports []cilium.PortRule) cilium.IngressRule {
 		return cilium.IngressRule{FromEndpoints: e, FromCIDRSet: cidrs, ToPorts: ports}
 	})
 }
@@ -143,12 +158,16 @@ func (c *Compilation) ciliumIngress(r l4Rule) []cilium.IngressRule {
 // ciliumEgress is an egress rule for Cilium: an external host by name, the API server as the
 // kube-apiserver entity, other peers as the NetworkPolicy has them; HTTP rules without a mesh for
 // an external callee only (the callee's own policy carries them for a service).
-func (c *Compilation) ciliumEgress(r l4Rule) []cilium.EgressRule {
+func (c *Compilation) ciliumEgress(r l4Rule, callees map[string][]*edge) []cilium.EgressRule {
 	var x *graph.External
+	var peerEdges []*edge
 	if len(r.edges) > 0 {
 		x = c.service(r.edges[0].To).External
 	}
-	ports := c.ciliumPorts(r, x != nil)
+	if x != nil {
+		peerEdges = callees[r.edges[0].To]
+	}
+	ports := c.ciliumPorts(r, peerEdges)
 	switch {
 	case x != nil && len(x.Hosts) > 0:
 		fqdns := make([]cilium.FQDNSelector, len(x.Hosts))
@@ -242,34 +261,46 @@ func put(m map[string]string, k, v string) map[string]string {
 	return m
 }
 
-// ciliumPorts are a rule's ports for Cilium, with the edges' paths and methods as HTTP rules when
-// layer 7 is Cilium's to enforce (no mesh) on that side.
-func (c *Compilation) ciliumPorts(r l4Rule, l7Side bool) []cilium.PortRule {
-	ports := make([]cilium.PortProtocol, len(r.ports))
-	for i, p := range r.ports {
-		ports[i] = cilium.PortProtocol{Protocol: string(*p.Protocol)}
+// ciliumPorts are a rule's ports for Cilium. Without a mesh, each port the peer's edges (given
+// for the side that carries layer 7) restrict to paths and methods takes those as HTTP rules.
+func (c *Compilation) ciliumPorts(r l4Rule, peerEdges []*edge) []cilium.PortRule {
+	l7 := !c.LayerOn(LayerIstio)
+	var out []cilium.PortRule
+	for _, p := range r.ports {
+		pp := cilium.PortProtocol{Protocol: string(*p.Protocol)}
 		if p.Port != nil {
-			ports[i].Port = p.Port.String()
+			pp.Port = p.Port.String()
 		}
 		if p.EndPort != nil {
-			ports[i].EndPort = *p.EndPort
+			pp.EndPort = *p.EndPort
 		}
-	}
-	rule := cilium.PortRule{Ports: ports}
-	if l7Side && !c.LayerOn(LayerIstio) {
-		if http := ciliumHTTP(r.edges); len(http) > 0 {
-			rule.Rules = &cilium.L7Rules{HTTP: http}
+		var rules *cilium.L7Rules
+		if http := ciliumHTTP(peerEdges, p); l7 && len(http) > 0 {
+			rules = &cilium.L7Rules{HTTP: http}
 		}
+		// Ports with the same HTTP rules share a port rule.
+		i := slices.IndexFunc(out, func(pr cilium.PortRule) bool { return equality.Semantic.DeepEqual(pr.Rules, rules) })
+		if i < 0 {
+			out = append(out, cilium.PortRule{Rules: rules})
+			i = len(out) - 1
+		}
+		out[i].Ports = append(out[i].Ports, pp)
 	}
-	return []cilium.PortRule{rule}
+	return out
 }
 
-// ciliumHTTP is what the edges of one rule let through at layer 7: every path with every method
-// of each edge; none (anything) when an edge restricts neither, or for a rule of no edge. An edge
-// with paths or methods has only HTTP and gRPC ports (the graph checks it).
-func ciliumHTTP(edges []*edge) []cilium.PortRuleHTTP {
+// ciliumHTTP is what a peer's edges on one port let through at layer 7: every path with every
+// method of each edge; none (anything) when one of them restricts neither, or when none has the
+// port. An edge with paths or methods has only HTTP and gRPC ports (the graph checks it).
+func ciliumHTTP(edges []*edge, port networkingv1.NetworkPolicyPort) []cilium.PortRuleHTTP {
+	if port.Port == nil {
+		return nil
+	}
 	var out []cilium.PortRuleHTTP
 	for _, e := range edges {
+		if !slices.ContainsFunc(e.Ports, func(p graph.Port) bool { return p.Port == *port.Port && p.L4() == *port.Protocol }) {
+			continue
+		}
 		if len(e.Paths) == 0 && len(e.Methods) == 0 {
 			return nil
 		}

@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
@@ -104,6 +105,30 @@ func TestCiliumHTTP(t *testing.T) {
 		t.Errorf("an edge without paths leaves the port open, got %+v", r)
 	}
 
+	// Cilium adds up one caller's HTTP rules on a port across rules: an edge without paths on the
+	// port, in a rule of other ports, still leaves the port open to any traffic.
+	sg.Spec.Connections = nil
+	sg.Spec.Edges = []string{"web->api:8080/a", "web->api:8080,9090"}
+	api = ciliumPolicyOf(t, mustCompile(t, sg, DefaultOptions()), "shop-svc-api")
+	for _, r := range api.Spec.Ingress {
+		for _, pr := range r.ToPorts {
+			if pr.Rules != nil {
+				t.Errorf("a TCP edge on 8080 made HTTP-only: %+v", api.Spec.Ingress)
+			}
+		}
+	}
+	// Ports with different HTTP rules get port rules of their own: 9090 is open through the second
+	// edge, 8080 takes /a only.
+	sg.Spec.Edges = []string{"web->api:8080,9090/a", "web->api:9090"}
+	api = ciliumPolicyOf(t, mustCompile(t, sg, DefaultOptions()), "shop-svc-api")
+	want8080 := []cilium.PortRule{{Ports: []cilium.PortProtocol{{Port: "8080", Protocol: "TCP"}}, Rules: &cilium.L7Rules{HTTP: []cilium.PortRuleHTTP{{Path: `/a(\?.*)?`}}}},
+		{Ports: []cilium.PortProtocol{{Port: "9090", Protocol: "TCP"}}}}
+	if got := api.Spec.Ingress[0].ToPorts; !equality.Semantic.DeepEqual(got, want8080) {
+		t.Errorf("port rules %+v, want %+v", got, want8080)
+	}
+
+	sg.Spec.Edges = []string{"web->api:8080/a"}
+	sg.Spec.Connections = nil
 	sg.Spec.Mesh = ""
 	api = ciliumPolicyOf(t, mustCompile(t, sg, DefaultOptions()), "shop-svc-api")
 	if r := api.Spec.Ingress[0].ToPorts[0].Rules; r != nil {

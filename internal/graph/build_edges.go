@@ -156,6 +156,7 @@ func (b *builder) add(e *Edge, src source) {
 		b.remoteEdge(e, to, src)
 	}
 	b.ports(e, src)
+	b.ciliumPaths(e, src)
 	if len(b.errs.list) > n || !okFrom || !okTo {
 		return
 	}
@@ -191,6 +192,20 @@ func (b *builder) ports(e *Edge, src source) {
 		// An edge has a few ports (at most 64): a quadratic scan beats a map.
 		if slices.ContainsFunc(e.Ports[:i], func(q Port) bool { return q.Port == p.Port && q.L4() == p.L4() }) {
 			b.errs.edge(src, "port %s is listed more than once", p.Port.String())
+		}
+	}
+}
+
+// ciliumPaths rejects, for CiliumNetworkPolicies, a path with a query string or fragment: Istio
+// compares paths without them, so such a path matches no request, while Cilium's proxy matches
+// its expression against the whole request target and would let requests through.
+func (b *builder) ciliumPaths(e *Edge, src source) {
+	if b.g.NetworkPolicy != v1alpha1.NetworkPolicyCilium {
+		return
+	}
+	for _, p := range e.Paths {
+		if strings.ContainsAny(p, "?#") {
+			b.errs.edge(src, "path %q has a query string or fragment: paths are compared without them, so it would match no request", p)
 		}
 	}
 }

@@ -201,6 +201,10 @@ func (b *builder) service(i int, s *v1alpha1.Service) {
 		if msgs := validation.IsDNS1123Subdomain(s.ServiceAccount); len(msgs) > 0 {
 			b.errs.add(item, "", "serviceAccount %q: %s", s.ServiceAccount, strings.Join(msgs, "; "))
 		}
+		if msgs := validation.IsValidLabelValue(s.ServiceAccount); b.g.NetworkPolicy == v1alpha1.NetworkPolicyCilium && len(msgs) > 0 {
+			// Cilium selects a ServiceAccount as a label value.
+			b.errs.add(item, "", "serviceAccount %q cannot be selected by CiliumNetworkPolicies (networkPolicy Cilium): %s", s.ServiceAccount, strings.Join(msgs, "; "))
+		}
 	}
 	remote := b.remote(item, s.Remote)
 	if len(b.errs.list) > n {

@@ -372,3 +372,27 @@ func TestRemoteServices(t *testing.T) {
 		})
 	}
 }
+
+// What CiliumNetworkPolicies cannot say is an invalid spec with networkPolicy Cilium only: a
+// ServiceAccount that is no label value, and a path with a query string (Istio's reading matches no
+// request; Cilium's proxy would match some).
+func TestCiliumLimits(t *testing.T) {
+	long := strings.Repeat("a", 70)
+	for _, api := range []v1alpha1.NetworkPolicyAPI{v1alpha1.NetworkPolicyKubernetes, v1alpha1.NetworkPolicyCilium} {
+		sg := serviceGraph([]v1alpha1.Service{{Name: "web", ServiceAccount: long}, {Name: "api"}}, []string{"web->api:8080/search?q=1", "web->api:9090/a#b"})
+		sg.Spec.NetworkPolicy = api
+		_, err := Build(sg)
+		if api == v1alpha1.NetworkPolicyKubernetes {
+			if err != nil {
+				t.Errorf("Kubernetes: %v", err)
+			}
+			continue
+		}
+		for _, want := range []string{`serviceAccount "` + long + `" cannot be selected by CiliumNetworkPolicies`,
+			`edge "web->api:8080/search?q=1": path "/search?q=1" has a query string or fragment`, `path "/a#b" has a query string or fragment`} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("Cilium: %v, want %q", err, want)
+			}
+		}
+	}
+}
