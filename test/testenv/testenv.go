@@ -67,6 +67,29 @@ func GatewayCRDs() (string, error) {
 	return filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard"), nil
 }
 
+// CiliumCRDs is Cilium's CiliumNetworkPolicy CRD, shipped in the github.com/cilium/cilium module
+// at the version test/cilium (the module that runs Cilium's policy engine on the operator's
+// objects) pins; the operator's own module does not take Cilium's.
+func CiliumCRDs() (string, error) {
+	dir := filepath.Join(Root(), "test", "cilium")
+	goCmd := func(args ...string) *exec.Cmd {
+		c := exec.Command("go", args...)
+		c.Dir = dir
+		return c
+	}
+	out, err := goCmd("list", "-m", "-f", "{{.Dir}}", "github.com/cilium/cilium").Output()
+	if err == nil && strings.TrimSpace(string(out)) == "" {
+		// Required but not downloaded yet.
+		if err = goCmd("mod", "download", "github.com/cilium/cilium").Run(); err == nil {
+			out, err = goCmd("list", "-m", "-f", "{{.Dir}}", "github.com/cilium/cilium").Output()
+		}
+	}
+	if err != nil || strings.TrimSpace(string(out)) == "" {
+		return "", fmt.Errorf("locating the github.com/cilium/cilium module of test/cilium: %v", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "pkg", "k8s", "apis", "cilium.io", "client", "crds", "v2", "ciliumnetworkpolicies.yaml"), nil
+}
+
 // New describes a control plane with the project's CRDs, plus Istio's and the Gateway API's
 // (ambient mode's waypoints) when withIstio is set.
 func New(withIstio bool) (*envtest.Environment, error) {
