@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
 
+	"github.com/servicegraph/servicegraph-operator/internal/cilium"
 	"github.com/servicegraph/servicegraph-operator/internal/lint"
+	"github.com/servicegraph/servicegraph-operator/internal/object"
 )
 
 // lintFormats print a lint report.
@@ -22,7 +25,8 @@ const lintExitCodes = "Exits 0 when no finding is at the --fail-on severity or a
 
 func runLint(e *env, args []string) int {
 	fs, in := newFlagSet(e, "lint", "-f FILE|DIR|- [-f ...] [--format text|json|sarif] [--fail-on error|warning|note]",
-		"Checks ServiceGraphs and hand-written NetworkPolicies, Istio AuthorizationPolicies and\n"+
+		"Checks ServiceGraphs and hand-written NetworkPolicies, CiliumNetworkPolicies and\n"+
+			"CiliumClusterwideNetworkPolicies (cilium.io/v2), Istio AuthorizationPolicies and\n"+
 			"PeerAuthentications (security.istio.io v1 and v1beta1) for security and correctness problems.\n"+
 			"Input that cannot be read (a missing file, broken YAML, a file without apiVersion and kind)\n"+
 			"is a finding and the rest is still linted; every run prints a report, in every format.\n"+
@@ -54,7 +58,7 @@ func runLint(e *env, args []string) int {
 
 	// Every run prints a report, in every format: a file with nothing to lint is a finding.
 	in.requireObjects = true
-	docs, skipped, problems := readDocuments(in, e.stdin, lintKinds)
+	docs, skipped, problems := readDocuments(in, e.stdin, lintReads())
 	report := lintDocuments(docs, opts)
 	report.Skipped = skipped
 	for _, p := range problems {
@@ -73,9 +77,27 @@ func runLint(e *env, args []string) int {
 	return write(e, out, code)
 }
 
+// ciliumLintKinds are the Cilium policies lint reads, strictly as the other kinds (every field of
+// Cilium v1.20's schema is known: a misspelt one is an IN001 finding). They belong with lintKinds
+// in kinds.go; kept here while that file is being edited for other commands.
+var ciliumLintKinds = kinds{
+	{APIVersion: "cilium.io/v2", Kind: "CiliumNetworkPolicy"}:            func() object.Object { return &cilium.CiliumNetworkPolicy{} },
+	{APIVersion: "cilium.io/v2", Kind: "CiliumClusterwideNetworkPolicy"}: func() object.Object { return &cilium.CiliumClusterwideNetworkPolicy{} },
+}
+
+// lintReads are the kinds lint reads: lintKinds and the Cilium policies.
+func lintReads() kinds {
+	out := maps.Clone(lintKinds)
+	maps.Copy(out, ciliumLintKinds)
+	return out
+}
+
 func lintDocuments(docs []document, opts lint.Options) lint.Report {
 	objs := make([]lint.Object, len(docs))
 	for i, d := range docs {
+		if _, ok := d.obj.(*cilium.CiliumClusterwideNetworkPolicy); ok {
+			d.obj.SetNamespace("") // cluster-scoped: the namespace reading gave it means nothing
+		}
 		objs[i] = lint.Object{File: d.file, Line: d.line, Object: d.obj}
 	}
 	return lint.Report{Findings: lint.Lint(objs, opts), Objects: len(objs)}

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/cilium"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 	"github.com/servicegraph/servicegraph-operator/internal/object"
 	"github.com/servicegraph/servicegraph-operator/internal/render"
@@ -181,6 +182,12 @@ func policySelector(obj object.Object) (labels.Selector, string) {
 		sel = &metav1.LabelSelector{MatchLabels: o.Spec.GetSelector().GetMatchLabels()}
 	case *securityv1.PeerAuthentication:
 		sel = &metav1.LabelSelector{MatchLabels: o.Spec.GetSelector().GetMatchLabels()}
+	case *cilium.CiliumNetworkPolicy:
+		p, _ := asCiliumPolicy(o)
+		if s := ciliumPodSelector(p); s != nil {
+			return s, "endpointSelector"
+		}
+		return nil, ""
 	default:
 		return nil, ""
 	}

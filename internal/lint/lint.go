@@ -1,11 +1,13 @@
-// Package lint checks ServiceGraphs and hand-written NetworkPolicies, Istio AuthorizationPolicies
-// and PeerAuthentications for security and correctness problems. It is pure: it takes decoded
+// Package lint checks ServiceGraphs and hand-written NetworkPolicies, CiliumNetworkPolicies and
+// CiliumClusterwideNetworkPolicies, Istio AuthorizationPolicies and PeerAuthentications for
+// security and correctness problems. It is pure: it takes decoded
 // objects with the place they were read from and returns findings in a deterministic order; the
 // caller reads files and prints reports.
 //
 // Each rule is a small named check over one object (a chain per kind, as in cert-manager's
-// certificate policies); the one rule that needs every object of a namespace (NP005, default-deny)
-// runs over the whole input.
+// certificate policies); the rules that need more than one object (NP005 and CNP009, default-deny;
+// CNP008, toFQDNs and DNS rules; those that read policies against Services and workloads) run
+// over the whole input.
 package lint
 
 import (
@@ -19,6 +21,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/cilium"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 )
 
@@ -33,6 +36,7 @@ type Object struct {
 	// Line is the 1-based line where the object's YAML document starts.
 	Line int
 	// Object is a *v1alpha1.ServiceGraph, *networkingv1.NetworkPolicy,
+	// *cilium.CiliumNetworkPolicy, *cilium.CiliumClusterwideNetworkPolicy,
 	// *securityv1.AuthorizationPolicy or *securityv1.PeerAuthentication (Istio's v1beta1 manifests
 	// decode into the v1 types: the spec is the same), or a *corev1.Service, which the graphs of its
 	// namespace are checked against, or a *corev1.PodTemplate for a workload (Pod, Deployment, ...;
@@ -122,6 +126,7 @@ func Lint(objs []Object, opts Options) []Finding {
 	}
 	out = append(out, duplicateFindings(objs)...)
 	out = append(out, defaultDenyFindings(objs)...)
+	out = append(out, fqdnWithoutDNSFindings(objs)...)
 	out = append(out, protocolMismatchFindings(objs)...)
 	out = append(out, graphsPerNamespaceFindings(objs)...)
 	out = append(out, customProviderFindings(objs, opts)...)
@@ -155,6 +160,9 @@ func checkObject(obj object.Object, opts Options) []problem {
 		return runChecks(authorizationPolicyChecks, o, opts)
 	case *securityv1.PeerAuthentication:
 		return runChecks(peerAuthenticationChecks, o, opts)
+	case *cilium.CiliumNetworkPolicy, *cilium.CiliumClusterwideNetworkPolicy:
+		p, _ := asCiliumPolicy(o)
+		return runChecks(ciliumChecks, p, opts)
 	}
 	return nil
 }

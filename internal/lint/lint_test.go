@@ -2,6 +2,7 @@ package lint
 
 import (
 	"encoding/json"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/cilium"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 )
 
@@ -37,6 +39,10 @@ func decode(t *testing.T, stream string) []Object {
 			obj = &securityv1.AuthorizationPolicy{}
 		case "PeerAuthentication":
 			obj = &securityv1.PeerAuthentication{}
+		case "CiliumNetworkPolicy":
+			obj = &cilium.CiliumNetworkPolicy{}
+		case "CiliumClusterwideNetworkPolicy":
+			obj = &cilium.CiliumClusterwideNetworkPolicy{}
 		case "Service":
 			obj = &corev1.Service{}
 		case "Namespace":
@@ -109,7 +115,7 @@ func rulesOf(findings []Finding) []string {
 
 // TestRules: each rule reports the bad manifest, and the good one at most as a note.
 func TestRules(t *testing.T) {
-	for _, tc := range append(slices.Clone(ruleCases), crossRefCases...) {
+	for _, tc := range allRuleCases() {
 		t.Run(tc.rule+" "+tc.name, func(t *testing.T) {
 			if got := Lint(decode(t, tc.bad), DefaultOptions()); !slices.Contains(rulesOf(atLeast(got, SeverityWarning)), tc.rule) {
 				t.Errorf("bad manifest: want %s, got %v", tc.rule, got)
@@ -121,6 +127,14 @@ func TestRules(t *testing.T) {
 	}
 }
 
+// ruleID is a rule's ID: the kind's letters (CNP for Cilium's policies), then three digits.
+var ruleID = regexp.MustCompile(`^[A-Z]{2,3}[0-9]{3}$`)
+
+// allRuleCases are the cases of every rule.
+func allRuleCases() []ruleCase {
+	return slices.Concat(ruleCases, crossRefCases, ciliumCases)
+}
+
 // Every rule has a case, and the catalogue's IDs are unique, sorted and well-formed.
 func TestCatalogue(t *testing.T) {
 	rules := Rules()
@@ -128,13 +142,13 @@ func TestCatalogue(t *testing.T) {
 		if i > 0 && rules[i-1].ID >= r.ID {
 			t.Errorf("rules not sorted or not unique at %s", r.ID)
 		}
-		if len(r.ID) != 5 || r.Summary == "" || r.Hint == "" || (r.Severity != SeverityError && r.Severity != SeverityWarning) {
+		if !ruleID.MatchString(r.ID) || r.Summary == "" || r.Hint == "" || (r.Severity != SeverityError && r.Severity != SeverityWarning) {
 			t.Errorf("incomplete rule %+v", r)
 		}
 		if r.ID == ruleUnreadable.ID || r.ID == ruleTemplate.ID || r.ID == ruleRemovedAPI.ID {
 			continue // about files, not objects: internal/cli's tests have them
 		}
-		if !slices.ContainsFunc(append(slices.Clone(ruleCases), crossRefCases...), func(tc ruleCase) bool { return tc.rule == r.ID }) {
+		if !slices.ContainsFunc(allRuleCases(), func(tc ruleCase) bool { return tc.rule == r.ID }) {
 			t.Errorf("rule %s has no case in ruleCases", r.ID)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/cilium"
 	"github.com/servicegraph/servicegraph-operator/internal/semantics"
 )
 
@@ -253,12 +254,16 @@ func everyPodOfEveryNamespace(np *networkingv1.NetworkPolicy, _ Options) []probl
 	return out
 }
 
-// defaultDenyFindings finds the namespaces that have NetworkPolicies but none that isolates every
-// pod for ingress (a default-deny, or namespace-wide allow rules), and no ServiceGraph (whose compiled policies include one). The finding sits on
-// the namespace's first NetworkPolicy in the input.
+// defaultDenyFindings finds the namespaces that have NetworkPolicies or CiliumNetworkPolicies but
+// none that isolates every pod for ingress (a default-deny, or namespace-wide allow rules: of
+// either kind, as Cilium enforces both, or a clusterwide Cilium policy for the namespace), and no
+// ServiceGraph (whose compiled policies include one). The finding sits on the namespace's first
+// NetworkPolicy in the input (NP005), else on its first CiliumNetworkPolicy (CNP009).
 func defaultDenyFindings(objs []Object) []Finding {
 	covered := map[string]bool{}
-	first := map[string]Object{}
+	first, firstCilium := map[string]Object{}, map[string]Object{}
+	var clusterwide []*ciliumPolicy
+	nsLabels := namespaceLabels(objs)
 	for _, o := range objs {
 		ns := o.Object.GetNamespace()
 		switch obj := o.Object.(type) {
@@ -269,13 +274,28 @@ func defaultDenyFindings(objs []Object) []Finding {
 			if _, ok := first[ns]; !ok {
 				first[ns] = o
 			}
+		case *cilium.CiliumNetworkPolicy:
+			p, _ := asCiliumPolicy(obj)
+			covered[ns] = covered[ns] || p.isolatesEveryPod(ns, nsLabels[ns])
+			if _, ok := firstCilium[ns]; !ok {
+				firstCilium[ns] = o
+			}
+		case *cilium.CiliumClusterwideNetworkPolicy:
+			p, _ := asCiliumPolicy(obj)
+			clusterwide = append(clusterwide, p)
 		}
 	}
 	var out []Finding
-	for _, ns := range slices.Sorted(maps.Keys(first)) {
-		if !covered[ns] {
+	for _, ns := range slices.Sorted(maps.Keys(covered)) {
+		if covered[ns] || slices.ContainsFunc(clusterwide, func(p *ciliumPolicy) bool { return p.isolatesEveryPod(ns, nsLabels[ns]) }) {
+			continue
+		}
+		if o, ok := first[ns]; ok {
 			p := ruleNoDefaultDeny.problemf("namespace %s has no default-deny: no NetworkPolicy selects every pod for ingress, so pods no policy selects accept everything", ns)
-			out = append(out, locate(first[ns], []problem{p})...)
+			out = append(out, locate(o, []problem{p})...)
+		} else if o, ok := firstCilium[ns]; ok {
+			p := ruleCiliumNoDefaultDeny.problemf("namespace %s has no default-deny: no CiliumNetworkPolicy selects every pod for ingress, so pods no policy selects accept everything", ns)
+			out = append(out, locate(o, []problem{p})...)
 		}
 	}
 	return out

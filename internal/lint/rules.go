@@ -193,6 +193,8 @@ var catalogue = []*Rule{
 	ruleIngressFromAll, ruleEgressToAll, ruleSelectsEveryPod, ruleAnyAddress, ruleNoDefaultDeny, ruleEveryPod, ruleEveryPodOnPorts, ruleEgressAnywhere, ruleInvalidNetworkPolicy,
 	ruleAllowAnySource, ruleAnyPrincipal, ruleAllowNamespaceWide, ruleDenyNeverMatches, ruleAllowEverything, ruleNeverMatches,
 	ruleMTLSDisabled, ruleMTLSPermissive, ruleMTLSDisabledSome, rulePortLevelNoSelector,
+	ruleCiliumFromAll, ruleCiliumToAll, ruleCiliumWorld, ruleCiliumEveryPod, ruleCiliumEveryPodOnPorts, ruleCiliumEgressAnywhere,
+	ruleCiliumSelectsEveryPod, ruleCiliumFQDNWithoutDNS, ruleCiliumNoDefaultDeny,
 	ruleNearlyAnyone, ruleAPHTTPOnTCP, ruleTwoProviders, ruleInvalidAuthorizationPolicy, ruleZtunnelHTTP,
 	ruleServicePort, ruleSameNamespacePeer, ruleClusterIPBlock, ruleHostNetwork, ruleRecursiveGlob,
 	ruleUnreadable, ruleTemplate, ruleClaimsGenerated, ruleDuplicate, ruleUnknownIgnore, ruleRemovedAPI, ruleSelectsNothing,
