@@ -120,6 +120,11 @@ func newCluster(t *testing.T, graphs []*graph.Graph, fqdns []api.FQDNSelector) *
 			c.add(&endpoint{key: "ip:" + a.String(), addr: a}, labels.GetCIDRLabels(netip.PrefixFrom(a, a.BitLen())).LabelArray())
 		}
 	}
+	// Each name resolves to an address of its own, labelled as Cilium's name manager labels an
+	// address once its DNS proxy has seen the name resolve: with the fqdn label of every toFQDNs
+	// selector the name matches (ToRegex, the proxy's own matching). That the proxy sees the
+	// lookups is the graph's DNS rule's doing (allow-dns with DNS rules); a graph with allowDNS
+	// false relies on a policy of its own for that.
 	slices.Sort(hosts)
 	next := netip.MustParseAddr("198.18.0.1") // the benchmarking range: no graph names it
 	for _, name := range probeNames(slices.Compact(hosts)) {

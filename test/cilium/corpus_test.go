@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cilium/cilium/pkg/policy/api"
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
@@ -51,12 +52,16 @@ func compileAll(t *testing.T, graphs []*v1alpha1.ServiceGraph, v variant) ([]jud
 		if !res.Generated(compiler.CiliumNetworkPolicies) || res.Generated(compiler.NetworkPolicies) {
 			t.Fatalf("%s: CiliumNetworkPolicies are not what is generated", sg.Name)
 		}
+		j := judged{g: res.Graph, res: res, istio: !slices.Contains(res.Off, compiler.LayerIstio) && !slices.Contains(res.Disabled, compiler.LayerIstio)}
 		for _, obj := range res.Objects() {
 			if p, ok := obj.(*cilium.CiliumNetworkPolicy); ok {
-				resources = append(resources, asCilium(t, p))
+				r := asCilium(t, p)
+				if j.istio && hasHTTP(r.rules) {
+					t.Errorf("%s: HTTP rules in Cilium while Istio enforces layer 7 (Cilium cannot read inside mutual TLS)", p.Name)
+				}
+				resources = append(resources, r)
 			}
 		}
-		j := judged{g: res.Graph, res: res, istio: !slices.Contains(res.Off, compiler.LayerIstio) && !slices.Contains(res.Disabled, compiler.LayerIstio)}
 		for _, a := range v.facts.APIServer {
 			j.apiServer = append(j.apiServer, a.Port)
 		}
@@ -156,6 +161,22 @@ func readGraph(t *testing.T, path string) *v1alpha1.ServiceGraph {
 		t.Fatalf("%s: %v", path, err)
 	}
 	return sg
+}
+
+func hasHTTP(rules api.Rules) bool {
+	for _, r := range rules {
+		for _, in := range r.Ingress {
+			if slices.ContainsFunc(in.ToPorts, func(p api.PortRule) bool { return p.Rules != nil && len(p.Rules.HTTP) > 0 }) {
+				return true
+			}
+		}
+		for _, out := range r.Egress {
+			if slices.ContainsFunc(out.ToPorts, func(p api.PortRule) bool { return p.Rules != nil && len(p.Rules.HTTP) > 0 }) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func subset(want, have map[string]string) bool {

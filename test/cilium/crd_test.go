@@ -8,6 +8,7 @@ import (
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
 )
 
@@ -43,7 +44,11 @@ func checkSchema(t *testing.T, name string, obj map[string]any) {
 	if err != nil {
 		t.Fatalf("Cilium's CRD: %v", err)
 	}
-	if errs := validation.ValidateCustomResource(nil, obj, v); len(errs) > 0 {
+	if errs := validationErrors(obj, v); len(errs) > 0 {
 		t.Errorf("%s: Cilium's CRD schema refuses it: %v", name, errs.ToAggregate())
 	}
+}
+
+func validationErrors(obj map[string]any, v validation.SchemaCreateValidator) field.ErrorList {
+	return validation.ValidateCustomResource(nil, obj, v)
 }

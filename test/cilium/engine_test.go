@@ -120,7 +120,7 @@ func (e *engine) table(t *testing.T, eps []*endpoint) Table {
 		if err := epp.Ready(); err != nil {
 			t.Fatalf("%s: %v", ep.key, err)
 		}
-		l7 := e.l7Rules(t, sp, ep)
+		l7 := e.l7Rules(t, &epp.SelectorPolicy.L4Policy, ep)
 		ports := map[l4]bool{}
 		for k := range epp.Entries() {
 			if k.DestPort == 0 {
@@ -218,18 +218,40 @@ type l7Key struct {
 	peer             identity.NumericIdentity
 }
 
-// l7Rules are the proxy's rules per port and peer: the union of the rules of every selector that
-// selects the peer there.
-func (e *engine) l7Rules(t *testing.T, sp policy.SelectorPolicy, ep *endpoint) map[l7Key]string {
+// l7Rules are what the proxy lets a peer send on a port, as Cilium's Envoy policy has it: every
+// rule of the port (named ports resolved, as GetDirectionNetworkPolicy does) whose selector
+// selects the peer, redirected or not; one without layer-7 rules admits every request.
+func (e *engine) l7Rules(t *testing.T, sp *policy.L4Policy, ep *endpoint) map[l7Key]string {
 	t.Helper()
-	sets := map[l7Key][]string{}
-	for f, tuple := range sp.RedirectFilters() {
-		dir := "out"
-		if f.Ingress {
-			dir = "in"
+	sets, open := map[l7Key][]string{}, map[l7Key]bool{}
+	for f := range sp.Ingress.Filters() {
+		e.addL7(f, ep, sets, open)
+	}
+	for f := range sp.Egress.Filters() {
+		e.addL7(f, ep, sets, open)
+	}
+	out := map[l7Key]string{}
+	for k, rules := range sets {
+		switch {
+		case !open[k]:
+			out[k] = l7String(rules)
+		case slices.ContainsFunc(rules, func(r string) bool { return strings.HasPrefix(r, "dns") }):
+			out[k] = "dns name= pattern=*"
+		default:
+			out[k] = httpAny // consulted only where the port goes through the proxy
 		}
-		rules := ruleStrings(tuple.Policy)
-		for _, id := range tuple.Selector.GetSelections() {
+	}
+	return out
+}
+
+func (e *engine) addL7(f *policy.L4Filter, ep *endpoint, sets map[l7Key][]string, open map[l7Key]bool) {
+	dir := "out"
+	if f.Ingress {
+		dir = "in"
+	}
+	for cs, psp := range f.PerSelectorPolicies {
+		rules := ruleStrings(psp)
+		for _, id := range cs.GetSelections() {
 			port := f.Port
 			if f.PortName != "" {
 				ports := ep.namedPorts // ingress: this endpoint's own
@@ -243,25 +265,22 @@ func (e *engine) l7Rules(t *testing.T, sp policy.SelectorPolicy, ep *endpoint) m
 				port = uint16(p)
 			}
 			k := l7Key{dir, string(f.Protocol), strconv.Itoa(int(port)), id}
+			if rules == nil {
+				open[k] = true
+				if _, ok := sets[k]; !ok {
+					sets[k] = nil
+				}
+				continue
+			}
 			sets[k] = append(sets[k], rules...)
 		}
 	}
-	out := map[l7Key]string{}
-	for k, rules := range sets {
-		if slices.Contains(rules, httpAny) {
-			rules = []string{httpAny}
-		}
-		out[k] = l7String(rules)
-	}
-	return out
 }
 
-// ruleStrings prints the layer-7 rules of one selector at a redirected port. An empty HTTP rule
-// (what Cilium adds when it merges a selector's rule without L7 into one with) lets any request
-// through, but only HTTP: the port still goes through the HTTP proxy, unlike a port without rules.
+// ruleStrings prints the layer-7 rules of one selector on a port; nil when they admit anything.
 func ruleStrings(p *policy.PerSelectorPolicy) []string {
 	if p == nil || p.L7Rules.IsEmpty() {
-		return []string{"proxy without rules"}
+		return nil // layer 4 only
 	}
 	var rules []string
 	for _, h := range p.HTTP {
@@ -270,7 +289,7 @@ func ruleStrings(p *policy.PerSelectorPolicy) []string {
 			continue
 		}
 		if h.Path == "" && h.Method == "" {
-			return []string{httpAny}
+			return nil // what Cilium adds when it merges a rule without layer 7 into one with
 		}
 		rules = append(rules, httpRule(h.Method, h.Path))
 	}
@@ -280,7 +299,8 @@ func ruleStrings(p *policy.PerSelectorPolicy) []string {
 	return rules
 }
 
-// httpAny is an HTTP port's rules that admit every request.
+// httpAny is a port that goes through Cilium's HTTP proxy, which admits every request: unlike a
+// port without rules, it takes HTTP only.
 const httpAny = "http any request"
 
 // httpRule prints an HTTP rule: its method and path expressions, * for any.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
@@ -19,7 +20,7 @@ import (
 
 // randomWorlds is how many random worlds (fixed seeds) are judged, each without a mesh and with
 // Istio: up to 16 services in up to three namespaces, named ports, UDP, SCTP, HTTP and GRPC ports,
-// paths, peers in other namespaces both ways.
+// paths, peers in other namespaces both ways; every other world with sibling edges (addSiblings).
 const randomWorlds = 50
 
 // TestRandomWorldsAsCiliumResolvesThem loads every graph of a world into one repository, as a
@@ -29,9 +30,14 @@ const randomWorlds = 50
 // callee's ingress both allow it.
 func TestRandomWorldsAsCiliumResolvesThem(t *testing.T) {
 	rng := rand.New(rand.NewPCG(28, 2026))
-	services, edges, paths := 0, 0, 0
+	services, edges, paths, siblings := 0, 0, 0, 0
 	for i := range randomWorlds {
 		w := world.Random(rng, world.Options{MaxServices: 16, Namespaces: 3})
+		if i%2 == 1 {
+			n := len(w.Edges)
+			addSiblings(rng, w)
+			siblings += len(w.Edges) - n
+		}
 		graphs := w.Graphs(rng)
 		services, edges = services+len(w.Services), edges+len(w.Edges)
 		for _, e := range w.Edges {
@@ -52,7 +58,35 @@ func TestRandomWorldsAsCiliumResolvesThem(t *testing.T) {
 			})
 		}
 	}
-	t.Logf("%d worlds: %d services, %d edges (%d with a path), each without a mesh and with Istio", randomWorlds, services, edges, paths)
+	t.Logf("%d worlds: %d services, %d edges (%d with a path, %d siblings), each without a mesh and with Istio", randomWorlds, services, edges, paths, siblings)
+}
+
+// addSiblings gives some edges a sibling between the same services that shares their TCP ports
+// and adds one: with a path where the edge has none, without where it has one. The compiler
+// writes the two as rules with different ports for the same caller, which Cilium adds up per port.
+func addSiblings(rng *rand.Rand, w *world.World) {
+	for _, e := range slices.Clone(w.Edges) {
+		if rng.IntN(3) > 0 {
+			continue
+		}
+		sib := world.Edge{From: e.From, To: e.To, Ports: []v1alpha1.ConnectionPort{{Port: intstr.FromInt32(7777)}}}
+		if e.Path == "" {
+			sib.Path = "/v2/*"
+		}
+		for _, p := range e.Ports {
+			switch {
+			case world.L4(p.Protocol) != corev1.ProtocolTCP:
+			case p.Protocol == v1alpha1.ProtocolTCP && sib.Path != "":
+				p.Protocol = "" // HTTP, as the path makes it
+				fallthrough
+			default:
+				sib.Ports = append(sib.Ports, p)
+			}
+		}
+		if len(sib.Ports) > 1 {
+			w.Edges = append(w.Edges, sib)
+		}
+	}
 }
 
 // connections are the connections the table allows between the world's pods, kube-dns and
