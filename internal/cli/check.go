@@ -36,13 +36,16 @@ const (
 func runCheck(e *env, args []string) int {
 	fs, in := newFlagSet(e, "check", "FROM TO:PORT[/PATH] [--method M] [--protocol P] (-f FILE... | --kubeconfig FILE [--context C])",
 		"Says what the policies do with one new connection, layer by layer: the source's egress and the\n"+
-			"destination's ingress NetworkPolicies, the mutual TLS mode Istio applies, and the\n"+
+			"destination's ingress NetworkPolicies (and Cilium's), the mutual TLS mode Istio applies, and the\n"+
 			"AuthorizationPolicies (DENY before ALLOW), each with the object and rule that decided.\n"+
 			"FROM and TO are services of a graph or workloads, as NAME, NAMESPACE/NAME or a label selector\n"+
 			"([NAMESPACE/]app=web), in -n's namespace when they name none; FROM may be an IP address outside\n"+
-			"the cluster. Offline (-f) it compiles the graphs and adds the policies and workloads of the\n"+
-			"files; live (--kubeconfig, or $KUBECONFIG) it reads the cluster's. Exits 0 when the connection\n"+
-			"is allowed, 1 when denied, 2 on an error.")
+			"the cluster, TO an address or a host name outside it, or a graph's external peer (its host, the\n"+
+			"API server or its address). CiliumNetworkPolicies count with NetworkPolicies, as Cilium enforces\n"+
+			"both; a host name is matched by their toFQDNs as Cilium's DNS proxy would have seen it.\n"+
+			"Offline (-f) it compiles the graphs and adds the policies and workloads of the files; live\n"+
+			"(--kubeconfig, or $KUBECONFIG) it reads the cluster's. Exits 0 when the connection is allowed,\n"+
+			"1 when denied, 2 on an error.")
 	method := fs.String("method", "", "the HTTP method (with a path, GET when unset)")
 	protocol := fs.String("protocol", "TCP", "TCP, UDP or SCTP")
 	output := fs.String("o", "text", "output format: text or json")
@@ -171,7 +174,11 @@ func (w *World) request(from string, t target) (eval.Request, error) {
 	}
 	dst, err := w.find(t.to)
 	if err != nil {
-		return r, err
+		x, ok := w.external(t.to)
+		if !ok {
+			return r, err
+		}
+		dst = x
 	}
 	r.To = dst
 	if t.portName != "" && !slices.ContainsFunc(dst.Ports, func(p corev1.ContainerPort) bool { return p.Name == t.portName }) {

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
+	"github.com/servicegraph/servicegraph-operator/internal/cilium"
 	"github.com/servicegraph/servicegraph-operator/internal/lint"
 	"github.com/servicegraph/servicegraph-operator/internal/object"
 )
@@ -194,13 +195,22 @@ func decodeKnown(data []byte, obj object.Object, in input, kind, name string) ([
 	if err := unmarshalStrict(withoutStatus(data), obj); err != nil {
 		return nil, []inputProblem{{kind: kind, name: name, err: locateTypeError(withoutStatus(data), obj, err)}}
 	}
-	if err := setNamespace(obj, in); err != nil {
+	if clusterScoped(obj) {
+		obj.SetNamespace("")
+	} else if err := setNamespace(obj, in); err != nil {
 		return nil, []inputProblem{{kind: kind, name: name, err: err}}
 	}
 	if pod, ok := obj.(*corev1.Pod); ok {
 		podAddresses(data, pod)
 	}
 	return []object.Object{obj}, nil
+}
+
+// clusterScoped tells whether an object of a kind read has no namespace: a
+// CiliumClusterwideNetworkPolicy.
+func clusterScoped(obj object.Object) bool {
+	_, ok := obj.(*cilium.CiliumClusterwideNetworkPolicy)
+	return ok
 }
 
 // podAddresses keeps an exported pod's addresses: traffic sources that name pods by address

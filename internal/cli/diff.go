@@ -31,7 +31,7 @@ func runDiff(e *env, args []string) int {
 			"       servicegraph diff --base-ref REF PATH [--format ...]\n\n"+
 			"Compiles the graphs of OLD and NEW (files or directories, with the hand-written policies and\n"+
 			"workloads beside them) and prints the connections that open and close, and in which layer: L4\n"+
-			"(NetworkPolicies), mTLS and authorization. Exits 0 whether or not anything changes, 1 on input\n"+
+			"(NetworkPolicies and Cilium's policies), mTLS and authorization. Exits 0 whether or not anything changes, 1 on input\n"+
 			"that does not compile, 2 on a wrong command line.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
@@ -179,9 +179,9 @@ func (p probe) String() string {
 }
 
 // connectivityDiff evaluates every connection between the workloads of either world (a workload
-// only one world has is asked about in both: what would the other world do with it), on every port
-// a policy or a container of either names, with the paths HTTP rules name, and lists those whose
-// verdict changed in any layer.
+// only one world has is asked about in both: what would the other world do with it), and from them
+// to the hosts Cilium's toFQDNs rules name, on every port a policy or a container of either names,
+// with the paths HTTP rules name, and lists those whose verdict changed in any layer.
 func connectivityDiff(before, after *World) []change {
 	workloads := map[string]*eval.Workload{}
 	for _, w := range append(slices.Clone(before.workloads), after.workloads...) {
@@ -192,9 +192,10 @@ func connectivityDiff(before, after *World) []change {
 		all = append(all, workloads[k])
 	}
 	targets := probedPorts(all, before.cluster, after.cluster)
+	destinations := append(slices.Clone(all), ciliumHosts(before.cluster, after.cluster)...)
 	var out []change
 	for _, from := range all {
-		for _, to := range all {
+		for _, to := range destinations {
 			if from == to {
 				continue
 			}
@@ -229,8 +230,9 @@ type portTarget struct {
 }
 
 // probedPorts lists the container ports of the workloads and the numbered ports the
-// NetworkPolicies and AuthorizationPolicies of both clusters name, each as a plain connection and,
-// for every path an ALLOW or DENY rule names on it, as an HTTP request on that path.
+// NetworkPolicies, Cilium's policies and AuthorizationPolicies of both clusters name, each as a
+// plain connection and, for every path an ALLOW or DENY rule or a Cilium HTTP rule names on it, as
+// an HTTP request on that path.
 func probedPorts(workloads []*eval.Workload, clusters ...*eval.Cluster) []portTarget {
 	seen := map[string]portTarget{}
 	add := func(t portTarget) {
@@ -246,6 +248,7 @@ func probedPorts(workloads []*eval.Workload, clusters ...*eval.Cluster) []portTa
 		}
 	}
 	for _, c := range clusters {
+		addCiliumPorts(c, add)
 		for _, np := range c.NetworkPolicies {
 			var ports []networkingv1.NetworkPolicyPort
 			for _, r := range np.Spec.Ingress {

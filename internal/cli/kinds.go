@@ -11,6 +11,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/cilium"
 	"github.com/servicegraph/servicegraph-operator/internal/object"
 )
 
@@ -66,9 +67,9 @@ var lintKinds = kinds{
 // newEvidence is an object lint reads for a workload's role only (see lint.Object).
 func newEvidence() object.Object { return &unstructured.Unstructured{} }
 
-// checkKinds are what check reads from files: graphs, hand-written policies, workloads of the
-// kinds lint reads (whose pods' labels, ServiceAccount, ports and sidecar it needs) and namespaces
-// (their labels).
+// checkKinds are what check reads from files: graphs, hand-written policies (Cilium's too),
+// workloads of the kinds lint reads (whose pods' labels, ServiceAccount, ports and sidecar it
+// needs) and namespaces (their labels).
 var checkKinds = kinds{
 	{APIVersion: v1alpha1.GroupVersion.String(), Kind: "ServiceGraph"}:     newServiceGraph,
 	{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"}:            func() object.Object { return &networkingv1.NetworkPolicy{} },
@@ -87,7 +88,16 @@ var checkKinds = kinds{
 	// Services and waypoints say which waypoint traffic to a workload in ambient mode goes through.
 	{APIVersion: "v1", Kind: "Service"}:                           func() object.Object { return &corev1.Service{} },
 	{APIVersion: "gateway.networking.k8s.io/v1", Kind: "Gateway"}: func() object.Object { return &gatewayv1.Gateway{} },
+	// Cilium enforces its policies together with NetworkPolicies.
+	ciliumNetworkPolicyType:            func() object.Object { return &cilium.CiliumNetworkPolicy{} },
+	ciliumClusterwideNetworkPolicyType: func() object.Object { return &cilium.CiliumClusterwideNetworkPolicy{} },
 }
+
+// The kinds of Cilium's policies, cilium.io/v2.
+var (
+	ciliumNetworkPolicyType            = metav1.TypeMeta{APIVersion: cilium.GroupVersion.String(), Kind: "CiliumNetworkPolicy"}
+	ciliumClusterwideNetworkPolicyType = metav1.TypeMeta{APIVersion: cilium.GroupVersion.String(), Kind: "CiliumClusterwideNetworkPolicy"}
+)
 
 // removed are API versions of linted kinds the API server no longer serves, with their successor.
 var removed = map[metav1.TypeMeta]string{

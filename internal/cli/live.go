@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -19,9 +20,11 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
+	"github.com/servicegraph/servicegraph-operator/internal/cilium"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 	"github.com/servicegraph/servicegraph-operator/internal/eval"
 	"github.com/servicegraph/servicegraph-operator/internal/graph"
+	"github.com/servicegraph/servicegraph-operator/internal/object"
 )
 
 // liveWorld reads, from a cluster, what a check between two names needs: the namespaces' labels,
@@ -73,9 +76,10 @@ func liveClient(kubeconfig, kubeContext, namespace string) (client.Client, strin
 	return c, namespace, err
 }
 
-// ReadWorld reads a world from a cluster: every namespace's labels, and the policies, pods and
-// graphs of the given namespaces. The real-packet suite checks the evaluator against the enforcer
-// with it.
+// ReadWorld reads a world from a cluster: every namespace's labels, the policies, pods and graphs
+// of the given namespaces, and the cluster's CiliumClusterwideNetworkPolicies. Cilium's kinds are
+// read when the cluster serves them. The real-packet suite checks the evaluator against the
+// enforcer with it.
 func ReadWorld(ctx context.Context, c client.Reader, namespaces []string) (*World, error) {
 	w := &World{cluster: &eval.Cluster{Namespaces: map[string]map[string]string{}}}
 	var nsList corev1.NamespaceList
@@ -87,14 +91,14 @@ func ReadWorld(ctx context.Context, c client.Reader, namespaces []string) (*Worl
 	}
 	mesh := newMeshObjects(false)
 	w.mesh = mesh
+	if err := w.readCilium(ctx, c, "CiliumClusterwideNetworkPolicy", func() object.Object { return &cilium.CiliumClusterwideNetworkPolicy{} }); err != nil {
+		return nil, err
+	}
 	for _, ns := range namespaces {
 		lists := []client.ObjectList{&networkingv1.NetworkPolicyList{}, &securityv1.PeerAuthenticationList{},
 			&securityv1.AuthorizationPolicyList{}, &corev1.PodList{}, &v1alpha1.ServiceGraphList{}, &corev1.ServiceList{}, &gatewayv1.GatewayList{}}
 		for _, list := range lists {
-			if err := c.List(ctx, list, client.InNamespace(ns)); err != nil {
-				if meta.IsNoMatchError(err) {
-					continue // Istio (or the operator's CRD) is not installed: nothing of that kind applies
-				}
+			if err := listServed(ctx, c, list, client.InNamespace(ns)); err != nil {
 				return nil, err
 			}
 		}
@@ -122,9 +126,40 @@ func ReadWorld(ctx context.Context, c client.Reader, namespaces []string) (*Worl
 		for i := range lists[6].(*gatewayv1.GatewayList).Items {
 			mesh.collect(&lists[6].(*gatewayv1.GatewayList).Items[i])
 		}
+		if err := w.readCilium(ctx, c, "CiliumNetworkPolicy", func() object.Object { return &cilium.CiliumNetworkPolicy{} }, client.InNamespace(ns)); err != nil {
+			return nil, err
+		}
 	}
 	w.attachWaypoints(mesh)
 	return w, nil
+}
+
+// listServed lists objects of a kind, none when the cluster does not serve it: Istio, Cilium or
+// the operator's CRD not installed, nothing of that kind applies.
+func listServed(ctx context.Context, c client.Reader, list client.ObjectList, opts ...client.ListOption) error {
+	if err := c.List(ctx, list, opts...); err != nil && !meta.IsNoMatchError(err) {
+		return err
+	}
+	return nil
+}
+
+// readCilium adds the cluster's objects of a Cilium kind, none when it does not serve cilium.io/v2.
+// They are listed as unstructured objects, so that a client whose scheme does not know Cilium's
+// types reads them too.
+func (w *World) readCilium(ctx context.Context, c client.Reader, kind string, newObject func() object.Object, opts ...client.ListOption) error {
+	list := &unstructured.UnstructuredList{}
+	list.SetGroupVersionKind(cilium.GroupVersion.WithKind(kind + "List"))
+	if err := listServed(ctx, c, list, opts...); err != nil {
+		return err
+	}
+	for _, item := range list.Items {
+		obj := newObject()
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(item.Object, obj); err != nil {
+			return fmt.Errorf("%s %s: %w", kind, client.ObjectKeyFromObject(&item), err)
+		}
+		w.add(obj)
+	}
+	return nil
 }
 
 // addServicePods lets a graph's service name stand for the first of its running pods.

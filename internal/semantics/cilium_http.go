@@ -1,6 +1,7 @@
 package semantics
 
 import (
+	"regexp/syntax"
 	"strings"
 
 	"github.com/servicegraph/servicegraph-operator/internal/cilium"
@@ -57,4 +58,70 @@ func header(headers map[string]string, name string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// CiliumHTTPExample is a request an HTTP rule admits (a path and a method its expressions match),
+// for probing a rule; ok is false when none could be made.
+func CiliumHTTPExample(rule cilium.PortRuleHTTP) (path, method string, ok bool) {
+	path, ok = regexExample(rule.Path, "/")
+	if !ok {
+		return "", "", false
+	}
+	method, ok = regexExample(rule.Method, "GET")
+	return path, method, ok
+}
+
+// regexExample is a short string an expression matches whole (def for the empty expression).
+func regexExample(expr, def string) (string, bool) {
+	if expr == "" {
+		return def, true
+	}
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return "", false
+	}
+	var b strings.Builder
+	writeExample(&b, re.Simplify())
+	return b.String(), ciliumRegexMatches(expr, b.String())
+}
+
+// writeExample writes a string a parsed expression matches: the first branch of alternations, one
+// repetition of a star, the fewest of others, a letter or digit for a class when it has one.
+func writeExample(b *strings.Builder, re *syntax.Regexp) {
+	switch re.Op {
+	case syntax.OpLiteral:
+		b.WriteString(string(re.Rune))
+	case syntax.OpCharClass:
+		b.WriteRune(classExample(re.Rune))
+	case syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+		b.WriteByte('x')
+	case syntax.OpCapture, syntax.OpPlus, syntax.OpStar: // one of any number reads better than none
+		writeExample(b, re.Sub[0])
+	case syntax.OpRepeat:
+		for range re.Min {
+			writeExample(b, re.Sub[0])
+		}
+	case syntax.OpConcat:
+		for _, s := range re.Sub {
+			writeExample(b, s)
+		}
+	case syntax.OpAlternate:
+		writeExample(b, re.Sub[0])
+	}
+}
+
+// classExample picks a rune of a character class (pairs of ranges): x, a letter or a digit when
+// the class has one.
+func classExample(ranges []rune) rune {
+	for _, want := range []rune{'x', 'a', 'A', '0', '-'} {
+		for i := 0; i+1 < len(ranges); i += 2 {
+			if ranges[i] <= want && want <= ranges[i+1] {
+				return want
+			}
+		}
+	}
+	if len(ranges) == 0 {
+		return 'x'
+	}
+	return ranges[0]
 }

@@ -375,3 +375,18 @@ func TestCiliumRefusals(t *testing.T) {
 		})
 	}
 }
+
+func TestCiliumHTTPExample(t *testing.T) {
+	for _, rule := range []cilium.PortRuleHTTP{
+		{}, {Path: "/data"}, {Path: `/data(\?.*)?`}, {Path: `/shop\.Catalog/.*`}, {Path: `.*\.json(\?.*)?`, Method: "GET|HEAD"},
+		{Path: "/v[0-9]+/items/[a-z]{3}"}, {Method: "POST"}, {Path: "^/anchored$"},
+	} {
+		path, method, ok := CiliumHTTPExample(rule)
+		if matched, _ := CiliumHTTPMatches(rule, &HTTP{Path: path, Method: method}); !ok || !matched {
+			t.Errorf("%+v: example %s %s (%v) does not match", rule, method, path, ok)
+		}
+	}
+	if _, _, ok := CiliumHTTPExample(cilium.PortRuleHTTP{Path: "(("}); ok {
+		t.Error("an expression that does not compile has an example")
+	}
+}
