@@ -2,6 +2,7 @@ package lint
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	networkingv1 "k8s.io/api/networking/v1"
@@ -102,6 +103,9 @@ type ciliumAllow struct {
 	nothing bool
 	fqdns   []cilium.FQDNSelector
 	dns     []cilium.PortRuleDNS
+	// worldDenied: a deny rule of the same spec refuses the world on every port, so that what
+	// this rule admits stops at the cluster.
+	worldDenied bool
 }
 
 func (a ciliumAllow) at() string {
@@ -131,6 +135,9 @@ func (p *ciliumPolicy) allows() []ciliumAllow {
 			a.setPeers([]peerList{listOf(r.FromEndpoints), listOf(r.FromNodes), listOf(r.FromEntities), listOf(r.FromCIDR), listOf(r.FromCIDRSet)},
 				listOf(r.FromGroups))
 			a.setPorts(r.ToPorts, len(r.ICMPs) > 0)
+			a.worldDenied = slices.ContainsFunc(s.rule.IngressDeny, func(d cilium.IngressDenyRule) bool {
+				return len(d.ToPorts)+len(d.ICMPs) == 0 && deniesWorld(d.FromEntities)
+			})
 			out = append(out, a)
 		}
 		for i, r := range s.rule.Egress {
@@ -139,10 +146,31 @@ func (p *ciliumPolicy) allows() []ciliumAllow {
 			a.setPeers([]peerList{listOf(r.ToEndpoints), listOf(r.ToNodes), listOf(r.ToEntities), listOf(r.ToCIDR), listOf(r.ToCIDRSet)},
 				listOf(r.ToGroups), listOf(r.ToServices), listOf(r.ToFQDNs))
 			a.setPorts(r.ToPorts, len(r.ICMPs) > 0)
+			a.worldDenied = slices.ContainsFunc(s.rule.EgressDeny, func(d cilium.EgressDenyRule) bool {
+				return len(d.ToPorts)+len(d.ICMPs) == 0 && deniesWorld(d.ToEntities)
+			})
 			out = append(out, a)
 		}
 	}
 	return out
+}
+
+// everyPod tells whether a rule admits every pod of every namespace: the entity cluster, an
+// endpoint selector as everyPodOf reads it, or everyone but the world its spec denies.
+func (a ciliumAllow) everyPod(clusterwide bool) bool {
+	return hasEntity(a.entities, "cluster", "cluster-mesh") || a.worldDenied && a.everyone() ||
+		slices.ContainsFunc(a.endpoints, func(sel metav1.LabelSelector) bool { return everyPodOf(sel, clusterwide) != "" })
+}
+
+// deniesWorld tells whether a deny rule's entities cover everything outside the cluster.
+func deniesWorld(entities []string) bool {
+	return hasEntity(entities, "world", "all") || hasEntity(entities, "world-ipv4") && hasEntity(entities, "world-ipv6")
+}
+
+// everyone tells whether a rule admits every peer (before its spec's deny rules): ports without
+// peers, or the entity all.
+func (a ciliumAllow) everyone() bool {
+	return !a.peers || hasEntity(a.entities, "all")
 }
 
 func (a *ciliumAllow) setPeers(selecting []peerList, adding ...peerList) {
@@ -195,6 +223,8 @@ func ciliumAllowsEveryPeer(p *ciliumPolicy, _ Options) []problem {
 			d, peer = 1, "to"
 		}
 		switch {
+		case a.worldDenied:
+			continue // every pod, not everyone: CNP004, CNP005, CNP006
 		case !a.peers:
 			places[d] = append(places[d], fmt.Sprintf("%s has toPorts and no %s… peer (Cilium's layer-4 wildcard)", a.at(), peer))
 		case hasEntity(a.entities, "all"):
@@ -225,7 +255,7 @@ func ciliumAllowsEveryPeer(p *ciliumPolicy, _ Options) []problem {
 func ciliumOutside(p *ciliumPolicy, _ Options) []problem {
 	var out []problem
 	for _, a := range p.allows() {
-		if !a.judged() || !a.peers {
+		if !a.judged() || !a.peers || a.worldDenied {
 			continue
 		}
 		var what []string
@@ -260,16 +290,19 @@ func ciliumOutside(p *ciliumPolicy, _ Options) []problem {
 }
 
 // ciliumEveryPodOfEveryNamespace finds peers that are every pod of the cluster: the entity
-// cluster, or endpoints whose selector names no pod label and no namespace but to say it exists
-// or to exclude some. Ingress on every port is an error (CNP004), on listed ports a warning
+// cluster, endpoints whose selector names no pod label and no namespace but to say it exists or
+// to exclude some, or everyone but the world the spec denies. Ingress on every port is an error (CNP004), on listed ports a warning
 // (CNP005), egress a warning (CNP006).
 func ciliumEveryPodOfEveryNamespace(p *ciliumPolicy, _ Options) []problem {
 	var out []problem
 	for _, a := range p.allows() {
-		if !a.judged() || !a.peers {
+		if !a.judged() {
 			continue
 		}
 		var found []string
+		if a.worldDenied && a.everyone() {
+			found = append(found, fmt.Sprintf("%s admits every source but the world, which a deny rule refuses: every pod of every namespace, and the nodes", a.at()))
+		}
 		for _, e := range a.entities {
 			if e == "cluster" || e == "cluster-mesh" {
 				found = append(found, fmt.Sprintf("%s names the entity %s: every pod of every namespace, and the nodes", a.at(), e))

@@ -36,6 +36,9 @@ var ciliumCases = []ruleCase{
 	{"the entity all", "CNP001",
 		cnpYAML(endpointAPI + "  ingress: [{fromEntities: [all]}]\n"),
 		cnpYAML(endpointAPI + "  ingress: [{fromEntities: [kube-apiserver, host]}]\n")},
+	{"the world denied on every port: every pod, not everyone", "CNP001",
+		ccnpYAML("  endpointSelector: {}\n  ingress: [{fromEntities: [all]}]\n  ingressDeny: [{fromEntities: [world], " + port80 + "}]\n"),
+		ccnpYAML("  endpointSelector: {}\n  ingress: [{fromEntities: [all]}]\n  ingressDeny: [{fromEntities: [world]}]\n")},
 	{"ICMP from anywhere is the usual allowance", "CNP001",
 		cnpYAML(endpointAPI + "  ingress: [{toPorts: [{ports: [{port: '0', protocol: ANY}]}]}]\n"),
 		cnpYAML(endpointAPI + "  ingress: [{icmps: [{fields: [{type: 8, family: IPv4}]}]}]\n")},
@@ -69,6 +72,9 @@ var ciliumCases = []ruleCase{
 	{"an empty selector in a clusterwide policy", "CNP004",
 		ccnpYAML(endpointAPI + "  ingress: [{fromEndpoints: [{}]}]\n"),
 		ccnpYAML(endpointAPI + "  ingress: [{fromEndpoints: [{matchLabels: {app: web}}]}]\n")},
+	{"everyone but the world a deny rule refuses", "CNP004",
+		ccnpYAML("  endpointSelector: {}\n  ingress: [{fromEntities: [all]}]\n  ingressDeny: [{fromEntities: [world]}]\n"),
+		ccnpYAML("  endpointSelector: {}\n  ingress: [{fromEntities: [all]}]\n  ingressDeny: [{fromEntities: [world], " + port80 + "}]\n")},
 	{"the entity cluster", "CNP004",
 		cnpYAML(endpointAPI + "  ingress: [{fromEntities: [cluster]}]\n"),
 		cnpYAML(endpointAPI + "  ingress: [{fromEntities: [ingress]}]\n")},
@@ -85,6 +91,9 @@ var ciliumCases = []ruleCase{
 		cnpYAML(endpointAPI+"  ingress: [{fromEndpoints: ["+allNS+"], toPorts: [{ports: [{port: '9090', protocol: TCP}]}]}]\n") + "\n---\n" + apiPod,
 		cnpYAML(endpointAPI+"  ingress: [{fromEndpoints: ["+allNS+"], toPorts: [{ports: [{port: '9090', protocol: TCP}]}]}]\n") + "\n---\n" +
 			"apiVersion: v1\nkind: Pod\nmetadata: {name: api, namespace: shop, labels: {app: api}, annotations: {prometheus.io/port: '9090'}}\n"},
+	{"the cluster DNS takes lookups from every pod", "CNP005",
+		ccnpYAML("  endpointSelector: {matchLabels: {k8s:io.kubernetes.pod.namespace: kube-system, k8s-app: metrics-server}}\n  ingress: [{fromEndpoints: [{}], toPorts: [{ports: [{port: '53', protocol: UDP}]}]}]\n"),
+		ccnpYAML("  endpointSelector: {matchLabels: {k8s:io.kubernetes.pod.namespace: kube-system, k8s-app: kube-dns}}\n  ingress: [{fromEndpoints: [{}], toPorts: [{ports: [{port: '53', protocol: UDP}]}]}]\n")},
 	{"toEntities world", "CNP006",
 		cnpYAML(endpointAPI + "  egress: [{toEntities: [world], " + port443 + "}]\n"),
 		cnpYAML(endpointAPI + "  egress: [{toFQDNs: [{matchName: api.stripe.com}], " + port443 + "}, " + dnsRule + "]\n")},
@@ -112,9 +121,15 @@ var ciliumCases = []ruleCase{
 		cnpYAML(endpointAPI + "  egress: [{toFQDNs: [{matchName: api.stripe.com}], " + port443 + "}, " + dnsRule + "]\n")},
 	{"a DNS rule of another policy for every pod of the namespace", "CNP008",
 		cnpYAML(endpointAPI+"  egress: [{toFQDNs: [{matchPattern: '*.stripe.com'}], "+port443+"}]\n") + "\n---\n" +
-			"apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: dns, namespace: shop}\nspec:\n  endpointSelector: {matchLabels: {app: web}}\n  egress: [" + dnsRule + "]\n",
+			"apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: dns, namespace: shop}\nspec:\n  endpointSelector: {matchLabels: {app: web}}\n  egress: [" + dnsRule + "]\n---\n" + apiPod,
 		cnpYAML(endpointAPI+"  egress: [{toFQDNs: [{matchPattern: '*.stripe.com'}], "+port443+"}]\n") + "\n---\n" +
 			"apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: dns, namespace: shop}\nspec:\n  endpointSelector: {}\n  egress: [" + dnsRule + "]\n"},
+	{"a DNS rule of another policy that selects the same workloads", "CNP008",
+		cnpYAML(endpointAPI+"  egress: [{toFQDNs: [{matchName: api.stripe.com}], "+port443+"}]\n") + "\n---\n" + dnsPolicy("kind: server") + "\n---\n" + clientPod,
+		cnpYAML(endpointAPI+"  egress: [{toFQDNs: [{matchName: api.stripe.com}], "+port443+"}]\n") + "\n---\n" + dnsPolicy("kind: client") + "\n---\n" + clientPod},
+	{"without workloads, another policy's DNS rule may be for the same pods", "CNP008",
+		cnpYAML(endpointAPI + "  egress: [{toFQDNs: [{matchName: api.stripe.com}], " + port443 + "}]\n"),
+		cnpYAML(endpointAPI+"  egress: [{toFQDNs: [{matchName: api.stripe.com}], "+port443+"}]\n") + "\n---\n" + dnsPolicy("kind: server")},
 	{"a clusterwide DNS rule", "CNP008",
 		cnpYAML(endpointAPI + "  egress: [{toFQDNs: [{matchName: api.stripe.com}], " + port443 + "}]\n"),
 		cnpYAML(endpointAPI+"  egress: [{toFQDNs: [{matchName: api.stripe.com}], "+port443+"}]\n") + "\n---\n" + ccnpYAML("  endpointSelector: {}\n  egress: ["+dnsRule+"]\n")},
@@ -129,7 +144,10 @@ var ciliumCases = []ruleCase{
 		cnpYAML("  endpointSelector: {}\n  ingress: [{fromEndpoints: [{}]}]\n")},
 	{"an allow-all for every pod is no default-deny", "CNP009",
 		cnpYAML("  endpointSelector: {}\n  ingress: [{fromEntities: [all]}]\n"),
-		cnpYAML("  endpointSelector: {}\n  ingress: [{fromEntities: [cluster]}]\n")},
+		cnpYAML("  endpointSelector: {}\n  ingress: [{fromEntities: [all], " + port80 + "}]\n")},
+	{"every pod of every namespace on every port is no default-deny", "CNP009",
+		cnpYAML("  endpointSelector: {}\n  ingress: [{fromEntities: [cluster]}]\n"),
+		cnpYAML("  endpointSelector: {}\n  ingress: [{fromEndpoints: [{}]}]\n")},
 	{"a clusterwide default-deny that leaves kube-system out", "CNP009",
 		cnpYAML(endpointAPI+"  ingress: [{fromEndpoints: [{matchLabels: {app: web}}]}]\n") + "\n---\n" +
 			ccnpYAML("  endpointSelector: {matchExpressions: [{key: io.kubernetes.pod.namespace, operator: NotIn, values: [kube-system, shop]}]}\n  ingress: [{}]\n"),
@@ -149,6 +167,15 @@ var ciliumCases = []ruleCase{
 // loadBalancer is a LoadBalancer Service in front of the api pods: its pods take port 8443 from
 // anywhere.
 const loadBalancer = "apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: shop}\nspec:\n  type: LoadBalancer\n  selector: {app: api}\n  ports: [{port: 443, targetPort: 8443}]"
+
+// clientPod is a pod of namespace shop that the api policies select, labelled kind: client.
+const clientPod = "apiVersion: v1\nkind: Pod\nmetadata: {name: api, namespace: shop, labels: {app: api, kind: client}}\n"
+
+// dnsPolicy is a CiliumNetworkPolicy "dns" of namespace shop that sends the lookups of the pods
+// with the label through Cilium's DNS proxy.
+func dnsPolicy(label string) string {
+	return "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: dns, namespace: shop}\nspec:\n  endpointSelector: {matchLabels: {" + label + "}}\n  egress: [" + dnsRule + "]\n"
+}
 
 // dnsRuleFor is an egress rule to the cluster DNS whose lookups the pattern allows.
 func dnsRuleFor(pattern string) string {

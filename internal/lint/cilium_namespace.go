@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/servicegraph/servicegraph-operator/internal/cilium"
 	"github.com/servicegraph/servicegraph-operator/internal/semantics"
@@ -17,8 +18,8 @@ import (
 // default-deny (with NP005, in networkpolicy.go), and whether toFQDNs rules can learn anything.
 
 // isolatesEveryPod tells whether a rule of the policy puts every pod of a namespace (whose labels
-// are nsLabels, as far as the input says) in default deny for ingress without admitting everyone
-// on every port: then no pod there accepts what no policy allows. A namespaced policy's
+// are nsLabels, as far as the input says) in default deny for ingress without admitting everyone,
+// or every pod of the cluster, on every port: then no pod there accepts what no policy allows. A namespaced policy's
 // endpointSelector is scoped to its own namespace whatever it says of namespaces; a clusterwide
 // one covers the namespaces its namespace requirements match.
 func (p *ciliumPolicy) isolatesEveryPod(namespace string, nsLabels map[string]string) bool {
@@ -32,7 +33,7 @@ func (p *ciliumPolicy) isolatesEveryPod(namespace string, nsLabels map[string]st
 			continue
 		}
 		if !slices.ContainsFunc(p.allows(), func(a ciliumAllow) bool {
-			return a.spec == s && !a.egress && !a.nothing && !a.icmp && (!a.peers || hasEntity(a.entities, "all")) && everyPort(a.ports)
+			return a.spec == s && !a.egress && !a.nothing && !a.icmp && (a.everyone() || a.everyPod(p.clusterwide)) && everyPort(a.ports)
 		}) {
 			return true
 		}
@@ -90,8 +91,11 @@ type dnsVisibility struct {
 }
 
 // fqdnWithoutDNSFindings finds toFQDNs rules whose names Cilium cannot learn: no DNS rule of the
-// input reaches their pods (one of the same policy, of a policy of the namespace for the same or
-// every pod, or of a clusterwide policy), or none of those lets the name's lookup through.
+// input reaches their pods, or none of those lets the name's lookup through. DNS rules reach the
+// pods when they are of the same policy, of a clusterwide policy, or of a policy of the namespace
+// for the same or every pod; one for other pods of the namespace reaches them when it selects
+// every workload of the input the toFQDNs rule's policy selects, and, without such workloads in
+// the input, is given the benefit of the doubt.
 func fqdnWithoutDNSFindings(objs []Object) []Finding {
 	type located struct {
 		o Object
@@ -99,7 +103,11 @@ func fqdnWithoutDNSFindings(objs []Object) []Finding {
 	}
 	var policies []located
 	var visible []dnsVisibility
+	workloads := map[string][]labels.Set{}
 	for _, o := range objs {
+		if w, ok := o.Object.(*corev1.PodTemplate); ok {
+			workloads[w.Namespace] = append(workloads[w.Namespace], w.Template.Labels)
+		}
 		p, ok := asCiliumPolicy(o.Object)
 		if !ok {
 			continue
@@ -124,15 +132,15 @@ func fqdnWithoutDNSFindings(objs []Object) []Finding {
 			if !a.egress || len(a.fqdns) == 0 || a.nothing {
 				continue
 			}
+			pods := selected(workloads[l.p.namespace], a.spec.rule.EndpointSelector)
 			var rules []cilium.PortRuleDNS
 			for _, v := range visible {
-				if v.policy == l.p || v.clusterwide || !l.p.clusterwide && v.namespace == l.p.namespace &&
-					(len(podRequirements(v.selector)) == 0 || reflect.DeepEqual(v.selector, a.spec.rule.EndpointSelector)) {
+				if v.reaches(l.p, a.spec.rule.EndpointSelector, pods) {
 					rules = append(rules, v.rules...)
 				}
 			}
 			if len(rules) == 0 {
-				found = append(found, fmt.Sprintf("%s.toFQDNs: no DNS rule (toPorts rules: dns) of this policy, of a policy of its namespace for the same or every pod, or of a clusterwide policy", a.at()))
+				found = append(found, fmt.Sprintf("%s.toFQDNs: no DNS rule (toPorts rules: dns) of this policy, of a clusterwide policy or of a policy of its namespace for its pods", a.at()))
 				continue
 			}
 			for j, f := range a.fqdns {
@@ -148,6 +156,38 @@ func fqdnWithoutDNSFindings(objs []Object) []Finding {
 		if len(found) > 0 {
 			pr := ruleCiliumFQDNWithoutDNS.problemf("%s: Cilium learns a name's addresses only from the lookups its DNS proxy lets through, so these are never reached", strings.Join(found, "; "))
 			out = append(out, locate(l.o, []problem{pr})...)
+		}
+	}
+	return out
+}
+
+// reaches tells whether a policy rule's DNS rules apply to the pods of another policy's rule
+// (selector sel; pods, the input's workloads it selects).
+func (v dnsVisibility) reaches(p *ciliumPolicy, sel metav1.LabelSelector, pods []labels.Set) bool {
+	switch {
+	case v.policy == p || v.clusterwide:
+		return true
+	case p.clusterwide || v.namespace != p.namespace:
+		return false
+	case len(podRequirements(v.selector)) == 0 || reflect.DeepEqual(v.selector, sel):
+		return true
+	case len(pods) == 0:
+		return true // the input does not say which pods these are
+	}
+	return len(selected(pods, v.selector)) == len(pods)
+}
+
+// selected are the pods (by their labels) an endpointSelector takes, by its pod requirements; none
+// for one that takes no pods.
+func selected(pods []labels.Set, sel metav1.LabelSelector) []labels.Set {
+	s := podSelectorOf(sel)
+	if s == nil {
+		return nil
+	}
+	var out []labels.Set
+	for _, l := range pods {
+		if s.Matches(l) {
+			out = append(out, l)
 		}
 	}
 	return out

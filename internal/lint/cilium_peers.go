@@ -153,12 +153,11 @@ func ciliumPortsOf(rules []cilium.PortRule) []networkingv1.NetworkPolicyPort {
 }
 
 // ciliumPodSelector is a policy's endpointSelector as a selector of the input's pods, for WL001
-// and for roles: the pod labels it requires. Where a pod runs, and its ServiceAccount, are not
-// pod labels: left out, the selector takes more pods, which only makes both judgements more
-// careful. nil for a clusterwide policy, one selecting nodes or reserved identities, one whose
-// rules select different pods, and one that selects every pod of its namespace.
+// and for roles (podSelectorOf), with the namespace the pods are in (ciliumNamespace). nil for
+// one selecting nodes, one whose rules select different pods, a clusterwide one that does not pin
+// one namespace, and one that selects every pod of its namespace.
 func ciliumPodSelector(p *ciliumPolicy) labels.Selector {
-	if p.clusterwide || len(p.rules) == 0 {
+	if len(p.rules) == 0 || p.clusterwide && ciliumNamespace(p) == "" {
 		return nil
 	}
 	first := p.rules[0].rule.EndpointSelector
@@ -167,8 +166,42 @@ func ciliumPodSelector(p *ciliumPolicy) labels.Selector {
 			return nil
 		}
 	}
+	sel := podSelectorOf(first)
+	if sel == nil || sel.Empty() {
+		return nil
+	}
+	return sel
+}
+
+// ciliumNamespace is the namespace of the pods a policy selects: a namespaced policy's own, and
+// for a clusterwide one, the namespace every rule names in matchLabels ("" for none, or several).
+func ciliumNamespace(p *ciliumPolicy) string {
+	if !p.clusterwide {
+		return p.namespace
+	}
+	namespace := ""
+	for i, s := range p.rules {
+		ns := ""
+		for _, r := range requirementsOf(s.rule.EndpointSelector) {
+			if r.label && r.name == ciliumNamespaceKey && (r.source == "k8s" || r.source == "any") {
+				ns = r.values[0]
+			}
+		}
+		if ns == "" || i > 0 && ns != namespace {
+			return ""
+		}
+		namespace = ns
+	}
+	return namespace
+}
+
+// podSelectorOf is an endpointSelector as a selector of pods by their labels: the pod labels it
+// requires. Where a pod runs, and its ServiceAccount, are not pod labels: left out, the selector
+// takes more pods, which only makes the judgements that use it more careful. nil for a selector
+// of reserved identities.
+func podSelectorOf(es metav1.LabelSelector) labels.Selector {
 	var pod metav1.LabelSelector
-	for _, r := range podRequirements(first) {
+	for _, r := range podRequirements(es) {
 		if r.source != "k8s" && r.source != "any" || r.name == "io.cilium.k8s.policy.serviceaccount" {
 			if r.source == "reserved" {
 				return nil
@@ -185,7 +218,7 @@ func ciliumPodSelector(p *ciliumPolicy) labels.Selector {
 		pod.MatchExpressions = append(pod.MatchExpressions, metav1.LabelSelectorRequirement{Key: r.name, Operator: r.op, Values: r.values})
 	}
 	sel, err := metav1.LabelSelectorAsSelector(&pod)
-	if err != nil || sel.Empty() {
+	if err != nil {
 		return nil
 	}
 	return sel

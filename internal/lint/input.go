@@ -155,7 +155,7 @@ func selectsNoWorkloadFindings(objs []Object, opts Options) []Finding {
 	var out []Finding
 	for _, o := range objs {
 		sel, what := policySelector(o.Object)
-		ns := o.Object.GetNamespace()
+		ns := namespaceOf(o.Object)
 		k, where := key{ns, ""}, "in the input"
 		if !opts.Workloads {
 			k.file, where = o.File, "in its file (--workloads complete judges it against every workload of the input)"
@@ -171,6 +171,15 @@ func selectsNoWorkloadFindings(objs []Object, opts Options) []Finding {
 	return out
 }
 
+// namespaceOf is the namespace of the pods a policy applies to: its own, or the one a clusterwide
+// Cilium policy pins ("" for none).
+func namespaceOf(obj object.Object) string {
+	if p, ok := asCiliumPolicy(obj); ok {
+		return ciliumNamespace(p)
+	}
+	return obj.GetNamespace()
+}
+
 // policySelector is a policy's workload selector, nil when it selects every pod or cannot be read.
 func policySelector(obj object.Object) (labels.Selector, string) {
 	var sel *metav1.LabelSelector
@@ -182,7 +191,7 @@ func policySelector(obj object.Object) (labels.Selector, string) {
 		sel = &metav1.LabelSelector{MatchLabels: o.Spec.GetSelector().GetMatchLabels()}
 	case *securityv1.PeerAuthentication:
 		sel = &metav1.LabelSelector{MatchLabels: o.Spec.GetSelector().GetMatchLabels()}
-	case *cilium.CiliumNetworkPolicy:
+	case *cilium.CiliumNetworkPolicy, *cilium.CiliumClusterwideNetworkPolicy:
 		p, _ := asCiliumPolicy(o)
 		if s := ciliumPodSelector(p); s != nil {
 			return s, "endpointSelector"

@@ -31,6 +31,23 @@ func (ri *roleIndex) needsOf(p *corev1.PodTemplate) []need {
 	}
 	out = append(out, podMonitorNeeds(ri.evidence, p)...)
 	out = append(out, istioNeeds(ri, p)...)
+	out = append(out, dnsNeeds(p)...)
+	return out
+}
+
+// dnsNeeds are the openings of the cluster's DNS server, known by its labels (kube-dns, CoreDNS):
+// every pod, and every node, looks names up through it on port 53.
+func dnsNeeds(p *corev1.PodTemplate) []need {
+	l := p.Template.Labels
+	name := cmp.Or(l["k8s-app"], l["app.kubernetes.io/name"])
+	if name != "kube-dns" && name != "coredns" {
+		return nil
+	}
+	why := "cluster DNS: every pod looks names up through it (label " + labels.Set(l).String() + ")"
+	var out []need
+	for _, port := range []intstr.IntOrString{intstr.FromInt32(53), intstr.FromString("dns"), intstr.FromString("dns-tcp")} {
+		out = append(out, need{port: port, reach: reachCluster, why: why})
+	}
 	return out
 }
 

@@ -92,7 +92,7 @@ func newRoleIndex(objs []Object) *roleIndex {
 // complete tells whether the input's workloads of a policy's namespace may be taken as all of them:
 // --workloads complete says so, or the policy's own file holds some (as WL001 judges).
 func (ri *roleIndex) complete(o Object, opts Options) bool {
-	return opts.Workloads || ri.workloadFiles[o.File][o.Object.GetNamespace()]
+	return opts.Workloads || ri.workloadFiles[o.File][namespaceOf(o.Object)]
 }
 
 // matching are a namespace's workloads in the input whose pods a selector matches.
@@ -253,7 +253,7 @@ func (ri *roleIndex) weigh(o Object, problems []problem, opts Options) []problem
 		if p.opening == nil || p.severity == SeverityNote {
 			continue
 		}
-		covered, needs := ri.judge(o.Object.GetNamespace(), sel, *p.opening)
+		covered, needs := ri.judge(namespaceOf(o.Object), sel, *p.opening)
 		if covered && meshWide {
 			covered, needs = ri.judge(anyNamespace, sel, *p.opening)
 		}
