@@ -95,7 +95,7 @@ verify-generated: generate manifests ## Fail if the generated code or manifests 
 	@git diff --exit-code -- api internal/cilium config/crd config/rbac charts/servicegraph-operator/crds charts/servicegraph-operator/files || { echo "run 'make generate manifests' and commit the result"; exit 1; }
 
 .PHONY: test
-test: envtest knp argocd prometheus chromium lint verify-generated $(TEST_DEPS) ## Run every test: unit, golden, fuzz seeds, envtest, e2e, real packets (needs root), a real Argo CD (test/argocd), a real Prometheus (test/traffic), a real Chromium (test/browser), Istio's judgement (test/istio) and the Gatekeeper policies (test/opa).
+test: envtest knp argocd prometheus chromium lint verify-generated $(TEST_DEPS) ## Run every test: unit, golden, fuzz seeds, envtest, e2e, real packets (needs root), a real Argo CD (test/argocd), a real Prometheus (test/traffic), a real Chromium (test/browser), Istio's judgement (test/istio), Cilium's judgement (test/cilium) and the Gatekeeper policies (test/opa).
 	go test ./... -count=1 -timeout 25m
 	cd test/istio && go vet ./... && go test ./... -count=1 -timeout 10m
 	cd test/cilium && go vet ./... && go test ./... -count=1 -timeout 10m
