@@ -81,8 +81,8 @@ func runLint(e *env, args []string) int {
 // Cilium v1.20's schema is known: a misspelt one is an IN001 finding). They belong with lintKinds
 // in kinds.go; kept here while that file is being edited for other commands.
 var ciliumLintKinds = kinds{
-	{APIVersion: "cilium.io/v2", Kind: "CiliumNetworkPolicy"}:            func() object.Object { return &cilium.CiliumNetworkPolicy{} },
-	{APIVersion: "cilium.io/v2", Kind: "CiliumClusterwideNetworkPolicy"}: func() object.Object { return &cilium.CiliumClusterwideNetworkPolicy{} },
+	ciliumNetworkPolicyType:            func() object.Object { return &cilium.CiliumNetworkPolicy{} },
+	ciliumClusterwideNetworkPolicyType: func() object.Object { return &cilium.CiliumClusterwideNetworkPolicy{} },
 }
 
 // lintReads are the kinds lint reads: lintKinds and the Cilium policies.
@@ -95,9 +95,6 @@ func lintReads() kinds {
 func lintDocuments(docs []document, opts lint.Options) lint.Report {
 	objs := make([]lint.Object, len(docs))
 	for i, d := range docs {
-		if _, ok := d.obj.(*cilium.CiliumClusterwideNetworkPolicy); ok {
-			d.obj.SetNamespace("") // cluster-scoped: the namespace reading gave it means nothing
-		}
 		objs[i] = lint.Object{File: d.file, Line: d.line, Object: d.obj}
 	}
 	return lint.Report{Findings: lint.Lint(objs, opts), Objects: len(objs)}

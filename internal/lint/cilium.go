@@ -11,6 +11,7 @@ import (
 
 	"github.com/servicegraph/servicegraph-operator/internal/cilium"
 	"github.com/servicegraph/servicegraph-operator/internal/object"
+	"github.com/servicegraph/servicegraph-operator/internal/semantics"
 )
 
 // CiliumNetworkPolicy and CiliumClusterwideNetworkPolicy rules: the holes of the NetworkPolicy
@@ -44,6 +45,9 @@ var (
 	ruleCiliumNoDefaultDeny = &Rule{"CNP009", SeverityWarning,
 		"a namespace has CiliumNetworkPolicies but none selects every pod for ingress: pods no policy selects accept all traffic",
 		"add a CiliumNetworkPolicy with endpointSelector: {} and ingress: [{}] (or a default-deny NetworkPolicy, or a ServiceGraph)"}
+	ruleCiliumRefused = &Rule{"CNP010", SeverityError,
+		"the API server or Cilium's agent refuses it, and none of its rules is enforced: no rule, a rule without sections, fromRequires, two kinds of peer in one rule, a bad selector, entity, CIDR, port, protocol or FQDN, a layer-7 rule where it cannot apply",
+		"fix the field the message names; the agent reports its refusal only in the policy's status"}
 )
 
 // ciliumPolicy is a CiliumNetworkPolicy or a CiliumClusterwideNetworkPolicy as lint reads it: its
@@ -53,8 +57,8 @@ type ciliumPolicy struct {
 	// clusterwide: selectors that name no namespace select pods of every namespace.
 	clusterwide bool
 	rules       []ciliumSpec
-	// empty: neither spec nor specs, which the agent refuses.
-	empty bool
+	// agent is the policy as internal/semantics reads it, for what refuses it.
+	agent semantics.CiliumPolicy
 }
 
 // ciliumSpec is one rule of a policy and where it is ("spec", "specs[1]").
@@ -69,9 +73,9 @@ func asCiliumPolicy(obj object.Object) (*ciliumPolicy, bool) {
 	p := &ciliumPolicy{namespace: obj.GetNamespace()}
 	switch o := obj.(type) {
 	case *cilium.CiliumNetworkPolicy:
-		spec, specs = o.Spec, o.Specs
+		spec, specs, p.agent = o.Spec, o.Specs, semantics.CiliumPolicyOf(o)
 	case *cilium.CiliumClusterwideNetworkPolicy:
-		spec, specs, p.clusterwide, p.namespace = o.Spec, o.Specs, true, ""
+		spec, specs, p.clusterwide, p.namespace, p.agent = o.Spec, o.Specs, true, "", semantics.CiliumClusterwidePolicyOf(o)
 	default:
 		return nil, false
 	}
@@ -81,7 +85,6 @@ func asCiliumPolicy(obj object.Object) (*ciliumPolicy, bool) {
 	for i := range specs {
 		p.rules = append(p.rules, ciliumSpec{fmt.Sprintf("specs[%d]", i), &specs[i]})
 	}
-	p.empty = spec == nil && specs == nil
 	return p, true
 }
 
@@ -203,10 +206,22 @@ func (a ciliumAllow) judged() bool {
 }
 
 var ciliumChecks = []check[*ciliumPolicy]{
+	ciliumRefused,
 	ciliumAllowsEveryPeer,
 	ciliumOutside,
 	ciliumEveryPodOfEveryNamespace,
 	ciliumSelectsEveryPod,
+}
+
+// ciliumRefused finds what the API server's schema or Cilium's agent refuses
+// (semantics.CiliumRefusals): caught in review, where the agent would only say so in the
+// policy's status and enforce none of it.
+func ciliumRefused(p *ciliumPolicy, _ Options) []problem {
+	var out []problem
+	for _, m := range semantics.CiliumRefusals(p.agent) {
+		out = append(out, ruleCiliumRefused.problemf("%s", m))
+	}
+	return out
 }
 
 // ciliumAllowsEveryPeer finds rules that let everyone through: ports without peers (Cilium's

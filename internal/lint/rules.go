@@ -194,7 +194,7 @@ var catalogue = []*Rule{
 	ruleAllowAnySource, ruleAnyPrincipal, ruleAllowNamespaceWide, ruleDenyNeverMatches, ruleAllowEverything, ruleNeverMatches,
 	ruleMTLSDisabled, ruleMTLSPermissive, ruleMTLSDisabledSome, rulePortLevelNoSelector,
 	ruleCiliumFromAll, ruleCiliumToAll, ruleCiliumWorld, ruleCiliumEveryPod, ruleCiliumEveryPodOnPorts, ruleCiliumEgressAnywhere,
-	ruleCiliumSelectsEveryPod, ruleCiliumFQDNWithoutDNS, ruleCiliumNoDefaultDeny,
+	ruleCiliumSelectsEveryPod, ruleCiliumFQDNWithoutDNS, ruleCiliumNoDefaultDeny, ruleCiliumRefused,
 	ruleNearlyAnyone, ruleAPHTTPOnTCP, ruleTwoProviders, ruleInvalidAuthorizationPolicy, ruleZtunnelHTTP,
 	ruleServicePort, ruleSameNamespacePeer, ruleClusterIPBlock, ruleHostNetwork, ruleRecursiveGlob,
 	ruleUnreadable, ruleTemplate, ruleClaimsGenerated, ruleDuplicate, ruleUnknownIgnore, ruleRemovedAPI, ruleSelectsNothing,
