@@ -120,7 +120,7 @@ func (e *engine) table(t *testing.T, eps []*endpoint) Table {
 		if err := epp.Ready(); err != nil {
 			t.Fatalf("%s: %v", ep.key, err)
 		}
-		l7 := e.l7Rules(t, &epp.SelectorPolicy.L4Policy, ep)
+		l7 := e.l7Rules(&epp.SelectorPolicy.L4Policy, ep)
 		ports := map[l4]bool{}
 		for k := range epp.Entries() {
 			if k.DestPort == 0 {
@@ -221,8 +221,7 @@ type l7Key struct {
 // l7Rules are what the proxy lets a peer send on a port, as Cilium's Envoy policy has it: every
 // rule of the port (named ports resolved, as GetDirectionNetworkPolicy does) whose selector
 // selects the peer, redirected or not; one without layer-7 rules admits every request.
-func (e *engine) l7Rules(t *testing.T, sp *policy.L4Policy, ep *endpoint) map[l7Key]string {
-	t.Helper()
+func (e *engine) l7Rules(sp *policy.L4Policy, ep *endpoint) map[l7Key]string {
 	sets, open := map[l7Key][]string{}, map[l7Key]bool{}
 	for f := range sp.Ingress.Filters() {
 		e.addL7(f, ep, sets, open)
