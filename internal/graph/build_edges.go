@@ -210,6 +210,37 @@ func (b *builder) ciliumPaths(e *Edge, src source) {
 	}
 }
 
+// ciliumPortAliases rejects, for CiliumNetworkPolicies, one caller's edges to one callee that name a
+// port by name with paths or methods and by number without, or the other way round: Cilium
+// resolves the name on the pods and adds up the rules of a port, so the number would take HTTP
+// only, while the graph may open it to any traffic. Which number a name is, only the pods say.
+func (b *builder) ciliumPortAliases() {
+	if b.g.NetworkPolicy != v1alpha1.NetworkPolicyCilium {
+		return
+	}
+	for i := range b.g.Edges {
+		restricted := &b.g.Edges[i]
+		if len(restricted.Paths) == 0 && len(restricted.Methods) == 0 {
+			continue
+		}
+		for j := range b.g.Edges {
+			open := &b.g.Edges[j]
+			if len(open.Paths) > 0 || len(open.Methods) > 0 || open.From != restricted.From || open.FromNamespace != restricted.FromNamespace ||
+				open.To != restricted.To || open.ToNamespace != restricted.ToNamespace {
+				continue
+			}
+			for _, p := range restricted.Ports {
+				same := func(q Port) bool { return q.Port == p.Port && q.L4() == p.L4() } // opens p outright
+				if !slices.ContainsFunc(open.Ports, same) && slices.ContainsFunc(open.Ports, func(q Port) bool { return q.Named() != p.Named() && q.L4() == p.L4() }) {
+					b.errs.add(fmt.Sprintf("edges %q and %q", restricted.String(), open.String()), "",
+						"with networkPolicy Cilium, write a port the same way (its name or its number) in both: Cilium cannot tell whether port %s is the other edge's, which it would restrict to HTTP", p.Port.String())
+					break
+				}
+			}
+		}
+	}
+}
+
 // sortedSet sorts and de-duplicates in place; the edge owns the slice.
 func sortedSet(s []string) []string {
 	if len(s) == 0 {

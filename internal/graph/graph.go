@@ -133,6 +133,7 @@ func Build(sg *v1alpha1.ServiceGraph) (*Graph, error) {
 	for i := range sg.Spec.Connections {
 		b.connection(&sg.Spec.Connections[i])
 	}
+	b.ciliumPortAliases()
 	if err := b.errs.list.Err(); err != nil {
 		return nil, err
 	}

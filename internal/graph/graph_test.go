@@ -396,3 +396,30 @@ func TestCiliumLimits(t *testing.T) {
 		}
 	}
 }
+
+// With networkPolicy Cilium, one caller's port may not be written by name with paths and by number
+// without (or the other way round): Cilium would resolve the name and take only HTTP on the number.
+func TestCiliumPortAliases(t *testing.T) {
+	for _, tc := range []struct {
+		edges []string
+		bad   bool
+	}{
+		{[]string{"web->api:http/a", "web->api:8080,9090"}, true},
+		{[]string{"web->api:8080/a", "web->api:http,9090"}, true},
+		{[]string{"web->api:http/a", "web->api:http,9090"}, false},
+		{[]string{"web->api:8080/a", "web->api:8080,9090"}, false},
+		{[]string{"web->api:http/a", "web->api:9090/b"}, false},
+		{[]string{"web->api:http/a", "api->web:8080"}, false},
+	} {
+		sg := serviceGraph(svcs("web", "api"), tc.edges)
+		sg.Spec.NetworkPolicy = v1alpha1.NetworkPolicyCilium
+		_, err := Build(sg)
+		if got := err != nil && strings.Contains(err.Error(), "write a port the same way"); got != tc.bad {
+			t.Errorf("%v: %v", tc.edges, err)
+		}
+		sg.Spec.NetworkPolicy = ""
+		if _, err := Build(sg); err != nil {
+			t.Errorf("%v with Kubernetes NetworkPolicies: %v", tc.edges, err)
+		}
+	}
+}
