@@ -32,7 +32,7 @@ func ciliumPolicies(c *eval.Cluster) []semantics.CiliumPolicy {
 // and, for each HTTP rule, a request it admits on its ports.
 func addCiliumPorts(c *eval.Cluster, add func(portTarget)) {
 	for _, p := range ciliumPolicies(c) {
-		for _, r := range p.Rules {
+		for r := range p.Rules() {
 			var rules []cilium.PortRule
 			for _, x := range r.Ingress {
 				rules = append(rules, x.ToPorts...)
@@ -89,7 +89,7 @@ func ciliumHosts(clusters ...*eval.Cluster) []*eval.Workload {
 	hosts := map[string]bool{}
 	for _, c := range clusters {
 		for _, p := range ciliumPolicies(c) {
-			for _, r := range p.Rules {
+			for r := range p.Rules() {
 				for _, x := range r.Egress {
 					for _, f := range x.ToFQDNs {
 						if f.MatchName != "" {

@@ -95,7 +95,7 @@ func (c *Cluster) cilium(r Request, dir Layer, subject *Workload, peer Endpoint)
 // noted.
 func (c *Cluster) enforced(p semantics.CiliumPolicy, pod semantics.CiliumEndpoint, dir semantics.Direction, notes *[]string) []semantics.CiliumRule {
 	var out []semantics.CiliumRule
-	for _, r := range p.Rules {
+	for r := range p.Rules() {
 		if p.Selects(r, pod) && semantics.CiliumHasRules(r.Rule, dir) {
 			out = append(out, r)
 		}
@@ -120,14 +120,14 @@ func ciliumDenies(p semantics.CiliumPolicy, rule semantics.CiliumRule, dir Layer
 	if dir == Ingress {
 		for i, x := range rule.IngressDeny {
 			if semantics.CiliumIngressDenies(p.Namespace, x, peer, port) {
-				return fmt.Sprintf("%s %s.ingressDeny[%d]", p, rule.Where, i), true
+				return fmt.Sprintf("%s %s.ingressDeny[%d]", p, rule.Where(), i), true
 			}
 		}
 		return "", false
 	}
 	for i, x := range rule.EgressDeny {
 		if semantics.CiliumEgressDenies(p.Namespace, x, peer, port) {
-			return fmt.Sprintf("%s %s.egressDeny[%d]", p, rule.Where, i), true
+			return fmt.Sprintf("%s %s.egressDeny[%d]", p, rule.Where(), i), true
 		}
 	}
 	return "", false
@@ -139,14 +139,14 @@ func ciliumAdmits(p semantics.CiliumPolicy, rule semantics.CiliumRule, dir Layer
 	if dir == Ingress {
 		for i, x := range rule.Ingress {
 			if a, ok := semantics.CiliumIngressAdmits(p.Namespace, x, peer, port); ok {
-				out = append(out, ciliumAdmit{fmt.Sprintf("%s %s.ingress[%d]", p, rule.Where, i), a})
+				out = append(out, ciliumAdmit{fmt.Sprintf("%s %s.ingress[%d]", p, rule.Where(), i), a})
 			}
 		}
 		return out
 	}
 	for i, x := range rule.Egress {
 		if a, ok := semantics.CiliumEgressAdmits(p.Namespace, x, peer, port); ok {
-			out = append(out, ciliumAdmit{fmt.Sprintf("%s %s.egress[%d]", p, rule.Where, i), a})
+			out = append(out, ciliumAdmit{fmt.Sprintf("%s %s.egress[%d]", p, rule.Where(), i), a})
 		}
 	}
 	return out

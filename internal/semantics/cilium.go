@@ -3,9 +3,11 @@ package semantics
 import (
 	"cmp"
 	"net/netip"
-	"regexp"
+	"slices"
 	"strings"
+	"sync"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/servicegraph/servicegraph-operator/internal/cilium"
@@ -33,14 +35,31 @@ const (
 	ciliumSourceReserved = "reserved"
 )
 
-// Reserved labels of identities that are not pods.
-const (
-	ciliumWorld         = "reserved:world"
-	ciliumKubeAPIServer = "reserved:kube-apiserver"
-)
+// CiliumLabels are an identity's labels: those of source k8s by key (a pod's), and the reserved
+// ones by name ("world", "kube-apiserver": an identity that is no pod). No other source occurs
+// here.
+type CiliumLabels struct {
+	K8s      map[string]string
+	Reserved map[string]bool
+}
 
-// CiliumLabels are an identity's labels by SOURCE:KEY ("k8s:app", "reserved:world").
-type CiliumLabels map[string]string
+// lookup finds the value of the label of a source and name ("any": a Kubernetes label first, then
+// a reserved one).
+func (l CiliumLabels) lookup(source, name string) (string, bool) {
+	switch source {
+	case ciliumSourceK8s:
+		v, ok := l.K8s[name]
+		return v, ok
+	case ciliumSourceReserved:
+		return "", l.Reserved[name]
+	case ciliumSourceAny:
+		if v, ok := l.K8s[name]; ok {
+			return v, true
+		}
+		return "", l.Reserved[name]
+	}
+	return "", false
+}
 
 // CiliumEndpoint is one end of a connection as Cilium's policies see it: a pod's labels (see
 // CiliumPod), or an identity outside the cluster (CiliumWorld, CiliumAPIServer) with its address
@@ -56,10 +75,15 @@ type CiliumEndpoint struct {
 }
 
 // world tells whether the endpoint is outside the cluster, as Cilium's world identities are.
-func (e CiliumEndpoint) world() bool {
-	_, ok := e.Labels[ciliumWorld]
-	return ok
-}
+func (e CiliumEndpoint) world() bool { return e.Labels.Reserved["world"] }
+
+// Keys of the labels Cilium gives a pod, without their source.
+var (
+	ciliumNamespaceKey       = strings.TrimPrefix(cilium.LabelNamespace, cilium.SourcePrefix)
+	ciliumServiceAccountKey  = strings.TrimPrefix(cilium.LabelServiceAccount, cilium.SourcePrefix)
+	ciliumNamespaceLabelsKey = strings.TrimPrefix(cilium.NamespaceLabelPrefix, cilium.SourcePrefix)
+	ciliumClusterKey         = "io.cilium.k8s.policy.cluster"
+)
 
 // CiliumPod is a pod as Cilium labels it (pkg/k8s/utils SanitizePodLabels, then the default
 // identity-label filter of pkg/labelsfilter): its labels without those Cilium owns
@@ -70,10 +94,10 @@ func (e CiliumEndpoint) world() bool {
 // controller-revision-hash, io.kubernetes..., kubernetes.io..., k8s.io..., ...). A cluster whose
 // agent is started with its own --labels filter may keep others.
 func CiliumPod(namespace, serviceAccount string, labels, namespaceLabels map[string]string) CiliumEndpoint {
-	l := CiliumLabels{}
+	l := make(map[string]string, len(labels)+len(namespaceLabels)+4)
 	put := func(k, v string) {
 		if ciliumIdentityLabel(k) {
-			l[ciliumSourceK8s+":"+k] = v
+			l[k] = v
 		}
 	}
 	for k, v := range labels {
@@ -81,71 +105,79 @@ func CiliumPod(namespace, serviceAccount string, labels, namespaceLabels map[str
 			put(k, v)
 		}
 	}
-	for k, v := range NamespaceLabels(namespace, namespaceLabels) {
-		put(strings.TrimPrefix(cilium.NamespaceLabelPrefix, cilium.SourcePrefix)+k, v)
+	for k, v := range namespaceLabels {
+		put(ciliumNamespaceLabelsKey+k, v)
 	}
-	put(strings.TrimPrefix(cilium.LabelNamespace, cilium.SourcePrefix), namespace)
-	put(strings.TrimPrefix(cilium.LabelServiceAccount, cilium.SourcePrefix), cmp.Or(serviceAccount, "default"))
-	put("io.cilium.k8s.policy.cluster", CiliumClusterName)
-	return CiliumEndpoint{Labels: l}
+	put(ciliumNamespaceLabelsKey+corev1.LabelMetadataName, namespace)
+	put(ciliumNamespaceKey, namespace)
+	put(ciliumServiceAccountKey, cmp.Or(serviceAccount, "default"))
+	put(ciliumClusterKey, CiliumClusterName)
+	return CiliumEndpoint{Labels: CiliumLabels{K8s: l}}
 }
 
 // CiliumWorld is an address outside the cluster (a world identity), and the name a destination was
 // looked up by ("" for none).
 func CiliumWorld(ip, host string) CiliumEndpoint {
-	return CiliumEndpoint{Labels: CiliumLabels{ciliumWorld: ""}, IP: ip, Host: host}
+	return CiliumEndpoint{Labels: CiliumLabels{Reserved: map[string]bool{"world": true}}, IP: ip, Host: host}
 }
 
 // CiliumAPIServer is the Kubernetes API server as Cilium labels it when it runs outside the
 // cluster's nodes (a managed control plane): kube-apiserver and world (labels.LabelKubeAPIServerExt).
 // One on a node of the cluster is that node's identity (host or remote-node) instead of world.
 func CiliumAPIServer(ip string) CiliumEndpoint {
-	return CiliumEndpoint{Labels: CiliumLabels{ciliumKubeAPIServer: "", ciliumWorld: ""}, IP: ip}
+	return CiliumEndpoint{Labels: CiliumLabels{Reserved: map[string]bool{"kube-apiserver": true, "world": true}}, IP: ip}
 }
 
-// labelPrefix is one entry of pkg/labelsfilter's default list: a regular expression that must
-// match at the start of a key, to keep it in identities or (ignore) to leave it out.
-type labelPrefix struct {
+// ciliumLabelFilter is pkg/labelsfilter's default list (defaultLabelPrefixCfg): a label is kept
+// in identities unless an ignore prefix matches the start of its key and no longer include prefix
+// does. Every entry is a literal prefix but ".*beta.kubernetes.io" (up to the last occurrence)
+// and "annotation.*" (the whole key).
+var ciliumLabelFilter = []struct {
+	prefix string
 	ignore bool
-	re     *regexp.Regexp
+}{
+	{"io.kubernetes.pod.namespace", false}, {"io.cilium.k8s.namespace.labels", false}, {"app.kubernetes.io", false},
+	{"io.cilium.k8s.policy.cluster", false}, {"io.cilium.k8s.policy.serviceaccount", false},
+	{"io.kubernetes", true}, {"kubernetes.io", true}, {"statefulset.kubernetes.io/pod-name", true},
+	{"apps.kubernetes.io/pod-index", true}, {"batch.kubernetes.io/job-completion-index", true},
+	{"batch.kubernetes.io/controller-uid", true}, {"k8s.io", true}, {"pod-template-generation", true},
+	{"pod-template-hash", true}, {"controller-revision-hash", true}, {"controller-uid", true},
+	{"etcd_node", true}, {"topology.kubernetes.io", true},
 }
 
-// ciliumLabelFilter is pkg/labelsfilter's default list (defaultLabelPrefixCfg).
-var ciliumLabelFilter = func() []labelPrefix {
-	var out []labelPrefix
-	for _, e := range []string{
-		`io\.kubernetes\.pod\.namespace`, `io\.cilium\.k8s\.namespace\.labels`, `app\.kubernetes\.io`,
-		`io\.cilium\.k8s\.policy\.cluster`, `io\.cilium\.k8s\.policy\.serviceaccount`,
-		`!io\.kubernetes`, `!kubernetes\.io`, `!statefulset\.kubernetes\.io/pod-name`,
-		`!apps\.kubernetes\.io/pod-index`, `!batch\.kubernetes\.io/job-completion-index`,
-		`!batch\.kubernetes\.io/controller-uid`, `!.*beta\.kubernetes\.io`, `!k8s\.io`,
-		`!pod-template-generation`, `!pod-template-hash`, `!controller-revision-hash`, `!controller-uid`,
-		`!annotation.*`, `!etcd_node`, `!topology\.kubernetes\.io`,
-	} {
-		rest, ignore := strings.CutPrefix(e, "!")
-		out = append(out, labelPrefix{ignore: ignore, re: regexp.MustCompile(rest)})
-	}
-	return out
-}()
+var identityLabels sync.Map // key → bool: ciliumIdentityLabel's answers
 
 // ciliumIdentityLabel tells whether the default filter keeps a Kubernetes label key in identities
 // (labelPrefixCfg.filterLabels): kept unless ignored, or when an include prefix matches more of it
 // than the shortest ignore prefix.
 func ciliumIdentityLabel(key string) bool {
+	if v, ok := identityLabels.Load(key); ok {
+		return v.(bool)
+	}
 	included, ignored := 0, 0
-	for _, p := range ciliumLabelFilter {
-		loc := p.re.FindStringIndex(key)
-		if loc == nil || loc[0] != 0 {
-			continue
-		}
-		switch n := loc[1]; {
-		case p.ignore && (ignored == 0 || n < ignored):
+	ignore := func(n int) {
+		if ignored == 0 || n < ignored {
 			ignored = n
-		case !p.ignore && n > included:
-			included = n
 		}
 	}
-	return ignored == 0 || included > ignored
+	for _, p := range ciliumLabelFilter {
+		switch {
+		case !strings.HasPrefix(key, p.prefix):
+		case p.ignore:
+			ignore(len(p.prefix))
+		default:
+			included = max(included, len(p.prefix))
+		}
+	}
+	if i := strings.LastIndex(key, "beta.kubernetes.io"); i >= 0 {
+		ignore(i + len("beta.kubernetes.io"))
+	}
+	if strings.HasPrefix(key, "annotation") {
+		ignore(len(key))
+	}
+	keep := ignored == 0 || included > ignored
+	identityLabels.Store(key, keep)
+	return keep
 }
 
 // ciliumKey reads a selector key as Cilium does (labels.ParseSelectLabel): SOURCE:KEY, "$KEY" for
@@ -160,41 +192,28 @@ func ciliumKey(key string) (source, name string) {
 	return ciliumSourceAny, strings.TrimPrefix(key, ":")
 }
 
-// sourcedKey is a selector key with its source written out: what EndpointSelector.Sanitize makes
-// of it.
-func sourcedKey(key string) string {
-	src, name := ciliumKey(key)
-	return src + ":" + name
-}
-
-// lookup finds the value of the label a selector key names; a key of any source matches a
-// Kubernetes label first, then a reserved one (the only sources the endpoints here carry).
-func (l CiliumLabels) lookup(key string) (string, bool) {
-	src, name := ciliumKey(key)
-	if src != ciliumSourceAny {
-		v, ok := l[src+":"+name]
-		return v, ok
-	}
-	for _, s := range []string{ciliumSourceK8s, ciliumSourceReserved} {
-		if v, ok := l[s+":"+name]; ok {
-			return v, true
-		}
-	}
-	return "", false
-}
-
 // CiliumSelectorMatches tells whether a selector matches an identity's labels, keys read as
 // Cilium reads them (ciliumKey): every matchLabels entry and every expression must hold.
 // An operator Cilium does not know matches nothing.
 func CiliumSelectorMatches(sel metav1.LabelSelector, l CiliumLabels) bool {
+	return ciliumMatches(sel, l, nil)
+}
+
+// ciliumMatches is CiliumSelectorMatches with the matchLabels entries skip accepts left out.
+func ciliumMatches(sel metav1.LabelSelector, l CiliumLabels, skip func(source, name string) bool) bool {
 	for k, v := range sel.MatchLabels {
-		if got, ok := l.lookup(k); !ok || got != v {
+		src, name := ciliumKey(k)
+		if skip != nil && skip(src, name) {
+			continue
+		}
+		if got, ok := l.lookup(src, name); !ok || got != v {
 			return false
 		}
 	}
 	for _, e := range sel.MatchExpressions {
-		got, ok := l.lookup(e.Key)
-		in := ok && containsString(e.Values, got)
+		src, name := ciliumKey(e.Key)
+		got, ok := l.lookup(src, name)
+		in := ok && slices.Contains(e.Values, got)
 		switch e.Operator {
 		case metav1.LabelSelectorOpIn:
 			if !in {
@@ -217,15 +236,6 @@ func CiliumSelectorMatches(sel metav1.LabelSelector, l CiliumLabels) bool {
 		}
 	}
 	return true
-}
-
-func containsString(values []string, s string) bool {
-	for _, v := range values {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // CiliumCIDRMatches tells whether a CIDR rule matches an endpoint: one outside the cluster (a CIDR
@@ -274,7 +284,7 @@ func CiliumEntityMatches(entity string, e CiliumEndpoint) bool {
 	case cilium.EntityAll:
 		return true
 	case cilium.EntityCluster, "cluster-mesh":
-		if _, pod := e.Labels["k8s:io.cilium.k8s.policy.cluster"]; pod {
+		if _, pod := e.Labels.K8s[ciliumClusterKey]; pod {
 			return true
 		}
 	case "world-ipv4", "world-ipv6":
@@ -283,7 +293,7 @@ func CiliumEntityMatches(entity string, e CiliumEndpoint) bool {
 		}
 	}
 	for _, name := range ciliumEntities[entity] {
-		if _, ok := e.Labels[ciliumSourceReserved+":"+name]; ok {
+		if e.Labels.Reserved[name] {
 			return true
 		}
 	}

@@ -1,7 +1,7 @@
 package semantics
 
 import (
-	"fmt"
+	"iter"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -10,38 +10,52 @@ import (
 )
 
 // CiliumPolicy is a CiliumNetworkPolicy or a CiliumClusterwideNetworkPolicy as Cilium's agent
-// reads it (CiliumNetworkPolicy.Parse): its rules (spec, then specs), scoped to its namespace, ""
-// for a clusterwide policy.
+// reads it (CiliumNetworkPolicy.Parse): its rules (spec, then specs; see Rules), scoped to its
+// namespace, "" for a clusterwide policy.
 type CiliumPolicy struct {
 	Kind, Namespace, Name string
-	Rules                 []CiliumRule
+	Spec                  *cilium.Rule
+	Specs                 []cilium.Rule
 }
 
-// CiliumRule is one rule of a policy and where the policy writes it: "spec" or "specs[N]".
+// CiliumRule is one rule of a policy: its spec (Index -1) or one of its specs.
 type CiliumRule struct {
 	*cilium.Rule
-	Where string
+	Index int
+}
+
+// Where names the rule in the policy: "spec" or "specs[N]".
+func (r CiliumRule) Where() string { return r.place().String() }
+
+func (r CiliumRule) place() place {
+	if r.Index < 0 {
+		return place{}.at("spec", -1)
+	}
+	return place{}.at("specs", r.Index)
 }
 
 // CiliumPolicyOf reads a CiliumNetworkPolicy.
 func CiliumPolicyOf(p *cilium.CiliumNetworkPolicy) CiliumPolicy {
-	return CiliumPolicy{Kind: "CiliumNetworkPolicy", Namespace: p.Namespace, Name: p.Name, Rules: ciliumRules(p.Spec, p.Specs)}
+	return CiliumPolicy{Kind: "CiliumNetworkPolicy", Namespace: p.Namespace, Name: p.Name, Spec: p.Spec, Specs: p.Specs}
 }
 
 // CiliumClusterwidePolicyOf reads a CiliumClusterwideNetworkPolicy.
 func CiliumClusterwidePolicyOf(p *cilium.CiliumClusterwideNetworkPolicy) CiliumPolicy {
-	return CiliumPolicy{Kind: "CiliumClusterwideNetworkPolicy", Name: p.Name, Rules: ciliumRules(p.Spec, p.Specs)}
+	return CiliumPolicy{Kind: "CiliumClusterwideNetworkPolicy", Name: p.Name, Spec: p.Spec, Specs: p.Specs}
 }
 
-func ciliumRules(spec *cilium.Rule, specs []cilium.Rule) []CiliumRule {
-	var out []CiliumRule
-	if spec != nil {
-		out = append(out, CiliumRule{Rule: spec, Where: "spec"})
+// Rules are the policy's rules: spec, then specs.
+func (p CiliumPolicy) Rules() iter.Seq[CiliumRule] {
+	return func(yield func(CiliumRule) bool) {
+		if p.Spec != nil && !yield(CiliumRule{Rule: p.Spec, Index: -1}) {
+			return
+		}
+		for i := range p.Specs {
+			if !yield(CiliumRule{Rule: &p.Specs[i], Index: i}) {
+				return
+			}
+		}
 	}
-	for i := range specs {
-		out = append(out, CiliumRule{Rule: &specs[i], Where: fmt.Sprintf("specs[%d]", i)})
-	}
-	return out
 }
 
 // String names the policy: its kind, namespace and name.
@@ -59,14 +73,11 @@ func (p CiliumPolicy) Selects(r CiliumRule, pod CiliumEndpoint) bool {
 	if r.NodeSelector != nil || pod.world() {
 		return false
 	}
-	sel := metav1.LabelSelector{MatchLabels: map[string]string{}, MatchExpressions: r.EndpointSelector.MatchExpressions}
-	for k, v := range r.EndpointSelector.MatchLabels {
-		sel.MatchLabels[sourcedKey(k)] = v
+	if p.Namespace == "" {
+		return CiliumSelectorMatches(r.EndpointSelector, pod.Labels)
 	}
-	if p.Namespace != "" {
-		sel.MatchLabels[cilium.LabelNamespace] = p.Namespace
-	}
-	return CiliumSelectorMatches(sel, pod.Labels)
+	return pod.Labels.K8s[ciliumNamespaceKey] == p.Namespace &&
+		ciliumMatches(r.EndpointSelector, pod.Labels, func(src, name string) bool { return src == ciliumSourceK8s && name == ciliumNamespaceKey })
 }
 
 // CiliumHasRules tells whether a rule has rules for a direction, allow or deny: the pods it selects
@@ -93,54 +104,34 @@ func CiliumDefaultDeny(r *cilium.Rule, dir Direction) bool {
 	return true
 }
 
-// ciliumPeerSelector is a fromEndpoints or toEndpoints selector as ParseToCiliumRule scopes it
-// (getEndpointSelector): a selector that names a reserved label is left as it is; one that names
-// neither the namespace label nor a namespace's labels selects pods of the policy's namespace,
-// and, in a clusterwide policy (namespace ""), a selector that names no namespace selects pods
-// only.
-func ciliumPeerSelector(namespace string, sel metav1.LabelSelector) metav1.LabelSelector {
-	nsKey := strings.TrimPrefix(cilium.LabelNamespace, cilium.SourcePrefix)
-	nsLabels := strings.TrimPrefix(cilium.NamespaceLabelPrefix, cilium.SourcePrefix)
-	k8sOrAny := func(k, key string, prefix bool) bool {
-		for _, src := range []string{ciliumSourceK8s, ciliumSourceAny} {
-			if k == src+":"+key || prefix && strings.HasPrefix(k, src+":"+key) {
-				return true
-			}
-		}
-		return false
+// ciliumPeerSelectorMatches tells whether a fromEndpoints or toEndpoints selector matches an identity,
+// scoped as ParseToCiliumRule scopes it (getEndpointSelector): a selector that names a reserved
+// label, or the namespace label, as it is; one that names a namespace's labels, as it is in a
+// namespaced policy; otherwise the policy's namespace only, and, in a clusterwide policy
+// (namespace ""), any pod.
+func ciliumPeerSelectorMatches(namespace string, sel metav1.LabelSelector, l CiliumLabels) bool {
+	reserved, namesNamespace, namesNamespaceLabels := false, false, false
+	see := func(key string) {
+		src, name := ciliumKey(key)
+		k8sOrAny := src == ciliumSourceK8s || src == ciliumSourceAny
+		reserved = reserved || src == ciliumSourceReserved
+		namesNamespace = namesNamespace || k8sOrAny && name == ciliumNamespaceKey
+		namesNamespaceLabels = namesNamespaceLabels || k8sOrAny && strings.HasPrefix(name, ciliumNamespaceLabelsKey)
 	}
-	namesNamespace := hasKey(sel, func(k string) bool { return k8sOrAny(k, nsKey, false) })
-	switch {
-	case hasKey(sel, func(k string) bool { return strings.HasPrefix(k, ciliumSourceReserved+":") }):
-		return sel
-	case namesNamespace:
-		return sel
-	case namespace == "":
-		out := *sel.DeepCopy()
-		out.MatchExpressions = append(out.MatchExpressions, metav1.LabelSelectorRequirement{Key: cilium.LabelNamespace, Operator: metav1.LabelSelectorOpExists})
-		return out
-	case hasKey(sel, func(k string) bool { return k8sOrAny(k, nsLabels, true) }):
-		return sel
-	}
-	out := metav1.LabelSelector{MatchLabels: map[string]string{cilium.LabelNamespace: namespace}, MatchExpressions: sel.MatchExpressions}
-	for k, v := range sel.MatchLabels {
-		out.MatchLabels[sourcedKey(k)] = v
-	}
-	return out
-}
-
-// hasKey tells whether a selector has a key, its source written out as EndpointSelector.Sanitize
-// writes it, that match accepts.
-func hasKey(sel metav1.LabelSelector, match func(string) bool) bool {
 	for k := range sel.MatchLabels {
-		if match(sourcedKey(k)) {
-			return true
-		}
+		see(k)
 	}
 	for _, e := range sel.MatchExpressions {
-		if match(sourcedKey(e.Key)) {
-			return true
-		}
+		see(e.Key)
 	}
-	return false
+	switch ns, pod := l.K8s[ciliumNamespaceKey]; {
+	case reserved, namesNamespace:
+	case namespace == "":
+		if !pod {
+			return false
+		}
+	case !namesNamespaceLabels && ns != namespace:
+		return false
+	}
+	return CiliumSelectorMatches(sel, l)
 }

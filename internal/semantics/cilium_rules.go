@@ -40,7 +40,8 @@ func (a CiliumAdmission) Restricted() bool { return a.HTTP != nil || a.DNS != ni
 // mergeEndpointSelectors gathers them.
 type ciliumPeers struct {
 	endpoints []metav1.LabelSelector
-	cidrs     []cilium.CIDRRule
+	cidr      []string
+	cidrSet   []cilium.CIDRRule
 	entities  []string
 	fqdns     []cilium.FQDNSelector
 	// others are peers that are never a pod, an address outside the cluster or the API server as
@@ -52,17 +53,14 @@ type ciliumPeers struct {
 }
 
 func newCiliumPeers(endpoints, nodes []metav1.LabelSelector, cidr []string, cidrSet []cilium.CIDRRule, entities []string) ciliumPeers {
-	p := ciliumPeers{endpoints: endpoints, cidrs: slices.Clone(cidrSet), entities: entities, others: len(nodes)}
-	for _, c := range cidr {
-		p.cidrs = append(p.cidrs, cilium.CIDRRule{Cidr: c})
-	}
+	p := ciliumPeers{endpoints: endpoints, cidr: cidr, cidrSet: cidrSet, entities: entities, others: len(nodes)}
 	p.empty = endpoints != nil && len(endpoints) == 0 || nodes != nil && len(nodes) == 0 || entities != nil && len(entities) == 0 ||
 		cidr != nil && len(cidr) == 0 || cidrSet != nil && len(cidrSet) == 0
 	return p
 }
 
 func (p ciliumPeers) named() bool {
-	return len(p.endpoints)+len(p.cidrs)+len(p.entities)+len(p.fqdns)+p.others > 0
+	return len(p.endpoints)+len(p.cidr)+len(p.cidrSet)+len(p.entities)+len(p.fqdns)+p.others > 0
 }
 
 func ingressPeers(r cilium.IngressRule) ciliumPeers {
@@ -143,12 +141,17 @@ func withAuthentication(a CiliumAdmission, auth *cilium.Authentication) CiliumAd
 // ciliumPeerMatches tells whether one of a rule's peers is the endpoint.
 func ciliumPeerMatches(namespace string, peers ciliumPeers, e CiliumEndpoint) bool {
 	for _, s := range peers.endpoints {
-		if CiliumSelectorMatches(ciliumPeerSelector(namespace, s), e.Labels) {
+		if ciliumPeerSelectorMatches(namespace, s, e.Labels) {
 			return true
 		}
 	}
-	for _, c := range peers.cidrs {
+	for _, c := range peers.cidrSet {
 		if CiliumCIDRMatches(c, e) {
+			return true
+		}
+	}
+	for _, c := range peers.cidr {
+		if CiliumCIDRMatches(cilium.CIDRRule{Cidr: c}, e) {
 			return true
 		}
 	}
@@ -216,7 +219,7 @@ func ciliumL7(r *cilium.L7Rules, protocol corev1.Protocol) ([]cilium.PortRuleHTT
 // service name, compared without case).
 func ciliumPortRuleMatches(ports []cilium.PortProtocol, port CiliumPort) bool {
 	for _, p := range ports {
-		if proto := strings.ToUpper(p.Protocol); proto != "" && proto != "ANY" && proto != string(port.Protocol) {
+		if p.Protocol != "" && !strings.EqualFold(p.Protocol, "ANY") && !strings.EqualFold(p.Protocol, string(port.Protocol)) {
 			continue
 		}
 		if ianaServiceName(p.Port) {
@@ -242,9 +245,13 @@ func ciliumPortRuleMatches(ports []cilium.PortProtocol, port CiliumPort) bool {
 }
 
 // ianaServiceName is pkg/iana IsSvcName: a port name, as opposed to a number ("0x10" is a name).
+// A name has a letter: digits alone are a number, without running the expression.
 var ianaServiceName = func() func(string) bool {
 	re := regexp.MustCompile(`^([a-zA-Z0-9]-?)*[a-zA-Z](-?[a-zA-Z0-9])*$`)
-	return func(s string) bool { return len(s) > 0 && len(s) <= 15 && re.MatchString(s) }
+	digits := func(s string) bool {
+		return strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' }) < 0
+	}
+	return func(s string) bool { return len(s) > 0 && len(s) <= 15 && !digits(s) && re.MatchString(s) }
 }()
 
 func ciliumRegexMatches(expr, s string) bool {

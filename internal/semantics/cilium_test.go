@@ -45,16 +45,17 @@ func TestCiliumPodLabels(t *testing.T) {
 		"app": "api", "app.kubernetes.io/name": "api", "pod-template-hash": "5d8f", "controller-revision-hash": "1",
 		"io.kubernetes.foo": "x", "kubernetes.io/x": "y", "topology.kubernetes.io/zone": "a", "k8s.io/z": "1",
 		"io.cilium.k8s.policy.serviceaccount": "admin", // a pod cannot name its own ServiceAccount
+		"annotation.x":                        "y", "etcd_node": "1",
 	}, map[string]string{"team": "a", "beta.kubernetes.io/arch": "amd64"}).Labels
-	want := CiliumLabels{
-		"k8s:app": "api", "k8s:app.kubernetes.io/name": "api",
-		"k8s:io.kubernetes.pod.namespace":                                "shop",
-		"k8s:io.cilium.k8s.policy.serviceaccount":                        "default",
-		"k8s:io.cilium.k8s.policy.cluster":                               "default",
-		"k8s:io.cilium.k8s.namespace.labels.team":                        "a",
-		"k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name": "shop",
+	want := map[string]string{
+		"app": "api", "app.kubernetes.io/name": "api",
+		"io.kubernetes.pod.namespace":                                "shop",
+		"io.cilium.k8s.policy.serviceaccount":                        "default",
+		"io.cilium.k8s.policy.cluster":                               "default",
+		"io.cilium.k8s.namespace.labels.team":                        "a",
+		"io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name": "shop",
 	}
-	if !maps.Equal(got, want) {
+	if !maps.Equal(got.K8s, want) || len(got.Reserved) > 0 {
 		t.Errorf("labels:\n got %v\nwant %v", got, want)
 	}
 }
@@ -115,7 +116,7 @@ func TestCiliumSelectsAndDefaultDeny(t *testing.T) {
 			if tc.clusterwide {
 				p.Namespace = ""
 			}
-			r := p.Rules[0]
+			r := CiliumRule{Rule: p.Spec, Index: -1}
 			if got := p.Selects(r, tc.pod); got != tc.selects {
 				t.Errorf("selects: got %v, want %v", got, tc.selects)
 			}
@@ -132,8 +133,8 @@ func TestCiliumSelectsAndDefaultDeny(t *testing.T) {
 func TestCiliumRulesOf(t *testing.T) {
 	p := CiliumPolicyOf(cnp(t, "shop", "{endpointSelector: {}, ingress: [{}]}\nspecs: [{endpointSelector: {}, egress: [{}]}, {endpointSelector: {}, egress: [{}]}]"))
 	var where []string
-	for _, r := range p.Rules {
-		where = append(where, r.Where)
+	for r := range p.Rules() {
+		where = append(where, r.Where())
 	}
 	if !slices.Equal(where, []string{"spec", "specs[0]", "specs[1]"}) || p.String() != "CiliumNetworkPolicy shop/p" {
 		t.Errorf("got %s: %v", p, where)
