@@ -15,18 +15,14 @@ import (
 
 // yamlDiff reports how yamlToJSON and yaml.YAMLToJSON disagree on raw, "" when they agree.
 func yamlDiff(raw []byte) string {
+	if _, ok := readBlockYAML(raw); !ok {
+		// yamlToJSON hands the document to YAMLToJSON itself: nothing to compare. (YAMLToJSON's
+		// output may even differ from call to call, by map order, where two keys become one: "80: a"
+		// and "'80': b"; the line reader refuses those.)
+		return ""
+	}
 	got, gotErr := yamlToJSON(raw)
 	want, wantErr := yaml.YAMLToJSON(raw)
-	if (gotErr != nil) != (wantErr != nil) || gotErr == nil && !bytes.Equal(got, want) {
-		// YAMLToJSON's own output depends on map order where two keys become one ("80: a" and
-		// "'80': b"): yamlToJSON agrees if it returns one of the outputs YAMLToJSON returns.
-		for range 20 {
-			again, againErr := yaml.YAMLToJSON(raw)
-			if (gotErr != nil) == (againErr != nil) && bytes.Equal(got, again) {
-				return ""
-			}
-		}
-	}
 	switch {
 	case (gotErr != nil) != (wantErr != nil):
 		return "yamlToJSON: " + shorten(string(got)) + " (" + errText(gotErr) + ")\nYAMLToJSON: " + shorten(string(want)) + " (" + errText(wantErr) + ")"
@@ -323,4 +319,14 @@ func yamlDiffDocument(rng *rand.Rand) string {
 		}
 	}
 	return doc
+}
+
+// Keys that become one JSON key are left to YAMLToJSON, whose choice between them depends on map
+// order: the line reader must not pick one of its own.
+func TestLineReaderRefusesKeysThatBecomeOne(t *testing.T) {
+	for _, doc := range []string{"80: a\n'80': b\n", "a: 1\n\"a\": 2\n", "x:\n  0: a\n  '0': b\n"} {
+		if _, ok := readBlockYAML([]byte(doc)); ok {
+			t.Errorf("the line reader took %q", doc)
+		}
+	}
 }
