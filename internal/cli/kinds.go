@@ -58,10 +58,14 @@ var lintKinds = kinds{
 	{APIVersion: "apiregistration.k8s.io/v1", Kind: "APIService"}:                           newEvidence,
 	{APIVersion: "apiextensions.k8s.io/v1", Kind: "CustomResourceDefinition"}:               newEvidence,
 	{APIVersion: "monitoring.coreos.com/v1", Kind: "ServiceMonitor"}:                        newEvidence,
-	{APIVersion: "monitoring.coreos.com/v1", Kind: "PodMonitor"}:                            newEvidence,
-	{APIVersion: "networking.k8s.io/v1", Kind: "Ingress"}:                                   newEvidence,
-	{APIVersion: "gateway.networking.k8s.io/v1", Kind: "Gateway"}:                           newEvidence,
-	{APIVersion: "gateway.networking.k8s.io/v1beta1", Kind: "Gateway"}:                      newEvidence,
+	// Cilium's policies, strictly as the other kinds (every field of Cilium v1.20's schema is known:
+	// a misspelt one is an IN001 finding).
+	ciliumNetworkPolicyType:                                            newCiliumNetworkPolicy,
+	ciliumClusterwideNetworkPolicyType:                                 newCiliumClusterwideNetworkPolicy,
+	{APIVersion: "monitoring.coreos.com/v1", Kind: "PodMonitor"}:       newEvidence,
+	{APIVersion: "networking.k8s.io/v1", Kind: "Ingress"}:              newEvidence,
+	{APIVersion: "gateway.networking.k8s.io/v1", Kind: "Gateway"}:      newEvidence,
+	{APIVersion: "gateway.networking.k8s.io/v1beta1", Kind: "Gateway"}: newEvidence,
 }
 
 // newEvidence is an object lint reads for a workload's role only (see lint.Object).
@@ -89,8 +93,14 @@ var checkKinds = kinds{
 	{APIVersion: "v1", Kind: "Service"}:                           func() object.Object { return &corev1.Service{} },
 	{APIVersion: "gateway.networking.k8s.io/v1", Kind: "Gateway"}: func() object.Object { return &gatewayv1.Gateway{} },
 	// Cilium enforces its policies together with NetworkPolicies.
-	ciliumNetworkPolicyType:            func() object.Object { return &cilium.CiliumNetworkPolicy{} },
-	ciliumClusterwideNetworkPolicyType: func() object.Object { return &cilium.CiliumClusterwideNetworkPolicy{} },
+	ciliumNetworkPolicyType:            newCiliumNetworkPolicy,
+	ciliumClusterwideNetworkPolicyType: newCiliumClusterwideNetworkPolicy,
+}
+
+func newCiliumNetworkPolicy() object.Object { return &cilium.CiliumNetworkPolicy{} }
+
+func newCiliumClusterwideNetworkPolicy() object.Object {
+	return &cilium.CiliumClusterwideNetworkPolicy{}
 }
 
 // The kinds of Cilium's policies, cilium.io/v2.

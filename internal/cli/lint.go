@@ -1,14 +1,11 @@
 package cli
 
 import (
-	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
 
-	"github.com/servicegraph/servicegraph-operator/internal/cilium"
 	"github.com/servicegraph/servicegraph-operator/internal/lint"
-	"github.com/servicegraph/servicegraph-operator/internal/object"
 )
 
 // lintFormats print a lint report.
@@ -58,7 +55,7 @@ func runLint(e *env, args []string) int {
 
 	// Every run prints a report, in every format: a file with nothing to lint is a finding.
 	in.requireObjects = true
-	docs, skipped, problems := readDocuments(in, e.stdin, lintReads())
+	docs, skipped, problems := readDocuments(in, e.stdin, lintKinds)
 	report := lintDocuments(docs, opts)
 	report.Skipped = skipped
 	for _, p := range problems {
@@ -75,21 +72,6 @@ func runLint(e *env, args []string) int {
 		code = ExitFindings
 	}
 	return write(e, out, code)
-}
-
-// ciliumLintKinds are the Cilium policies lint reads, strictly as the other kinds (every field of
-// Cilium v1.20's schema is known: a misspelt one is an IN001 finding). They belong with lintKinds
-// in kinds.go; kept here while that file is being edited for other commands.
-var ciliumLintKinds = kinds{
-	ciliumNetworkPolicyType:            func() object.Object { return &cilium.CiliumNetworkPolicy{} },
-	ciliumClusterwideNetworkPolicyType: func() object.Object { return &cilium.CiliumClusterwideNetworkPolicy{} },
-}
-
-// lintReads are the kinds lint reads: lintKinds and the Cilium policies.
-func lintReads() kinds {
-	out := maps.Clone(lintKinds)
-	maps.Copy(out, ciliumLintKinds)
-	return out
 }
 
 func lintDocuments(docs []document, opts lint.Options) lint.Report {
