@@ -2,7 +2,6 @@ package eval
 
 import (
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"testing"
 
@@ -181,43 +180,7 @@ func TestCiliumAgreesWithRandomGraphs(t *testing.T) {
 		if len(c.NetworkPolicies) > 0 || len(c.CiliumNetworkPolicies) == 0 {
 			t.Fatalf("world %d: %d NetworkPolicies and %d CiliumNetworkPolicies compiled", i, len(c.NetworkPolicies), len(c.CiliumNetworkPolicies))
 		}
-		want := w.Expected()
-		ports := map[int32]corev1.Protocol{53: corev1.ProtocolUDP, 15012: corev1.ProtocolTCP, 7777: corev1.ProtocolTCP}
-		for _, e := range w.Edges {
-			for _, p := range e.Ports {
-				ports[world.PortNumber(p.Port)] = world.L4(p.Protocol)
-			}
-		}
-		for _, from := range workloads {
-			for _, to := range workloads {
-				if from == to {
-					continue
-				}
-				for port, proto := range ports {
-					v := c.Check(Request{From: Endpoint{Workload: from}, To: to, Port: port, Protocol: proto})
-					l4 := stepOf(v, Egress).Allowed && stepOf(v, Ingress).Allowed
-					governed := slices.Contains(w.Namespaces, from.Namespace) || slices.Contains(w.Namespaces, to.Namespace)
-					expected := want[world.Connection(from.String(), to.String(), proto, port)] || !governed
-					if l4 != expected {
-						t.Errorf("world %d: %s -> %s %s/%d: L4 %v, the graph says %v\n%+v", i, from, to, proto, port, l4, expected, v.Steps)
-					}
-					checked++
-				}
-			}
-		}
-		for _, e := range w.Edges {
-			from, to := workloads[e.From+2], workloads[e.To+2]
-			for _, p := range e.Ports {
-				req := Request{From: Endpoint{Workload: from}, To: to, Port: world.PortNumber(p.Port), Protocol: world.L4(p.Protocol)}
-				if e.Path != "" {
-					req.HTTP = &HTTP{Path: strings.Replace(e.Path, "*", "x", 1), Method: "GET"} // a path the edge's pattern matches
-				}
-				if v := c.Check(req); !v.Allowed {
-					t.Errorf("world %d: edge %s -> %s %d%s is refused: %+v", i, from, to, req.Port, e.Path, v.Steps)
-				}
-				checked++
-			}
-		}
+		checked += agreesWithWorld(t, i, w, c, workloads, worldPorts(w))
 	}
 	t.Logf("%d connections judged", checked)
 }

@@ -248,45 +248,61 @@ func TestEvaluatorAgreesWithRandomGraphs(t *testing.T) {
 		w.Istio = i%2 == 0
 		graphs := w.Graphs(rng)
 		c, workloads := worldCluster(t, w, graphs)
-		want := w.Expected()
-		ports := map[int32]corev1.Protocol{53: corev1.ProtocolUDP, 15012: corev1.ProtocolTCP, 7777: corev1.ProtocolTCP}
-		for _, e := range w.Edges {
-			for _, p := range e.Ports {
-				ports[world.PortNumber(p.Port)] = world.L4(p.Protocol)
-			}
-		}
+		ports := worldPorts(w)
 		for _, p := range world.NamedPorts {
 			ports[p] = corev1.ProtocolTCP
 		}
-		for _, from := range workloads {
-			for _, to := range workloads {
-				if from == to {
-					continue
-				}
-				for port, proto := range ports {
-					v := c.Check(Request{From: Endpoint{Workload: from}, To: to, Port: port, Protocol: proto})
-					l4 := stepOf(v, Egress).Allowed && stepOf(v, Ingress).Allowed
-					governed := slices.Contains(w.Namespaces, from.Namespace) || slices.Contains(w.Namespaces, to.Namespace)
-					expected := want[world.Connection(from.String(), to.String(), proto, port)] || !governed
-					if l4 != expected {
-						t.Errorf("world %d: %s -> %s %s/%d: L4 %v, the graph says %v\n%+v", i, from, to, proto, port, l4, expected, v.Steps)
-					}
-					checked++
-				}
-			}
+		checked += agreesWithWorld(t, i, w, c, workloads, ports)
+	}
+	t.Logf("%s connections judged", fmt.Sprint(checked))
+}
+
+// worldPorts are the ports a world's edges use, with DNS's, istiod's and one no edge uses.
+func worldPorts(w *world.World) map[int32]corev1.Protocol {
+	ports := map[int32]corev1.Protocol{53: corev1.ProtocolUDP, 15012: corev1.ProtocolTCP, 7777: corev1.ProtocolTCP}
+	for _, e := range w.Edges {
+		for _, p := range e.Ports {
+			ports[world.PortNumber(p.Port)] = world.L4(p.Protocol)
 		}
-		for _, e := range w.Edges {
-			from, to := workloads[e.From+2], workloads[e.To+2]
-			for _, p := range e.Ports {
-				req := Request{From: Endpoint{Workload: from}, To: to, Port: world.PortNumber(p.Port), Protocol: world.L4(p.Protocol)}
-				if e.Path != "" {
-					req.HTTP = &HTTP{Path: strings.Replace(e.Path, "*", "x", 1), Method: "GET"} // a path the edge's pattern matches
+	}
+	return ports
+}
+
+// agreesWithWorld checks every pair of the world's workloads on every port at layer 4 against the
+// world's own list of connections, and each edge end to end (with a path its pattern matches); it
+// returns how many connections it judged.
+func agreesWithWorld(t *testing.T, i int, w *world.World, c *Cluster, workloads []*Workload, ports map[int32]corev1.Protocol) int {
+	t.Helper()
+	want, checked := w.Expected(), 0
+	for _, from := range workloads {
+		for _, to := range workloads {
+			if from == to {
+				continue
+			}
+			for port, proto := range ports {
+				v := c.Check(Request{From: Endpoint{Workload: from}, To: to, Port: port, Protocol: proto})
+				l4 := stepOf(v, Egress).Allowed && stepOf(v, Ingress).Allowed
+				governed := slices.Contains(w.Namespaces, from.Namespace) || slices.Contains(w.Namespaces, to.Namespace)
+				expected := want[world.Connection(from.String(), to.String(), proto, port)] || !governed
+				if l4 != expected {
+					t.Errorf("world %d: %s -> %s %s/%d: L4 %v, the graph says %v\n%+v", i, from, to, proto, port, l4, expected, v.Steps)
 				}
-				if v := c.Check(req); !v.Allowed {
-					t.Errorf("world %d: edge %s -> %s %d%s is refused: %+v", i, from, to, req.Port, e.Path, v.Steps)
-				}
+				checked++
 			}
 		}
 	}
-	t.Logf("%s connections judged", fmt.Sprint(checked))
+	for _, e := range w.Edges {
+		from, to := workloads[e.From+2], workloads[e.To+2]
+		for _, p := range e.Ports {
+			req := Request{From: Endpoint{Workload: from}, To: to, Port: world.PortNumber(p.Port), Protocol: world.L4(p.Protocol)}
+			if e.Path != "" {
+				req.HTTP = &HTTP{Path: strings.Replace(e.Path, "*", "x", 1), Method: "GET"} // a path the edge's pattern matches
+			}
+			if v := c.Check(req); !v.Allowed {
+				t.Errorf("world %d: edge %s -> %s %d%s is refused: %+v", i, from, to, req.Port, e.Path, v.Steps)
+			}
+			checked++
+		}
+	}
+	return checked
 }
