@@ -16,16 +16,19 @@ import (
 
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
 	"github.com/servicegraph/servicegraph-operator/controllers/summary"
+	"github.com/servicegraph/servicegraph-operator/internal/cilium"
 	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 	"github.com/servicegraph/servicegraph-operator/internal/eval"
 	"github.com/servicegraph/servicegraph-operator/internal/outcome"
 )
 
 // foreignKinds are the kinds whose objects, written by anyone, can let through what a graph
-// refuses: NetworkPolicies and Istio ALLOW policies add up, and a PeerAuthentication can loosen
-// mutual TLS for a workload or a port.
+// refuses: NetworkPolicies, CiliumNetworkPolicies (Cilium adds up the allow rules of both kinds)
+// and Istio ALLOW policies add up, and a PeerAuthentication can loosen mutual TLS for a workload
+// or a port. A kind is listed and watched only once the cluster serves it (see APIDetector.watch).
 var foreignKinds = map[schema.GroupKind]func() client.ObjectList{
 	{Group: "networking.k8s.io", Kind: "NetworkPolicy"}:       func() client.ObjectList { return &networkingv1.NetworkPolicyList{} },
+	{Group: "cilium.io", Kind: "CiliumNetworkPolicy"}:         func() client.ObjectList { return &cilium.CiliumNetworkPolicyList{} },
 	{Group: "security.istio.io", Kind: "PeerAuthentication"}:  func() client.ObjectList { return &securityv1.PeerAuthenticationList{} },
 	{Group: "security.istio.io", Kind: "AuthorizationPolicy"}: func() client.ObjectList { return &securityv1.AuthorizationPolicyList{} },
 }
@@ -100,7 +103,7 @@ func (r *ServiceGraphReconciler) widenings(ctx context.Context, sg *v1alpha1.Ser
 			}
 		}
 	}
-	if len(foreign.NetworkPolicies)+len(foreign.PeerAuthentications)+len(foreign.AuthorizationPolicies) == 0 {
+	if len(foreign.NetworkPolicies)+len(foreign.CiliumNetworkPolicies)+len(foreign.PeerAuthentications)+len(foreign.AuthorizationPolicies) == 0 {
 		return nil, nil
 	}
 	return outcome.GraphWidenings(d, r.Options.TrustDomain, pods, foreign), nil

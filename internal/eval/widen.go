@@ -15,7 +15,7 @@ import (
 type Widening struct {
 	// Object is "Kind namespace/name".
 	Object string `json:"object"`
-	// Layer is L4 (NetworkPolicies), mTLS (PeerAuthentications) or authorization.
+	// Layer is L4 (NetworkPolicies, CiliumNetworkPolicies), mTLS (PeerAuthentications) or authorization.
 	Layer string `json:"layer"`
 	// Example is one connection the object opens.
 	Example string `json:"example"`
@@ -42,6 +42,11 @@ func Widenings(graph *Cluster, namespace string, workloads []*Workload, foreign 
 	for _, np := range foreign.NetworkPolicies {
 		if np.Namespace == namespace {
 			out = appendIf(out, j.networkPolicy(np))
+		}
+	}
+	for _, cnp := range foreign.CiliumNetworkPolicies {
+		if cnp.Namespace == namespace {
+			out = appendIf(out, j.ciliumNetworkPolicy(cnp))
 		}
 	}
 	for _, pa := range foreign.PeerAuthentications {
@@ -121,7 +126,12 @@ func describe(e Endpoint) string {
 }
 
 func describeWorkload(w *Workload) string {
-	if w.Namespace == "" {
+	switch {
+	case w.APIServer:
+		return "the API server " + w.IP
+	case w.Namespace == "" && w.Host != "":
+		return w.Host + " (outside the cluster)" // a toFQDNs name
+	case w.Namespace == "":
 		return w.IP + " (outside the cluster)"
 	}
 	return w.String()

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -99,7 +100,7 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return a
 }
 
-// graphPorts lists the numbered ports the graph's NetworkPolicies name: the ports a foreign rule
+// graphPorts lists the numbered ports the graph's NetworkPolicies and CiliumNetworkPolicies name: the ports a foreign rule
 // for every port would most plausibly be used on.
 func graphPorts(c *Cluster) []int32 {
 	var out []int32
@@ -108,6 +109,20 @@ func graphPorts(c *Cluster) []int32 {
 			for _, p := range r.Ports {
 				if p.Port != nil && p.Port.StrVal == "" {
 					out = append(out, p.Port.IntVal)
+				}
+			}
+		}
+	}
+	// A Cilium graph's ports are in its CiliumNetworkPolicies.
+	for _, p := range c.CiliumNetworkPolicies {
+		for r := range semantics.CiliumPolicyOf(p).Rules() {
+			for _, in := range r.Ingress {
+				for _, pr := range in.ToPorts {
+					for _, pp := range pr.Ports {
+						if n, err := strconv.ParseInt(pp.Port, 10, 32); err == nil && n > 0 {
+							out = append(out, int32(n))
+						}
+					}
 				}
 			}
 		}
