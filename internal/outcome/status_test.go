@@ -1,9 +1,9 @@
 package outcome
 
 import (
-	"slices"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
