@@ -50,7 +50,7 @@ var CiliumNetworkPolicies = &Output{
 		}
 		for _, sp := range c.sortedPolicies() {
 			in, eg := c.serviceRules(sp)
-			allow(c.ciliumPolicy(c.serviceNetworkPolicy(sp).ObjectMeta, sp.svc.Labels, in, eg))
+			allow(c.ciliumPolicy(c.networkPolicy(serviceObjectName(c.g.Name, sp.svc.Name), sp.svc.Name).ObjectMeta, sp.svc.Labels, in, eg))
 		}
 		for _, w := range c.waypoints() {
 			allow(c.ciliumOf(c.waypointNetworkPolicy(w)))
@@ -132,7 +132,10 @@ func (c *Compilation) ciliumPolicy(meta metav1.ObjectMeta, pods map[string]strin
 func edgesByPeer(rules []l4Rule, peer func(*edge) string) map[string][]*edge {
 	out := map[string][]*edge{}
 	for _, r := range rules {
-		for _, e := range r.edges {
+		if r.edge == nil {
+			continue
+		}
+		for _, e := range append([]*edge{r.edge}, r.more...) {
 			out[peer(e)] = append(out[peer(e)], e)
 		}
 	}
@@ -143,9 +146,9 @@ func edgesByPeer(rules []l4Rule, peer func(*edge) string) map[string][]*edge {
 func (c *Compilation) ciliumIngress(r l4Rule, callers map[string][]*edge) []cilium.IngressRule {
 	var sa string
 	var peerEdges []*edge
-	if len(r.edges) > 0 {
-		peerEdges = callers[r.edges[0].From]
-		if from := c.service(r.edges[0].From); from.External == nil && from.Remote == nil {
+	if r.edge != nil {
+		peerEdges = callers[r.edge.From]
+		if from := c.service(r.edge.From); from.External == nil && from.Remote == nil {
 			sa = from.ServiceAccount
 		}
 	}
@@ -161,11 +164,11 @@ func (c *Compilation) ciliumIngress(r l4Rule, callers map[string][]*edge) []cili
 func (c *Compilation) ciliumEgress(r l4Rule, callees map[string][]*edge) []cilium.EgressRule {
 	var x *graph.External
 	var peerEdges []*edge
-	if len(r.edges) > 0 {
-		x = c.service(r.edges[0].To).External
+	if r.edge != nil {
+		x = c.service(r.edge.To).External
 	}
 	if x != nil {
-		peerEdges = callees[r.edges[0].To]
+		peerEdges = callees[r.edge.To]
 	}
 	ports := c.ciliumPorts(r, peerEdges)
 	switch {

@@ -157,6 +157,8 @@ type Compilation struct {
 	services map[string]*servicePolicy
 	// ambients memoises what the services in ambient mode need of a waypoint.
 	ambients map[string]*ambientService
+	// ruleBuffers are serviceRules' ingress and egress rules, reused from service to service.
+	ruleBuffers [2][]l4Rule
 	// unresolved are the edges into ambient services whose named port no pod declares.
 	unresolved []string
 	// These memoise values that many rules repeat, per service or per port.

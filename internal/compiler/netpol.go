@@ -172,15 +172,17 @@ func (c *Compilation) serviceNetworkPolicy(sp *servicePolicy) *networkingv1.Netw
 }
 
 // l4Rule is one layer-3/4 rule of a service's policy, whatever API writes it: its peers and ports,
-// and the edges it stands for (none for a waypoint's or the probes' rule).
+// and the edges it stands for: edge, then more (none for a waypoint's or the probes' rule). Most
+// rules stand for one edge, which takes no allocation.
 type l4Rule struct {
 	peers []networkingv1.NetworkPolicyPeer
 	ports []networkingv1.NetworkPolicyPort
-	edges []*edge
+	edge  *edge
+	more  []*edge
 }
 
 // serviceRules are a local service's layer-3/4 rules: ingress from each caller, egress to each
-// callee. Edges to or from one peer that differ only above layer 4 (paths, methods, HTTP or TCP)
+// callee, valid until the next call (they reuse the compilation's buffers). Edges to or from one peer that differ only above layer 4 (paths, methods, HTTP or TCP)
 // give one rule.
 //
 // In ambient mode (see ambient.go) an edge also opens port 15008 (HBONE); an edge with paths or
@@ -190,7 +192,7 @@ func (c *Compilation) serviceRules(sp *servicePolicy) (ingress, egress []l4Rule)
 	// A rule without peers or ports would admit everything: an edge whose peer or ports are not
 	// known (the API server's addresses before the operator has read them) gets no rule.
 	a := c.ambient(sp.svc.Name)
-	ingress = make([]l4Rule, 0, len(sp.ingress))
+	ingress = c.ruleBuffers[0][:0]
 	var in rules
 	for _, e := range sp.ingress {
 		if a != nil && httpOnly(e.Edge) {
@@ -207,7 +209,7 @@ func (c *Compilation) serviceRules(sp *servicePolicy) (ingress, egress []l4Rule)
 		r := c.probeRule(probes)
 		ingress = append(ingress, l4Rule{peers: r.From, ports: r.Ports})
 	}
-	egress = make([]l4Rule, 0, len(sp.egress))
+	egress = c.ruleBuffers[1][:0]
 	var out rules
 	var waypoints []string
 	for _, e := range sp.egress {
@@ -226,6 +228,7 @@ func (c *Compilation) serviceRules(sp *servicePolicy) (ingress, egress []l4Rule)
 	for _, w := range waypoints {
 		egress = append(egress, l4Rule{peers: c.waypointPeer(w), ports: c.hboneOnly()})
 	}
+	c.ruleBuffers = [2][]l4Rule{ingress, egress}
 	if len(ingress) == 0 {
 		ingress = nil // an empty list would print as "ingress: []"
 	}
@@ -249,13 +252,13 @@ func (r *rules) add(to []l4Rule, peer string, e *edge, newRule func() l4Rule) []
 		r.peer, r.kept = peer, r.kept[:0]
 	}
 	for _, i := range r.kept {
-		if sameL4(to[i].edges[0], e) {
-			to[i].edges = append(to[i].edges, e)
+		if sameL4(to[i].edge, e) {
+			to[i].more = append(to[i].more, e)
 			return to
 		}
 	}
 	rule := newRule()
-	rule.edges = []*edge{e}
+	rule.edge = e
 	r.kept = append(r.kept, len(to))
 	return append(to, rule)
 }
