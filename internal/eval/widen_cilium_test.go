@@ -3,34 +3,14 @@ package eval
 import (
 	"testing"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/servicegraph/servicegraph-operator/api/v1alpha1"
-	"github.com/servicegraph/servicegraph-operator/internal/compiler"
 )
 
 // seedClusterAs is the seed graph compiled without a mesh into the policies of an API, and its
 // three services' pods (those of seedCluster).
 func seedClusterAs(t *testing.T, api v1alpha1.NetworkPolicyAPI) (*Cluster, []*Workload) {
 	t.Helper()
-	sg := &v1alpha1.ServiceGraph{
-		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "shop"},
-		Spec: v1alpha1.ServiceGraphSpec{
-			Mesh:          v1alpha1.MeshNone,
-			NetworkPolicy: api,
-			Services:      []v1alpha1.Service{{Name: "web"}, {Name: "api"}, {Name: "database"}},
-			Edges:         []string{"web->api:8080", "api->database:5432/data"},
-		},
-	}
-	res, err := compiler.Compile(sg, compiler.DefaultOptions(), compiler.Facts{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &Cluster{}
-	for _, o := range res.Objects() {
-		c.Add(o)
-	}
-	_, workloads := seedCluster(t)
+	c, workloads := seedClusterWith(t, v1alpha1.ServiceGraphSpec{Mesh: v1alpha1.MeshNone, NetworkPolicy: api})
 	if api == v1alpha1.NetworkPolicyCilium && len(c.CiliumNetworkPolicies) == 0 {
 		t.Fatal("the Cilium graph has no CiliumNetworkPolicy")
 	}

@@ -14,13 +14,15 @@ import (
 // seedCluster is the seed graph's compiled objects and its three services' pods.
 func seedCluster(t *testing.T) (*Cluster, []*Workload) {
 	t.Helper()
-	sg := &v1alpha1.ServiceGraph{
-		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "shop"},
-		Spec: v1alpha1.ServiceGraphSpec{
-			Services: []v1alpha1.Service{{Name: "web"}, {Name: "api"}, {Name: "database"}},
-			Edges:    []string{"web->api:8080", "api->database:5432/data"},
-		},
-	}
+	return seedClusterWith(t, v1alpha1.ServiceGraphSpec{})
+}
+
+// seedClusterWith is seedCluster for the seed graph with the spec's mesh and networkPolicy.
+func seedClusterWith(t *testing.T, spec v1alpha1.ServiceGraphSpec) (*Cluster, []*Workload) {
+	t.Helper()
+	spec.Services = []v1alpha1.Service{{Name: "web"}, {Name: "api"}, {Name: "database"}}
+	spec.Edges = []string{"web->api:8080", "api->database:5432/data"}
+	sg := &v1alpha1.ServiceGraph{ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: "shop"}, Spec: spec}
 	res, err := compiler.Compile(sg, compiler.DefaultOptions(), compiler.Facts{})
 	if err != nil {
 		t.Fatal(err)
