@@ -142,7 +142,8 @@ func edgesByPeer(rules []l4Rule, peer func(*edge) string) map[string][]*edge {
 	return out
 }
 
-// ciliumIngress is an ingress rule for Cilium (one per kind of peer); a caller of the graph is also its ServiceAccount; the callee's HTTP rules without a mesh.
+// ciliumIngress is an ingress rule for Cilium (one per kind of peer): a caller of the graph is
+// also its ServiceAccount; the callee's HTTP rules without a mesh.
 func (c *Compilation) ciliumIngress(r l4Rule, callers map[string][]*edge) []cilium.IngressRule {
 	var sa string
 	var peerEdges []*edge

@@ -218,21 +218,26 @@ func (b *builder) ciliumPortAliases() {
 	if b.g.NetworkPolicy != v1alpha1.NetworkPolicyCilium {
 		return
 	}
+	// The edges without HTTP fields by their ends, so each edge with some is held only to its own
+	// pair's (a graph has up to 4,096 edges, and this runs on every reconcile).
+	type ends struct{ fromNamespace, from, toNamespace, to string }
+	open := map[ends][]*Edge{}
+	for i := range b.g.Edges {
+		if e := &b.g.Edges[i]; len(e.Paths) == 0 && len(e.Methods) == 0 {
+			k := ends{e.FromNamespace, e.From, e.ToNamespace, e.To}
+			open[k] = append(open[k], e)
+		}
+	}
 	for i := range b.g.Edges {
 		restricted := &b.g.Edges[i]
 		if len(restricted.Paths) == 0 && len(restricted.Methods) == 0 {
 			continue
 		}
-		for j := range b.g.Edges {
-			open := &b.g.Edges[j]
-			if len(open.Paths) > 0 || len(open.Methods) > 0 || open.From != restricted.From || open.FromNamespace != restricted.FromNamespace ||
-				open.To != restricted.To || open.ToNamespace != restricted.ToNamespace {
-				continue
-			}
+		for _, o := range open[ends{restricted.FromNamespace, restricted.From, restricted.ToNamespace, restricted.To}] {
 			for _, p := range restricted.Ports {
 				same := func(q Port) bool { return q.Port == p.Port && q.L4() == p.L4() } // opens p outright
-				if !slices.ContainsFunc(open.Ports, same) && slices.ContainsFunc(open.Ports, func(q Port) bool { return q.Named() != p.Named() && q.L4() == p.L4() }) {
-					b.errs.add(fmt.Sprintf("edges %q and %q", restricted.String(), open.String()), "",
+				if !slices.ContainsFunc(o.Ports, same) && slices.ContainsFunc(o.Ports, func(q Port) bool { return q.Named() != p.Named() && q.L4() == p.L4() }) {
+					b.errs.add(fmt.Sprintf("edges %q and %q", restricted.String(), o.String()), "",
 						"with networkPolicy Cilium, write a port the same way (its name or its number) in both: Cilium cannot tell whether port %s is the other edge's, which it would restrict to HTTP", p.Port.String())
 					break
 				}
